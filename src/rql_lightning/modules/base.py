@@ -1,0 +1,132 @@
+"""FlowQModule: the Lightning plumbing every flow-policy Q-learning method shares.
+
+It owns the networks (flow actor, critic ensemble, their targets), the manual optimization
+step, the target updates, evaluation-time sampling and logging. A method subclasses it and
+fills in two hooks, :meth:`critic_loss` and :meth:`actor_loss` (and, if it samples
+differently, :meth:`draw` and :meth:`sample_chunks`); see ``rql.py``.
+
+Update order (the reference's): both losses at the pre-step weights, one backward pass,
+targets moved toward the pre-step weights, then one Adam step. The actor and critic share one
+``Adam`` with a parameter group each; since their gradients come from disjoint losses this is
+the same as two optimizers, and Lightning's ``global_step`` counts training steps.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+
+from rql_lightning.data.windows import ChunkBatch
+from rql_lightning.flow import FlowPolicy
+from rql_lightning.losses import RQLDraws
+from rql_lightning.nets import EnsembleMLP
+
+
+class FlowQModule(L.LightningModule):
+    """Base class: flow actor + critic ensemble, targets, one manual update per batch."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        chunk_size: int = 5,
+        flow_steps: int = 10,
+        num_critics: int = 10,
+        actor_hidden_dims: Sequence[int] = (512, 512, 512, 512),
+        critic_hidden_dims: Sequence[int] = (512, 512, 512, 512),
+        critic_layer_norm: bool = True,
+        actor_lr: float = 3e-4,
+        critic_lr: float = 3e-4,
+        tau: float = 0.005,
+        ema: float = 0.999,
+        discount: float = 0.99,
+        log_every: int = 100,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.chunk_size = chunk_size
+        self.policy = FlowPolicy(obs_dim, action_dim, chunk_size, list(actor_hidden_dims), flow_steps)
+        self.ema_policy = copy.deepcopy(self.policy).requires_grad_(False)
+        chunk_dim = chunk_size * action_dim
+        self.critic = EnsembleMLP(
+            num_critics, obs_dim + chunk_dim + 1, list(critic_hidden_dims), 1, layer_norm=critic_layer_norm
+        )
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+
+    # ----- hooks a method fills in -------------------------------------------------------
+    def draw(self, batch_size: int) -> RQLDraws:
+        """All random numbers of one update, on the module's device."""
+        return RQLDraws.sample(batch_size, self.policy.chunk_dim, self.policy.flow_steps, self.device)
+
+    def critic_loss(self, batch: ChunkBatch, draws: RQLDraws) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError("a FlowQModule subclass defines critic_loss(batch, draws)")
+
+    def actor_loss(self, batch: ChunkBatch, draws: RQLDraws) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError("a FlowQModule subclass defines actor_loss(batch, draws)")
+
+    @torch.no_grad()
+    def sample_chunks(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Evaluation policy: the EMA actor's flow from ``noise (N, D)``; returns ``(N, h, A)``."""
+        return self.ema_policy.split_chunk(self.ema_policy.sample(obs, noise))
+
+    # ----- the shared update --------------------------------------------------------------
+    def update(self, batch: ChunkBatch, draws: RQLDraws, optimizer: torch.optim.Optimizer) -> dict:
+        """One full update; returns the loss terms (tensors, not synced to host)."""
+        q_loss, q_info = self.critic_loss(batch, draws)
+        pi_loss, pi_info = self.actor_loss(batch, draws)
+        optimizer.zero_grad(set_to_none=True)
+        self._backward(q_loss + pi_loss)
+        self.update_targets()
+        optimizer.step()
+        return {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(), **q_info, **pi_info}
+
+    @torch.no_grad()
+    def update_targets(self) -> None:
+        """Polyak critic target and EMA actor, from the current (pre-step) weights."""
+        tau, keep = self.hparams.tau, 1.0 - self.hparams.ema
+        for target, online, rate in (
+            (self.target_critic, self.critic, tau),
+            (self.ema_policy, self.policy, keep),
+        ):
+            t_params, o_params = list(target.parameters()), list(online.parameters())
+            torch._foreach_mul_(t_params, 1.0 - rate)
+            torch._foreach_add_(t_params, o_params, alpha=rate)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self._trainer is not None:
+            self.manual_backward(loss)
+        else:  # used outside a Trainer (tests, notebooks)
+            loss.backward()
+
+    def training_step(self, batch: ChunkBatch, batch_idx: int) -> None:
+        info = self.update(batch, self.draw(len(batch)), self.optimizers())
+        if batch_idx % self.hparams.log_every == 0:
+            self.log_dict(self.train_metrics(info), on_step=True, on_epoch=False)
+
+    def train_metrics(self, info: dict) -> dict[str, torch.Tensor]:
+        """Scalars for TensorBoard; called every ``log_every`` steps only."""
+        metrics = {f"train/{k}": v for k, v in info.items() if v.dim() == 0}
+        if "q" in info:
+            q = info["q"].detach()
+            metrics.update({"train/q_mean": q.mean(), "train/q_max": q.max(), "train/q_min": q.min()})
+        return metrics
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        groups = [
+            {"params": list(self.policy.parameters()), "lr": self.hparams.actor_lr},
+            {"params": list(self.critic.parameters()), "lr": self.hparams.critic_lr},
+        ]
+        return torch.optim.Adam(groups, eps=1e-8)
+
+    # ----- evaluation ---------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        """Evaluation callback contract: ``obs (N, O)`` -> action chunks ``(N, h, A)`` in numpy."""
+        obs_t = torch.as_tensor(obs, dtype=torch.float32).to(self.device)
+        noise = torch.randn(obs_t.shape[0], self.policy.chunk_dim, generator=generator).to(self.device)
+        return self.sample_chunks(obs_t, noise).cpu().numpy()
