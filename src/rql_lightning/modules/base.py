@@ -45,6 +45,7 @@ class FlowQModule(L.LightningModule):
         ema: float = 0.999,
         discount: float = 0.99,
         log_every: int = 100,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()

@@ -1,0 +1,39 @@
+# Two commands set everything up on a fresh machine:
+#   make train   install, then train the embedded default (cube-single, ~15 min on 2 CPU cores)
+#   make test    install, then run the whole test suite
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+# torch first, pinned: on the CPU CI machines this wheel is on local disk; an unpinned torch
+# would pull a multi-GB CUDA build. On a GPU machine: make install TORCH_SPEC=torch
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install train test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+train: install
+	$(VENV)/bin/rql-train experiment=quickstart $(ARGS)
+
+# pytest exits 5 when it collects no test: make fails on any non-zero exit, that one included.
+test: install
+	$(PY) -m pytest -q $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: install
+	$(PY) benchmarks/throughput.py --preset quickstart
+	$(PY) benchmarks/throughput.py --preset paper-manip
+	$(PY) benchmarks/throughput.py --preset paper-loco
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache

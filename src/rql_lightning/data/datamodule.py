@@ -1,0 +1,146 @@
+"""OGBenchDataModule: an offline dataset as an endless stream of window batches.
+
+``prepare_data`` makes sure the file exists (official download, or the local oracle
+generator for the embedded default); ``setup`` loads it through ogbench and moves the arrays
+to the sampling device once; the dataloader then yields :class:`ChunkBatch` es sampled on
+that device, so a GPU step never waits on a host-to-device copy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from rql_lightning.data.ogbench import (
+    ACTION_CLIP_EPS,
+    DatasetNotFoundError,
+    OfflineArrays,
+    dataset_name_of,
+    default_data_dir,
+    fetch_official,
+    load_singletask,
+)
+from rql_lightning.data.windows import WindowSampler
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def sampler_from_arrays(arrays: OfflineArrays, chunk_size: int, device: torch.device) -> WindowSampler:
+    def t(a):
+        return torch.from_numpy(a).to(device)
+
+    return WindowSampler(
+        t(arrays.observations), t(arrays.actions), t(arrays.rewards), t(arrays.terminals), t(arrays.masks), chunk_size
+    )
+
+
+class WindowStream(IterableDataset):
+    """Endless batches from a :class:`WindowSampler` with its own seeded generator."""
+
+    def __init__(self, sampler: WindowSampler, batch_size: int, seed: int) -> None:
+        self.sampler, self.batch_size, self.seed = sampler, batch_size, seed
+        self.generator = torch.Generator(device=sampler.device)
+        self.generator.manual_seed(seed)
+
+    def __iter__(self):
+        while True:
+            yield self.sampler.sample(self.batch_size, self.generator)
+
+
+class OGBenchDataModule(L.LightningDataModule):
+    """Windows of an OGBench single-task dataset (``<dataset>-singletask-task<N>-v0``)."""
+
+    def __init__(
+        self,
+        singletask_name: str,
+        chunk_size: int,
+        batch_size: int = 256,
+        sparse: bool = False,
+        data_dir: str | None = None,
+        dataset_path: str | None = None,
+        download: bool = True,
+        generate_if_missing: bool = False,
+        generated_dir: str = "~/.cache/rql-lightning/data",
+        generate_transitions: int = 200_000,
+        generate_workers: int = 2,
+        action_clip_eps: float = ACTION_CLIP_EPS,
+        device: str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.singletask_name = singletask_name
+        self.dataset_name = dataset_name_of(singletask_name)
+        self.chunk_size = chunk_size
+        self.batch_size = batch_size
+        self.sparse = sparse
+        self.data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
+        self.dataset_path = Path(dataset_path).expanduser() if dataset_path else None
+        self.download = download
+        self.generate_if_missing = generate_if_missing
+        self.generated_dir = Path(generated_dir).expanduser()
+        self.generate_transitions = generate_transitions
+        self.generate_workers = generate_workers
+        self.action_clip_eps = action_clip_eps
+        self.device = resolve_device(device)
+        self.seed = seed
+        self.train_sampler: WindowSampler | None = None
+        self.val_arrays: OfflineArrays | None = None
+
+    # ----- locating the file ---------------------------------------------------------------
+    def resolve_path(self) -> Path:
+        """The file to train on: explicit path, else official file, else the generated cache."""
+        if self.dataset_path is not None:
+            return self.dataset_path
+        official = self.data_dir / f"{self.dataset_name}.npz"
+        if official.exists():
+            return official
+        generated = self.generated_dir / f"{self.dataset_name}.npz"
+        if self.generate_if_missing:
+            return generated
+        return official
+
+    def prepare_data(self) -> None:
+        path = self.resolve_path()
+        if path.exists() and Path(str(path).replace(".npz", "-val.npz")).exists():
+            return
+        if self.dataset_path is not None:
+            raise DatasetNotFoundError(
+                f"data.dataset_path={path} does not exist (or its -val.npz is missing). Generate one with: "
+                f"rql-data generate {self.dataset_name} --data-dir {path.parent}"
+            )
+        if self.generate_if_missing:
+            from rql_lightning.data.generate import ensure_play_dataset
+
+            ensure_play_dataset(
+                self.dataset_name, self.generated_dir, self.generate_transitions, num_workers=self.generate_workers
+            )
+        elif self.download:
+            fetch_official(self.dataset_name, self.data_dir)
+        else:
+            raise DatasetNotFoundError(
+                f"{path} is missing and data.download=false. Generate it with: "
+                f"rql-data generate {self.dataset_name} --data-dir {self.data_dir}"
+            )
+
+    # ----- loading ---------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_sampler is not None:
+            return
+        train, self.val_arrays = load_singletask(
+            self.singletask_name, self.resolve_path(), self.sparse, self.action_clip_eps
+        )
+        self.train_sampler = sampler_from_arrays(train, self.chunk_size, self.device)
+        self.obs_dim = train.observations.shape[1]
+        self.action_dim = train.actions.shape[1]
+
+    def train_dataloader(self) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        stream = WindowStream(self.train_sampler, self.batch_size, self.seed + 7919 * rank)
+        return DataLoader(stream, batch_size=None, num_workers=0)

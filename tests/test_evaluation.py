@@ -1,0 +1,298 @@
+"""Vectorised chunked OGBench rollouts (rql_lightning.envs) and the Lightning EvaluationCallback."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rql_lightning.envs import evaluate_policy, make_eval_env, max_episode_steps, resolve_env_id
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*precision lowered by casting:UserWarning"),
+    pytest.mark.filterwarnings("ignore:.*DISPLAY environment variable is missing"),
+]
+
+ENV = "cube-single-singletask-task1-v0"
+DATASET = "cube-single-play-singletask-task1-v0"
+ACT_DIM = 5
+T_MAX = 200
+
+# ------------------------------------------------------------------------------------------------ policies
+
+_CENTER = np.array([0.425, 0.0, 0.0])
+_GOAL = np.array([0.425, -0.1, 0.02])  # cube-single task1 goal (OGBench CubeEnv.set_tasks)
+
+
+def scripted_policy(obs: np.ndarray) -> np.ndarray:
+    """Deterministic, state-dependent pick-and-carry controller for cube-single task1 (chunk of 1).
+
+    Observation layout (CubeEnv, single cube): effector xyz 12:15, yaw cos/sin 15:17, gripper opening 17,
+    cube xyz 19:22, cube yaw cos/sin 26:28; positions are (x - center) * 10.  Holding the cube within 4 cm
+    of the goal already counts as success.
+    """
+    eff = obs[:, 12:15] / 10 + _CENTER
+    blk = obs[:, 19:22] / 10 + _CENTER
+    grip = obs[:, 17] / 3
+    yaw_err = np.arctan2(obs[:, 27], obs[:, 26]) - np.arctan2(obs[:, 16], obs[:, 15])
+    yaw_err = (yaw_err + np.pi / 4) % (np.pi / 2) - np.pi / 4
+    out = np.zeros((obs.shape[0], ACT_DIM))
+    for i in range(obs.shape[0]):
+        if blk[i, 2] > 0.03 and np.linalg.norm(blk[i] - eff[i]) < 0.03:  # holding: carry to the goal
+            near = np.linalg.norm(_GOAL[:2] - blk[i, :2]) < 0.01
+            out[i, :3] = (np.array([*_GOAL[:2], 0.06 if near else 0.08]) - eff[i]) / 0.05
+            out[i, 4] = 1.0
+        elif np.linalg.norm(blk[i, :2] - eff[i, :2]) > 0.01 or abs(yaw_err[i]) > 0.1:  # hover and align
+            out[i, :3] = (np.array([*blk[i, :2], 0.10]) - eff[i]) / 0.05
+            out[i, 3] = yaw_err[i] / 0.3
+            out[i, 4] = -1.0
+        elif eff[i, 2] > blk[i, 2] + 0.005 and grip[i] < 0.1:  # descend, open
+            out[i, :3] = (blk[i] - eff[i]) / 0.05
+            out[i, 4] = -1.0
+        else:  # close and lift
+            out[i, 4] = 1.0
+            out[i, 2] = 1.0 if grip[i] > 0.5 else 0.0
+    return out[:, None, :]
+
+
+class CountingZeroPolicy:
+    def __init__(self, chunk_size: int):
+        self.chunk_size = chunk_size
+        self.batch_sizes: list[int] = []
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        assert obs.dtype == np.float32 and obs.ndim == 2
+        self.batch_sizes.append(obs.shape[0])
+        return np.zeros((obs.shape[0], self.chunk_size, ACT_DIM), dtype=np.float32)
+
+
+# -------------------------------------------------------------------------------------------- envs.py
+
+
+def test_env_names_resolve_without_building():
+    assert resolve_env_id(ENV) == (ENV, False)
+    assert resolve_env_id(DATASET) == (ENV, True)
+    assert max_episode_steps(ENV) == max_episode_steps(DATASET) == T_MAX
+    for bad in ["cube-single-v0", "cube-single-play-v0", "cube-single-play-singletask-task9-v0", "nope"]:
+        with pytest.raises(ValueError, match="single-task") as err:
+            resolve_env_id(bad)
+        assert "\n" not in str(err.value) and ENV in str(err.value)
+    with pytest.raises(ValueError):
+        make_eval_env("cube-single-v0")
+
+
+@pytest.mark.slow
+def test_make_eval_env_from_id_and_dataset_name():
+    for name in (ENV, DATASET):
+        env = make_eval_env(name)
+        try:
+            assert env.spec.id == ENV and env.spec.max_episode_steps == T_MAX
+            obs, _ = env.reset(seed=0)
+            assert obs.shape == env.observation_space.shape == (28,)
+            assert env.action_space.shape == (ACT_DIM,)
+        finally:
+            env.close()
+
+
+@pytest.mark.slow
+def test_zero_policy_times_out_and_chunks_are_open_loop_single_env():
+    h = 7
+    policy = CountingZeroPolicy(h)
+    res = evaluate_policy(policy, ENV, num_episodes=3, num_envs=1, seed=0, chunk_size=h)
+    assert res.num_episodes == 3 and res.episode_returns.shape == (3,)
+    assert 0.0 <= res.success_rate <= 1.0 and res.success_rate == 0.0
+    np.testing.assert_array_equal(res.episode_lengths, [T_MAX] * 3)
+    np.testing.assert_array_equal(res.episode_returns, [-T_MAX] * 3)  # reward -1 per step while unsolved
+    assert res.mean_return == -T_MAX and res.frames == []
+    # one call per chunk: ceil(T/h) per episode, episodes run one after another on the single env
+    assert policy.batch_sizes == [1] * (3 * math.ceil(T_MAX / h))
+
+
+@pytest.mark.slow
+def test_zero_policy_two_async_envs_batch_the_policy_call():
+    h = 7
+    policy = CountingZeroPolicy(h)
+    res = evaluate_policy(policy, ENV, num_episodes=4, num_envs=2, seed=0, chunk_size=h)
+    np.testing.assert_array_equal(res.episode_lengths, [T_MAX] * 4)
+    # two waves of two lockstep episodes: ceil(T/h) batched calls per wave
+    assert policy.batch_sizes == [2] * (2 * math.ceil(T_MAX / h))
+
+
+@pytest.mark.slow
+def test_scripted_policy_terminates_at_success_and_is_reproducible_across_num_envs():
+    kw = dict(num_episodes=5, seed=3, chunk_size=1)
+    one = evaluate_policy(scripted_policy, ENV, num_envs=1, **kw)
+    two = evaluate_policy(scripted_policy, ENV, num_envs=2, **kw)
+    again = evaluate_policy(scripted_policy, ENV, num_envs=1, **kw)
+    # OGBench single-task envs terminate at success: every episode ends early with info['success'] True
+    assert one.success_rate == 1.0 and one.episode_successes.all()
+    assert (one.episode_lengths < T_MAX).all()
+    np.testing.assert_array_equal(one.episode_returns, -(one.episode_lengths - 1))  # reward 0 at success
+    assert len(set(one.episode_lengths.tolist())) > 1  # lengths differ, so the async envs desynchronise
+    for other in (two, again):  # episode k is seeded seed + k whichever env runs it
+        np.testing.assert_array_equal(other.episode_lengths, one.episode_lengths)
+        np.testing.assert_array_equal(other.episode_returns, one.episode_returns)
+        np.testing.assert_array_equal(other.episode_successes, one.episode_successes)
+    shifted = evaluate_policy(scripted_policy, ENV, num_envs=1, **{**kw, "seed": 4})
+    np.testing.assert_array_equal(shifted.episode_lengths[:4], one.episode_lengths[1:])
+
+
+@pytest.mark.slow
+def test_bad_policy_output_is_rejected():
+    with pytest.raises(ValueError, match="expected"):
+        evaluate_policy(lambda o: np.zeros((len(o), 2, ACT_DIM)), ENV, 1, 1, 0, chunk_size=3)
+    with pytest.raises(ValueError, match="non-finite"):
+        evaluate_policy(lambda o: np.full((len(o), 3, ACT_DIM), np.nan), ENV, 1, 1, 0, chunk_size=3)
+
+
+@pytest.mark.slow
+def test_render_frames_with_egl(tmp_path):
+    """Runs in a fresh interpreter because MUJOCO_GL must be set before MuJoCo is imported."""
+    code = textwrap.dedent(
+        f"""
+        import numpy as np
+        from rql_lightning.envs import evaluate_policy
+        res = evaluate_policy(lambda o: np.zeros((len(o), 2, 5)), {ENV!r}, 2, 1, 0, 2, render_episodes=1,
+                              env_kwargs=dict(max_episode_steps=4, width=32, height=24))
+        assert res.episode_lengths.tolist() == [4, 4]
+        assert len(res.frames) == 1, len(res.frames)
+        f = res.frames[0]
+        assert f.shape == (5, 24, 32, 3) and f.dtype == np.uint8 and f.max() > 0, (f.shape, f.dtype)
+        print("RENDER_OK")
+        """
+    )
+    env = {**os.environ, "MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "egl"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    if "Rendering disabled" in proc.stderr:
+        pytest.skip("no EGL rendering on this machine")
+    assert proc.returncode == 0 and "RENDER_OK" in proc.stdout, proc.stderr[-3000:]
+
+
+# ---------------------------------------------------------------------------------- EvaluationCallback
+
+
+def _tiny_module(chunk_size: int = 5):
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+            self.critic = nn.Linear(2, 1)
+            self.actor = nn.Linear(2, 1)
+            self.frozen = nn.Linear(1, 1)  # stays in eval mode during training; must survive evaluation
+            self.chunk_size = chunk_size
+            self.act_calls: list[tuple] = []
+            self.modes: list[tuple[bool, bool]] = []
+
+        def on_train_start(self):
+            self.frozen.eval()
+
+        def training_step(self, batch, batch_idx):
+            self.modes.append((self.training, self.frozen.training))
+            for opt, net in zip(self.optimizers(), (self.critic, self.actor), strict=True):
+                loss = net(batch[0]).pow(2).mean()
+                opt.zero_grad()
+                self.manual_backward(loss)
+                opt.step()
+
+        def configure_optimizers(self):
+            return [
+                torch.optim.SGD(self.critic.parameters(), 0.1),
+                torch.optim.SGD(self.actor.parameters(), 0.1),
+            ]
+
+        def train_dataloader(self):
+            return DataLoader(TensorDataset(torch.randn(256, 2)), batch_size=4)
+
+        def act(self, obs, generator):
+            noise = torch.randn(1, generator=generator)
+            grad = torch.is_grad_enabled()
+            self.act_calls.append((obs.shape, obs.dtype, self.training, grad, float(noise)))
+            return np.zeros((obs.shape[0], self.chunk_size, ACT_DIM), dtype=np.float32)
+
+    return Tiny()
+
+
+def _fit(tmp_path, max_steps, callback):
+    import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    module = _tiny_module()
+    logger = TensorBoardLogger(str(tmp_path), name="tb")
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        logger=logger,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        log_every_n_steps=1,
+    )
+    trainer.fit(module)
+    return trainer, module, logger
+
+
+@pytest.mark.slow
+def test_callback_schedules_on_batches_and_logs_to_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rql_lightning.callbacks.evaluation import EvaluationCallback
+
+    cb = EvaluationCallback(
+        ENV, num_episodes=3, every_n_steps=3, num_envs=2, seed=0, env_kwargs=dict(max_episode_steps=12)
+    )
+    # manual optimization with two optimizers: global_step advances 2 per batch, so 10 steps = 5 batches
+    trainer, module, logger = _fit(tmp_path, max_steps=10, callback=cb)
+    assert trainer.global_step == 10 and trainer.fit_loop.total_batch_idx + 1 == 5
+    assert [b for b, _ in cb.history] == [3, 5]  # every 3 batches, plus train end
+    assert cb.last_result is cb.history[-1][1]
+    for _, res in cb.history:
+        assert res.num_episodes == 3 and res.success_rate == 0.0
+        np.testing.assert_array_equal(res.episode_lengths, [12, 12, 12])
+    # policy called once per 5-step chunk: 2 waves (2 envs, then 1) x ceil(12/5) calls, per evaluation
+    assert len(module.act_calls) == 2 * 2 * 3
+    shape, dtype, training, grad, _ = module.act_calls[0]
+    assert shape == (2, 28) and dtype == np.float32 and not training and not grad
+    # the generator is re-seeded for every evaluation
+    noises = [c[-1] for c in module.act_calls]
+    assert noises[:6] == noises[6:]
+    # train/eval flags restored per submodule after each evaluation
+    assert module.modes and all(m == (True, False) for m in module.modes)
+
+    acc = EventAccumulator(logger.log_dir)
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    for tag in ("eval/success_rate", "eval/return", "eval/episodes"):
+        assert tag in tags
+    assert [e.step for e in acc.Scalars("eval/success_rate")] == [3, 5]
+    assert [e.value for e in acc.Scalars("eval/episodes")] == [3.0, 3.0]
+    assert [e.value for e in acc.Scalars("eval/return")] == [-12.0, -12.0]
+
+
+@pytest.mark.slow
+def test_callback_skips_duplicate_train_end_evaluation(tmp_path):
+    from rql_lightning.callbacks.evaluation import EvaluationCallback
+
+    kw = dict(num_episodes=1, every_n_steps=2, num_envs=1, env_kwargs=dict(max_episode_steps=5))
+    cb = EvaluationCallback(ENV, **kw)
+    _fit(tmp_path, max_steps=8, callback=cb)  # 4 batches: evaluations at 2 and 4, none extra at the end
+    assert [b for b, _ in cb.history] == [2, 4]
+    assert cb.state_dict()["last_eval_batch"] == 4
+
+
+def test_callback_rejects_unknown_env():
+    from rql_lightning.callbacks.evaluation import EvaluationCallback
+
+    with pytest.raises(ValueError, match="single-task"):
+        EvaluationCallback("cube-single-v0")
