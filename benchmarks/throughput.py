@@ -66,7 +66,7 @@ def main() -> None:
     ).to(args.device)
     opt = module.configure_optimizers()
     batch = synthetic_batch(p["obs_dim"], p["action_dim"], p["chunk_size"], args.batch_size, args.device)
-    step = module.compiled_update() if args.compile else module.update
+    step = module.update
 
     def run(n: int) -> None:
         for _ in range(n):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 torch.set_num_threads(1)
-os.environ.setdefault("MUJOCO_GL", "egl")

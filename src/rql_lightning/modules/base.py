@@ -76,15 +76,28 @@ class FlowQModule(L.LightningModule):
         return self.ema_policy.split_chunk(self.ema_policy.sample(obs, noise))
 
     # ----- the shared update --------------------------------------------------------------
-    def update(self, batch: ChunkBatch, draws: RQLDraws, optimizer: torch.optim.Optimizer) -> dict:
-        """One full update; returns the loss terms (tensors, not synced to host)."""
+    def compute_losses(self, batch: ChunkBatch, draws: RQLDraws) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Both losses at the current weights: ``(critic_loss, actor_loss, info)``."""
         q_loss, q_info = self.critic_loss(batch, draws)
         pi_loss, pi_info = self.actor_loss(batch, draws)
+        return q_loss, pi_loss, {**q_info, **pi_info}
+
+    def update(self, batch: ChunkBatch, draws: RQLDraws, optimizer: torch.optim.Optimizer) -> dict:
+        """One full update; returns the loss terms (tensors, not synced to host)."""
+        q_loss, pi_loss, info = self._losses_fn()(batch, draws)
         optimizer.zero_grad(set_to_none=True)
         self._backward(q_loss + pi_loss)
         self.update_targets()
         optimizer.step()
-        return {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(), **q_info, **pi_info}
+        return {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(), **info}
+
+    def _losses_fn(self):
+        """``compute_losses``, through ``torch.compile`` (forward and backward graphs) when ``compile=True``."""
+        if not self.hparams.compile:
+            return self.compute_losses
+        if getattr(self, "_compiled_losses", None) is None:
+            self._compiled_losses = torch.compile(self.compute_losses, dynamic=False)
+        return self._compiled_losses
 
     @torch.no_grad()
     def update_targets(self) -> None:
@@ -122,7 +135,8 @@ class FlowQModule(L.LightningModule):
             {"params": list(self.policy.parameters()), "lr": self.hparams.actor_lr},
             {"params": list(self.critic.parameters()), "lr": self.hparams.critic_lr},
         ]
-        return torch.optim.Adam(groups, eps=1e-8)
+        # Fused Adam: one kernel for all parameters (same arithmetic as the reference's optax.adam).
+        return torch.optim.Adam(groups, eps=1e-8, fused=True)
 
     # ----- evaluation ---------------------------------------------------------------------
     @torch.no_grad()
