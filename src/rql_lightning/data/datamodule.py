@@ -42,16 +42,26 @@ def sampler_from_arrays(arrays: OfflineArrays, chunk_size: int, device: torch.de
 
 
 class WindowStream(IterableDataset):
-    """Endless batches from a :class:`WindowSampler` with its own seeded generator."""
+    """Endless batches from a :class:`WindowSampler`; batch ``k`` depends only on ``(seed, rank, k)``.
 
-    def __init__(self, sampler: WindowSampler, batch_size: int, seed: int) -> None:
-        self.sampler, self.batch_size, self.seed = sampler, batch_size, seed
+    Seeding each batch from its index makes a resumed run draw exactly the batches the
+    uninterrupted run would have, whatever Lightning prefetched before the checkpoint.
+    """
+
+    def __init__(self, sampler: WindowSampler, batch_size: int, seed: int, rank: int = 0, start: int = 0) -> None:
+        self.sampler, self.batch_size = sampler, batch_size
+        self.seed, self.rank, self.start = seed, rank, start
         self.generator = torch.Generator(device=sampler.device)
-        self.generator.manual_seed(seed)
+
+    def batch_seed(self, index: int) -> int:
+        return hash((self.seed, self.rank, index, 0)) & (2**63 - 1)
 
     def __iter__(self):
+        index = self.start
         while True:
+            self.generator.manual_seed(self.batch_seed(index))
             yield self.sampler.sample(self.batch_size, self.generator)
+            index += 1
 
 
 class OGBenchDataModule(L.LightningDataModule):
@@ -142,5 +152,7 @@ class OGBenchDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer is not None else 0
-        stream = WindowStream(self.train_sampler, self.batch_size, self.seed + 7919 * rank)
-        return DataLoader(stream, batch_size=None, num_workers=0)
+        start = self.trainer.global_step if self.trainer is not None else 0  # > 0 when resuming
+        stream = WindowStream(self.train_sampler, self.batch_size, self.seed, rank, start)
+        # Its own generator, so creating the loader does not consume the global RNG the draws use.
+        return DataLoader(stream, batch_size=None, num_workers=0, generator=torch.Generator())

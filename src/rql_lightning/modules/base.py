@@ -46,6 +46,7 @@ class FlowQModule(L.LightningModule):
         discount: float = 0.99,
         log_every: int = 100,
         compile: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -60,9 +61,20 @@ class FlowQModule(L.LightningModule):
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
 
     # ----- hooks a method fills in -------------------------------------------------------
-    def draw(self, batch_size: int) -> RQLDraws:
+    def draw(self, batch_size: int, generator: torch.Generator | None = None) -> RQLDraws:
         """All random numbers of one update, on the module's device."""
-        return RQLDraws.sample(batch_size, self.policy.chunk_dim, self.policy.flow_steps, self.device)
+        return RQLDraws.sample(batch_size, self.policy.chunk_dim, self.policy.flow_steps, self.device, generator)
+
+    def step_generator(self, step: int) -> torch.Generator:
+        """The generator for training step ``step``'s draws: a function of (seed, rank, step) only.
+
+        So a resumed run draws exactly what the uninterrupted one would have, and DDP ranks
+        draw independently.
+        """
+        if getattr(self, "_step_generator", None) is None or self._step_generator.device != self.device:
+            self._step_generator = torch.Generator(device=self.device)
+        self._step_generator.manual_seed(hash((self.hparams.seed, self.global_rank, step, 1)) & (2**63 - 1))
+        return self._step_generator
 
     def critic_loss(self, batch: ChunkBatch, draws: RQLDraws) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError("a FlowQModule subclass defines critic_loss(batch, draws)")
@@ -118,7 +130,8 @@ class FlowQModule(L.LightningModule):
             loss.backward()
 
     def training_step(self, batch: ChunkBatch, batch_idx: int) -> None:
-        info = self.update(batch, self.draw(len(batch)), self.optimizers())
+        draws = self.draw(len(batch), self.step_generator(self.global_step))
+        info = self.update(batch, draws, self.optimizers())
         if batch_idx % self.hparams.log_every == 0:
             self.log_dict(self.train_metrics(info), on_step=True, on_epoch=False)
 
