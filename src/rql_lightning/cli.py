@@ -11,14 +11,15 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import lightning as L
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rql_lightning.data.ogbench import DatasetNotFoundError
+
+if TYPE_CHECKING:
+    import lightning as L
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("rql_lightning")
@@ -30,20 +31,27 @@ class UserError(Exception):
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job from a composed config; returns a summary of where things went."""
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is not None and not Path(ckpt_path).expanduser().exists():
+        raise UserError(f"ckpt_path={ckpt_path} does not exist; point it at a .ckpt (e.g. <run>/checkpoints/last.ckpt)")
+    # Imported here, not at module level, so that a bad command line is reported in a second
+    # instead of after torch and Lightning have loaded.
+    import lightning as L
+    from hydra.utils import instantiate
+
     # Our checkpoints are taken after the whole update, which is the state a resume needs.
     warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
+    # Plain containers, not OmegaConf ones: hyperparameters are pickled into checkpoints, and Lightning
+    # resumes with torch.load(weights_only=True), which refuses ListConfig/DictConfig.
+    datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
-    model = instantiate(cfg.model, obs_dim=datamodule.obs_dim, action_dim=datamodule.action_dim)
+    model = instantiate(cfg.model, obs_dim=datamodule.obs_dim, action_dim=datamodule.action_dim, _convert_="all")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is not None and not Path(ckpt_path).exists():
-        raise UserError(f"ckpt_path={ckpt_path} does not exist; point it at a .ckpt (e.g. <run>/checkpoints/last.ckpt)")
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=str(Path(ckpt_path).expanduser()) if ckpt_path else None)
     return summarize(trainer, cfg)
 
 
@@ -90,8 +98,25 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def train_main() -> None:
-    """Console script ``rql-train``."""
-    _hydra_main()
+    """Console script ``rql-train``.
+
+    Hydra reports a bad command line or config (unknown group option, key not in the config,
+    unparsable override) as a short message and exits 1, the same code as a crash; we exit 2
+    for those, like our own usage errors.
+    """
+    from hydra.errors import CompactHydraException, InstantiationException
+
+    try:
+        _hydra_main()
+    except SystemExit as exit_:
+        cause = exit_.__context__  # the exception Hydra reported before calling sys.exit(1)
+        if (
+            exit_.code == 1
+            and isinstance(cause, CompactHydraException)
+            and not isinstance(cause, InstantiationException)
+        ):
+            raise SystemExit(2) from None
+        raise
 
 
 def compose_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
@@ -105,3 +130,7 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "train
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=overrides or [], return_hydra_config=False)
     return cfg
+
+
+if __name__ == "__main__":
+    train_main()

@@ -1,0 +1,237 @@
+"""``rql-train`` end to end on real components: Hydra composition, training, TensorBoard, checkpoints,
+resume, multirun, and one-line errors. Runs the installed console script as a subprocess where the
+command line itself is under test, and ``train(compose_config(...))`` in-process where it is not."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from rql_lightning.cli import compose_config, train
+
+RQL_TRAIN = str(Path(sys.executable).with_name("rql-train"))
+TRACEBACK = "Traceback (most recent call last)"
+# Tiny networks and batches; evaluation only at the end of training (2 episodes, in-process env).
+TINY = [
+    "model.num_critics=2",
+    "model.actor_hidden_dims=[32,32]",
+    "model.critic_hidden_dims=[32,32]",
+    "data.batch_size=32",
+    "callbacks.evaluation.num_episodes=2",
+    "callbacks.evaluation.num_envs=1",
+    "callbacks.evaluation.every_n_steps=1000",
+    "callbacks.checkpoint.every_n_train_steps=10",
+    "trainer.log_every_n_steps=5",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)  # the default, short error reports are under test
+    return env
+
+
+def rql_train(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [RQL_TRAIN, *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """All scalar series of the TensorBoard event files under ``log_dir``: tag -> [(step, value)]."""
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def explain(proc: subprocess.CompletedProcess) -> str:
+    return f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def train_run(cube_single_dataset, tmp_path_factory):
+    """One 20-step ``rql-train`` run through Hydra; returns (run dir, finished process)."""
+    root = tmp_path_factory.mktemp("train")
+    run_dir = root / "run"
+    args = ["trainer.max_steps=20", f"data.dataset_path={cube_single_dataset}", *TINY, f"hydra.run.dir={run_dir}"]
+    return run_dir, rql_train(args, cwd=root)
+
+
+@pytest.mark.slow
+def test_rql_train_runs_through_hydra(train_run):
+    run_dir, proc = train_run
+    assert proc.returncode == 0, explain(proc)
+    assert TRACEBACK not in proc.stderr
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+
+    events = list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert events, f"no TensorBoard event file under {run_dir}"
+    series = scalars(run_dir / "tensorboard")
+    assert series.get("train/critic_loss"), sorted(series)
+    assert all(torch.isfinite(torch.tensor(v)) for _, v in series["train/critic_loss"])
+    assert [step for step, _ in series["eval/success_rate"]] == [20]
+
+    ckpt_dir = run_dir / "checkpoints"
+    # Lightning resumes with torch.load(weights_only=True): the checkpoint must hold only plain types.
+    last = torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 20
+    assert {p.name for p in ckpt_dir.glob("step*.ckpt")} == {"step0000010.ckpt", "step0000020.ckpt"}
+
+    assert "at step 20" in proc.stdout
+    match = re.search(r"success rate: ([0-9.]+)", proc.stdout)
+    assert match, explain(proc)
+    assert 0.0 <= float(match.group(1)) <= 1.0
+
+
+@pytest.mark.slow
+def test_resume_continues_from_checkpoint(train_run, cube_single_dataset, tmp_path):
+    run_dir, proc = train_run
+    assert proc.returncode == 0, explain(proc)
+    cfg = compose_config(
+        [
+            f"data.dataset_path={cube_single_dataset}",
+            *TINY,
+            "trainer.max_steps=30",
+            f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+            f"paths.output_dir={tmp_path}",
+        ]
+    )
+    summary = train(cfg)
+    assert summary["step"] == 30
+    assert 0.0 <= summary["success_rate"] <= 1.0
+
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == 30
+    logged = [step for step, _ in scalars(tmp_path / "tensorboard")["train/critic_loss"]]
+    assert logged and min(logged) > 20, f"resumed run logged steps {logged}: it restarted instead of resuming"
+
+
+def test_compose_config_interpolates_task_settings():
+    cfg = compose_config(["task=cube-single", "task.id=2", "paths.output_dir=/tmp/x"])
+    assert cfg.task.singletask_name == "cube-single-play-singletask-task2-v0"
+    assert cfg.data.singletask_name == "cube-single-play-singletask-task2-v0"
+    assert cfg.callbacks.evaluation.env_name == "cube-single-singletask-task2-v0"
+    keys = ["alpha", "expectile", "rho", "discount", "chunk_size"]
+    for key in keys:
+        assert OmegaConf.is_interpolation(cfg.model, key), key
+        assert cfg.model[key] == cfg.task[key], key
+    assert cfg.data.chunk_size == cfg.task.chunk_size
+
+    # Changing the task's numbers moves the model's with them...
+    moved = compose_config(
+        ["task.alpha=7", "task.expectile=0.8", "task.rho=0.25", "task.discount=0.995", "task.chunk_size=3"]
+        + ["paths.output_dir=/tmp/x"]
+    )
+    assert [moved.model[k] for k in keys] == [7, 0.8, 0.25, 0.995, 3]
+    assert moved.data.chunk_size == 3
+    # ...and a command-line model value wins over the task's.
+    overridden = compose_config(["model.alpha=0.3", "paths.output_dir=/tmp/x"])
+    assert overridden.model.alpha == 0.3
+    assert overridden.task.alpha == 3.0
+
+
+# ----------------------------------------------------------------------------------------- errors
+
+ERROR_CASES = {
+    "unknown_task": ["task=no-such-task"],
+    "missing_dataset": ["data.dataset_path=/nonexistent.npz"],
+    "missing_checkpoint": ["ckpt_path=/nonexistent.ckpt"],
+    "unknown_key": ["model.not_a_key=1"],
+}
+
+
+@pytest.fixture(scope="module")
+def error_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """Each bad command line, launched all at once (each is mostly interpreter start-up)."""
+    root = tmp_path_factory.mktemp("errors")
+    procs = {
+        name: subprocess.Popen(
+            [RQL_TRAIN, *args, f"hydra.run.dir={root / name}"],
+            cwd=root,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, args in ERROR_CASES.items()
+    }
+    results = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return results
+
+
+def _assert_usage_error(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 2, explain(proc)
+    assert TRACEBACK not in proc.stderr and TRACEBACK not in proc.stdout, explain(proc)
+
+
+@pytest.mark.slow
+def test_unknown_task_names_the_options(error_runs):
+    proc = error_runs["unknown_task"]
+    _assert_usage_error(proc)
+    assert "Could not find 'task/no-such-task'" in proc.stderr
+    assert "Available options in 'task'" in proc.stderr and "cube-single" in proc.stderr
+
+
+@pytest.mark.slow
+def test_missing_dataset_is_one_line(error_runs):
+    proc = error_runs["missing_dataset"]
+    _assert_usage_error(proc)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, explain(proc)
+    assert "/nonexistent.npz" in errors[0] and "rql-data generate cube-single-play-v0" in errors[0]
+
+
+@pytest.mark.slow
+def test_missing_checkpoint_is_one_line(error_runs):
+    proc = error_runs["missing_checkpoint"]
+    _assert_usage_error(proc)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, explain(proc)
+    assert "ckpt_path=/nonexistent.ckpt does not exist" in errors[0]
+
+
+@pytest.mark.slow
+def test_unknown_key_is_reported(error_runs):
+    proc = error_runs["unknown_key"]
+    _assert_usage_error(proc)
+    assert "Could not override 'model.not_a_key'" in proc.stderr
+    assert "Key 'not_a_key' is not in struct" in proc.stderr
+
+
+# --------------------------------------------------------------------------------------- multirun
+
+
+@pytest.mark.slow
+def test_multirun_sweep(cube_single_dataset, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = [
+        "-m",
+        "model.alpha=0.3,1",
+        "trainer.max_steps=3",
+        f"data.dataset_path={cube_single_dataset}",
+        *[o for o in TINY if not o.startswith("callbacks.evaluation")],
+        "~callbacks.evaluation",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    proc = rql_train(args, cwd=tmp_path)
+    assert proc.returncode == 0, explain(proc)
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0", "1"]
+    for job, alpha in zip(jobs, (0.3, 1.0), strict=True):
+        ckpt = torch.load(job / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        assert ckpt["global_step"] == 3
+        assert ckpt["hyper_parameters"]["alpha"] == alpha
+        assert OmegaConf.load(job / ".hydra" / "config.yaml").model.alpha == alpha
+        assert f"model.alpha={alpha:g}" in OmegaConf.load(job / ".hydra" / "overrides.yaml")
