@@ -64,7 +64,54 @@ class WindowStream(IterableDataset):
             index += 1
 
 
-class OGBenchDataModule(L.LightningDataModule):
+class WindowDataModule(L.LightningDataModule):
+    """Serves window batches from in-memory arrays; subclasses say where the arrays come from.
+
+    Subclasses implement :meth:`load_arrays` (train arrays in OGBench's layout); this class
+    puts them on the sampling device and streams batches seeded by (seed, rank, step).
+    """
+
+    def __init__(self, chunk_size: int, batch_size: int = 256, device: str = "cpu", seed: int = 0) -> None:
+        super().__init__()
+        self.chunk_size = chunk_size
+        self.batch_size = batch_size
+        self.device = resolve_device(device)
+        self.seed = seed
+        self.train_sampler: WindowSampler | None = None
+
+    def load_arrays(self) -> OfflineArrays:
+        raise NotImplementedError("a WindowDataModule subclass defines load_arrays()")
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_sampler is not None:
+            return
+        train = self.load_arrays()
+        self.train_sampler = sampler_from_arrays(train, self.chunk_size, self.device)
+        self.obs_dim = train.observations.shape[1]
+        self.action_dim = train.actions.shape[1]
+
+    def train_dataloader(self) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        start = self.trainer.global_step if self.trainer is not None else 0  # > 0 when resuming
+        stream = WindowStream(self.train_sampler, self.batch_size, self.seed, rank, start)
+        # Its own generator, so creating the loader does not consume the global RNG.
+        return DataLoader(stream, batch_size=None, num_workers=0, generator=torch.Generator())
+
+
+class ArrayDataModule(WindowDataModule):
+    """Windows of arrays already in memory (tests, notebooks, custom data)."""
+
+    def __init__(
+        self, arrays: OfflineArrays, chunk_size: int, batch_size: int = 256, device: str = "cpu", seed: int = 0
+    ):
+        super().__init__(chunk_size, batch_size, device, seed)
+        self.arrays = arrays
+
+    def load_arrays(self) -> OfflineArrays:
+        return self.arrays
+
+
+class OGBenchDataModule(WindowDataModule):
     """Windows of an OGBench single-task dataset (``<dataset>-singletask-task<N>-v0``)."""
 
     def __init__(
@@ -84,11 +131,9 @@ class OGBenchDataModule(L.LightningDataModule):
         device: str = "cpu",
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(chunk_size, batch_size, device, seed)
         self.singletask_name = singletask_name
         self.dataset_name = dataset_name_of(singletask_name)
-        self.chunk_size = chunk_size
-        self.batch_size = batch_size
         self.sparse = sparse
         self.data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
         self.dataset_path = Path(dataset_path).expanduser() if dataset_path else None
@@ -98,9 +143,6 @@ class OGBenchDataModule(L.LightningDataModule):
         self.generate_transitions = generate_transitions
         self.generate_workers = generate_workers
         self.action_clip_eps = action_clip_eps
-        self.device = resolve_device(device)
-        self.seed = seed
-        self.train_sampler: WindowSampler | None = None
         self.val_arrays: OfflineArrays | None = None
 
     # ----- locating the file ---------------------------------------------------------------
@@ -140,19 +182,8 @@ class OGBenchDataModule(L.LightningDataModule):
             )
 
     # ----- loading ---------------------------------------------------------------------------
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_sampler is not None:
-            return
+    def load_arrays(self) -> OfflineArrays:
         train, self.val_arrays = load_singletask(
             self.singletask_name, self.resolve_path(), self.sparse, self.action_clip_eps
         )
-        self.train_sampler = sampler_from_arrays(train, self.chunk_size, self.device)
-        self.obs_dim = train.observations.shape[1]
-        self.action_dim = train.actions.shape[1]
-
-    def train_dataloader(self) -> DataLoader:
-        rank = self.trainer.global_rank if self.trainer is not None else 0
-        start = self.trainer.global_step if self.trainer is not None else 0  # > 0 when resuming
-        stream = WindowStream(self.train_sampler, self.batch_size, self.seed, rank, start)
-        # Its own generator, so creating the loader does not consume the global RNG the draws use.
-        return DataLoader(stream, batch_size=None, num_workers=0, generator=torch.Generator())
+        return train
