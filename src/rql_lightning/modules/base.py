@@ -24,6 +24,7 @@ from rql_lightning.data.windows import ChunkBatch
 from rql_lightning.flow import FlowPolicy
 from rql_lightning.losses import RQLDraws
 from rql_lightning.nets import EnsembleMLP
+from rql_lightning.seeding import DRAW_STREAM, seeded_generator
 
 
 class FlowQModule(L.LightningModule):
@@ -71,10 +72,10 @@ class FlowQModule(L.LightningModule):
         So a resumed run draws exactly what the uninterrupted one would have, and DDP ranks
         draw independently.
         """
-        if getattr(self, "_step_generator", None) is None or self._step_generator.device != self.device:
-            self._step_generator = torch.Generator(device=self.device)
-        self._step_generator.manual_seed(hash((self.hparams.seed, self.global_rank, step, 1)) & (2**63 - 1))
-        return self._step_generator
+        g = getattr(self, "_step_generator", None)
+        if g is None or g.device != self.device:
+            g = self._step_generator = torch.Generator(device=self.device)
+        return seeded_generator(self.hparams.seed, self.global_rank, step, DRAW_STREAM, generator=g)
 
     def critic_loss(self, batch: ChunkBatch, draws: RQLDraws) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError("a FlowQModule subclass defines critic_loss(batch, draws)")
