@@ -1,0 +1,149 @@
+"""Flow Q-Learning (Park, Li, Levine 2025) on action chunks, as a :class:`FlowQModule`.
+
+FQL trains three things from one loss sum (matched to ``seohongpark/fql`` ``agents/fql.py``
+and its action-chunked form ``ColinQiyangLi/qc`` ``agents/acfql.py``):
+
+* the BC flow policy ``self.policy`` by flow matching on dataset chunks (masked past episode
+  ends, as RQL's BC term);
+* a one-step policy ``self.onestep``: an MLP ``(s, z) -> x`` with ``z ~ N(0, I)``, trained with
+  ``alpha * mean (onestep(s, z) - flow(s, z))^2 - lam * mean_j Q_j(s, clip(onestep(s, z)), 1)``:
+  the distillation target ``flow(s, z)`` is the online BC flow's clipped Euler sample with no
+  gradient; the critic's weights are held fixed (``detach_params=True``). ``lam = 1 / mean |Q|``
+  (no gradient; floored at 1e-6 here) when ``normalize_q_loss``, else 1; the reference's default
+  is off, its README recommends it for new settings (``conf/model/fql.yaml`` turns it on). The BC
+  flow term has weight 1, as in the reference;
+* the critic, on dataset chunks at flow time ``f = 1`` (the critic's input is ``(s, x, f)``;
+  complete chunks sit at ``f = 1``): ``y = R_h + gamma^h m agg_j Qbar_j(s', clip(onestep(s', z')), 1)``,
+  loss ``mean(valid * 2|kappa - 1(y < q)| (y - q)^2)``; ``kappa = 0.5`` is the reference's plain
+  MSE. ``agg`` is ``mean - rho * std`` (``q_agg="mean"``; the reference's default is the mean,
+  ``rho = 0``) or ``min`` (``q_agg="min"``, the reference's clipped double Q for antmaze).
+  With two critics, ``mean - 1 * std`` (population std) equals the min.
+
+The evaluation policy is the *online* one-step policy (as in the reference; the EMA copy of
+the BC flow is kept by the base class but not used). The Q term is not weighted by ``valid``
+(it depends on ``s`` only), the critic loss is, as in ``acfql.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rql_lightning import losses
+from rql_lightning.data.windows import ChunkBatch
+from rql_lightning.modules.base import FlowQModule
+from rql_lightning.nets import MLP
+
+
+@dataclass
+class FQLDraws:
+    """The random draws of one FQL update, batch-first.
+
+    next_noise (B, D): z' of the one-step policy at s'.   distill_noise (B, D): z at s.
+    bc_noise (B, D): x0 of the flow-matching path.        bc_time (B, 1): its flow time t.
+    """
+
+    next_noise: torch.Tensor
+    distill_noise: torch.Tensor
+    bc_noise: torch.Tensor
+    bc_time: torch.Tensor
+
+    @classmethod
+    def sample(
+        cls,
+        batch_size: int,
+        chunk_dim: int,
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+    ) -> FQLDraws:
+        kw = {"device": device, "generator": generator}
+        return cls(
+            next_noise=torch.randn(batch_size, chunk_dim, **kw),
+            distill_noise=torch.randn(batch_size, chunk_dim, **kw),
+            bc_noise=torch.randn(batch_size, chunk_dim, **kw),
+            bc_time=torch.rand(batch_size, 1, **kw),
+        )
+
+
+class FQLModule(FlowQModule):
+    """FQL: BC flow + one-step policy distilled from it and pushed up the critic."""
+
+    def __init__(
+        self,
+        *args,
+        alpha: float = 10.0,
+        normalize_q_loss: bool = False,
+        q_agg: str = "mean",
+        rho: float = 0.0,
+        expectile: float = 0.5,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.save_hyperparameters()
+        if q_agg not in ("mean", "min"):
+            raise ValueError(f"q_agg must be 'mean' or 'min', got {q_agg!r}")
+        d = self.policy.chunk_dim
+        self.onestep = MLP(self.policy.obs_dim + d, list(self.hparams.actor_hidden_dims), d)
+
+    # ----- networks ------------------------------------------------------------------------
+    def onestep_chunk(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The one-step policy's unclipped chunk ``(B, D)``."""
+        return self.onestep(torch.cat([obs, noise], dim=-1))
+
+    @staticmethod
+    def q_values(critic, obs: torch.Tensor, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        """``Q_j(s, x, f = 1)`` for complete chunks: ``(K, B)``."""
+        f1 = torch.ones_like(obs[:, :1])
+        return critic(torch.cat([obs, x, f1], dim=-1), detach_params=detach_params).squeeze(-1)
+
+    # ----- hooks -----------------------------------------------------------------------------
+    def draw(self, batch_size: int, generator: torch.Generator | None = None) -> FQLDraws:
+        return FQLDraws.sample(batch_size, self.policy.chunk_dim, self.device, generator)
+
+    def critic_loss(self, batch: ChunkBatch, draws: FQLDraws) -> tuple[torch.Tensor, dict]:
+        hp = self.hparams
+        with torch.no_grad():
+            next_obs = batch.next_observations
+            next_x = self.onestep_chunk(next_obs, draws.next_noise).clamp(-1.0, 1.0)
+            next_qs = self.q_values(self.target_critic, next_obs, next_x)
+            next_q = next_qs.min(dim=0).values if hp.q_agg == "min" else losses.pessimistic_value(next_qs, hp.rho)
+            y = losses.n_step_return(batch.rewards, hp.discount) + hp.discount**self.chunk_size * (
+                batch.bootstrap_mask * next_q
+            )
+        q = self.q_values(self.critic, batch.observations, batch.action_chunks)  # (K, B)
+        diff = y - q
+        weight = 2.0 * losses.expectile_weight(diff, hp.expectile)
+        loss = (batch.valid * weight * diff.square()).mean()
+        return loss, {"q": q.detach(), "td_target_mean": y.mean()}
+
+    def actor_loss(self, batch: ChunkBatch, draws: FQLDraws) -> tuple[torch.Tensor, dict]:
+        hp = self.hparams
+        obs, chunk, t, x0 = batch.observations, batch.action_chunks, draws.bc_time, draws.bc_noise
+        # BC flow matching (masked past episode ends).
+        x_t = (1.0 - t) * x0 + t * chunk
+        pred = self.policy.velocity(obs, x_t, t)
+        bc = (batch.action_mask * (pred - (chunk - x0)).square()).mean()
+        # Distillation of the BC flow into the one-step policy (same noise, no gradient to the flow).
+        with torch.no_grad():
+            target = self.policy.sample(obs, draws.distill_noise)
+        x = self.onestep_chunk(obs, draws.distill_noise)
+        distill = (x - target).square().mean()
+        # Q term, critic weights fixed.
+        q = self.q_values(self.critic, obs, x.clamp(-1.0, 1.0), detach_params=True).mean(dim=0)
+        q_loss = -q.mean()
+        if hp.normalize_q_loss:
+            q_loss = q_loss / q.abs().mean().detach().clamp_min(1e-6)
+        loss = bc + hp.alpha * distill + q_loss
+        return loss, {"bc_loss": bc.detach(), "distill_loss": distill.detach(), "q_loss": q_loss.detach()}
+
+    # ----- evaluation and optimizer -----------------------------------------------------------
+    @torch.no_grad()
+    def sample_chunks(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The online one-step policy, clipped to [-1, 1]: ``(N, h, A)``."""
+        return self.policy.split_chunk(self.onestep_chunk(obs, noise).clamp(-1.0, 1.0))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        optimizer = super().configure_optimizers()
+        optimizer.add_param_group({"params": list(self.onestep.parameters()), "lr": self.hparams.actor_lr})
+        return optimizer
