@@ -21,7 +21,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from rql_lightning.checks import (  # noqa: E402
+    check_checkpoint,
+    check_config,
+    check_output_dir,
+    latest_checkpoint,
+)
 from rql_lightning.data.ogbench import DatasetNotFoundError  # noqa: E402
+from rql_lightning.data.validate import DatasetError  # noqa: E402
+from rql_lightning.errors import NonFiniteError, UserError  # noqa: E402
 
 if TYPE_CHECKING:
     import lightning as L
@@ -30,13 +38,14 @@ CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("rql_lightning")
 
 
-class UserError(Exception):
-    """A problem in what the user asked for; reported as one line, without a traceback."""
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job from a composed config; returns a summary of where things went."""
+    check_config(cfg)
+    check_output_dir(cfg.paths.output_dir)
     ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is None and cfg.get("resume") == "auto":
+        ckpt_path = latest_checkpoint(cfg.paths.output_dir)
+        log.info("resume=auto: %s", f"resuming from {ckpt_path}" if ckpt_path else "no checkpoint yet, starting fresh")
     if ckpt_path is not None and not Path(ckpt_path).expanduser().exists():
         raise UserError(f"ckpt_path={ckpt_path} does not exist; point it at a .ckpt (e.g. <run>/checkpoints/last.ckpt)")
     # Imported here, not at module level, so that a bad command line is reported in a second
@@ -53,6 +62,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.prepare_data()
     datamodule.setup("fit")
     model = instantiate(cfg.model, obs_dim=datamodule.obs_dim, action_dim=datamodule.action_dim, _convert_="all")
+    if ckpt_path is not None:
+        signature = {k: model.hparams[k] for k in ("obs_dim", "action_dim", "chunk_size") if k in model.hparams}
+        check_checkpoint(ckpt_path, signature)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
@@ -95,7 +107,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         summary = train(cfg)
-    except (UserError, DatasetNotFoundError) as err:
+    except (UserError, DatasetNotFoundError, NonFiniteError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     print_summary(summary)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from rql_lightning.data.windows import ChunkBatch
+from rql_lightning.errors import NonFiniteError
 from rql_lightning.flow import FlowPolicy
 from rql_lightning.losses import RQLDraws
 from rql_lightning.nets import EnsembleMLP
@@ -48,6 +49,8 @@ class FlowQModule(L.LightningModule):
         log_every: int = 100,
         compile: bool = False,
         seed: int = 0,
+        check_finite: bool = True,
+        skip_nonfinite: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -60,6 +63,7 @@ class FlowQModule(L.LightningModule):
             num_critics, obs_dim + chunk_dim + 1, list(critic_hidden_dims), 1, layer_norm=critic_layer_norm
         )
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.register_buffer("skipped_updates", torch.zeros((), dtype=torch.long))
 
     # ----- hooks a method fills in -------------------------------------------------------
     def draw(self, batch_size: int, generator: torch.Generator | None = None) -> RQLDraws:
@@ -100,9 +104,34 @@ class FlowQModule(L.LightningModule):
         q_loss, pi_loss, info = self._losses_fn()(batch, draws)
         optimizer.zero_grad(set_to_none=True)
         self._backward(q_loss + pi_loss)
+        if self.hparams.check_finite and not self._finite_or_skip(q_loss, pi_loss, optimizer):
+            return {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(), **info}
         self.update_targets()
         optimizer.step()
         return {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(), **info}
+
+    def _finite_or_skip(self, q_loss: torch.Tensor, pi_loss: torch.Tensor, optimizer) -> bool:
+        """NaN/inf guard (one host sync per step). Raises :class:`NonFiniteError` naming the step and
+        the term, or, with ``skip_nonfinite``, drops the update (weights, targets and Adam state
+        untouched; the step still counts so the next batch is a new one) and counts it."""
+        terms = {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach()}
+        for name, net in (("actor gradient", self.policy), ("critic gradient", self.critic)):
+            grads = [p.grad for p in net.parameters() if p.grad is not None]
+            if grads:
+                terms[name] = torch.stack(torch._foreach_norm(grads)).sum()
+        finite = torch.isfinite(torch.stack(list(terms.values())))
+        if bool(finite.all()):
+            return True
+        bad = [name for name, ok in zip(terms, finite.tolist(), strict=True) if not ok]
+        if not self.hparams.skip_nonfinite:
+            raise NonFiniteError(
+                f"step {self.global_step}: non-finite {', '.join(bad)}. Training stopped before this update; the "
+                "last checkpoint holds the last good weights. To skip such batches instead: model.skip_nonfinite=true"
+            )
+        self.skipped_updates += 1
+        optimizer.zero_grad(set_to_none=True)  # Adam leaves parameters without gradients untouched
+        optimizer.step()
+        return False
 
     def _losses_fn(self):
         """``compute_losses``, through ``torch.compile`` (forward and backward graphs) when ``compile=True``."""
@@ -139,6 +168,8 @@ class FlowQModule(L.LightningModule):
     def train_metrics(self, info: dict) -> dict[str, torch.Tensor]:
         """Scalars for TensorBoard; called every ``log_every`` steps only."""
         metrics = {f"train/{k}": v for k, v in info.items() if v.dim() == 0}
+        if self.hparams.skip_nonfinite:
+            metrics["train/skipped_updates"] = self.skipped_updates.float()
         if "q" in info:
             q = info["q"].detach()
             metrics.update({"train/q_mean": q.mean(), "train/q_max": q.max(), "train/q_min": q.min()})

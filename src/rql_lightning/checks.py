@@ -1,0 +1,105 @@
+"""Checks of what the user asked for, run before anything expensive starts.
+
+Each failure is a :class:`UserError` whose message names the problem and the fix; the CLI
+prints it as one line. ``docs/errors.md`` lists every case.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rql_lightning.errors import UserError
+
+NUM_TASK_IDS = 5  # every OGBench single-task environment has tasks 1..5
+
+
+def available_tasks(conf_dir: str | Path) -> list[str]:
+    return sorted(p.stem for p in (Path(conf_dir) / "task").glob("*.yaml"))
+
+
+def check_config(cfg: Any) -> None:
+    """Numbers that must be positive, a valid task id, devices that exist."""
+    task_id = cfg.task.get("id")
+    if not isinstance(task_id, int) or not 1 <= task_id <= NUM_TASK_IDS:
+        raise UserError(f"task.id={task_id} is not a task of {cfg.task.name}; valid ids: 1 2 3 4 5")
+    if cfg.trainer.get("max_steps", -1) is not None and not (cfg.trainer.max_steps > 0 or cfg.trainer.max_steps == -1):
+        raise UserError(f"trainer.max_steps={cfg.trainer.max_steps} must be a positive number of steps")
+    for key in ("actor_lr", "critic_lr"):
+        value = cfg.model.get(key)
+        if value is not None and not value > 0:
+            raise UserError(f"model.{key}={value} must be > 0 (the paper uses 3e-4)")
+    if cfg.data.get("batch_size") is not None and not cfg.data.batch_size > 0:
+        raise UserError(f"data.batch_size={cfg.data.batch_size} must be > 0 (the paper uses 256)")
+    check_devices(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("devices", 1))
+
+
+def check_devices(accelerator: str, devices: Any) -> None:
+    import torch
+
+    gpus = torch.cuda.device_count()
+    wants_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and gpus > 0)
+    if not isinstance(devices, int) or devices == -1:
+        return  # "auto", lists of ids and -1 are resolved by Lightning
+    if devices < 1:
+        raise UserError(f"trainer.devices={devices} must be >= 1")
+    if accelerator in ("gpu", "cuda") and gpus == 0:
+        raise UserError("trainer.accelerator=gpu but no GPU is visible; use trainer.accelerator=cpu")
+    if wants_gpu and devices > gpus:
+        raise UserError(f"trainer.devices={devices} but only {gpus} GPU(s) are visible; use trainer.devices={gpus}")
+    if not wants_gpu and devices > (os.cpu_count() or 1):
+        raise UserError(
+            f"trainer.devices={devices} CPU processes but this machine has {os.cpu_count()} cores; "
+            f"use trainer.devices<={os.cpu_count()}"
+        )
+
+
+def check_output_dir(path: str | Path) -> None:
+    """The run directory must be writable before hours of training produce something to save."""
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(
+            f"cannot write to the output directory {path} ({err.strerror}); choose another with hydra.run.dir=..."
+        ) from None
+
+
+def check_checkpoint(ckpt_path: str | Path, expected: dict[str, Any]) -> None:
+    """The checkpoint exists, is readable, and was trained on the same kind of data and model."""
+    import torch
+
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise UserError(f"ckpt_path={ckpt_path} does not exist; point it at a .ckpt (e.g. <run>/checkpoints/last.ckpt)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:  # noqa: BLE001 (any unpickling failure means the same thing here)
+        raise UserError(
+            f"ckpt_path={ckpt_path} is not a readable checkpoint ({type(err).__name__}); it may be truncated"
+        ) from None
+    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    mismatched = [
+        f"{key} {hparams[key]} (checkpoint) vs {value} (this run)"
+        for key, value in expected.items()
+        if key in hparams and hparams[key] != value
+    ]
+    if mismatched:
+        raise UserError(
+            f"ckpt_path={ckpt_path} was trained on another task or model: {'; '.join(mismatched)}. "
+            "Resume with the task and model settings it was trained with."
+        )
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """``resume=auto``: the run directory's last.ckpt, else its newest checkpoint."""
+    ckpt_dir = Path(output_dir).expanduser() / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if last.is_file():
+        return last
+    candidates = sorted(ckpt_dir.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return candidates[-1] if candidates else None
