@@ -1,0 +1,178 @@
+"""Checks every loader runs before training sees a dataset, each failing with one actionable error.
+
+A bad dataset otherwise surfaces far from its cause: a NaN as a NaN loss hours in, a missing terminal
+as windows that straddle two episodes, an action scale mismatch as a policy that never learns. Each
+check raises a :class:`DatasetError` subclass (a ``ValueError``) whose message names the source (file,
+shard or Minari id), what is wrong, and what to do about it.
+
+Checks, in the order loaders run them:
+
+* :func:`check_npz_keys` - the file is a readable ``.npz`` holding the keys the loader needs;
+* :func:`check_transitions` - per-row arrays: 2-D observations/actions of one length, not empty,
+  finite, actions within ``[-1, 1]`` up to ``action_tolerance``, the last row closing an episode,
+  and dims equal to the environment's spaces when one is at hand;
+* :func:`check_windows` - given the run's ``chunk_size`` and ``batch_size``: some episode is long
+  enough for a valid window, and the batch is not larger than the dataset.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+ACTION_TOLERANCE = 1e-3
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be trained on as it is; the message says which one and how to fix it."""
+
+
+class DatasetFormatError(DatasetError):
+    """Unreadable file, missing keys, or arrays of the wrong rank or length."""
+
+
+class EmptyDatasetError(DatasetError):
+    """No transitions at all."""
+
+
+class NonFiniteDataError(DatasetError):
+    """NaN or inf in observations, actions or rewards."""
+
+
+class ActionRangeError(DatasetError):
+    """Actions outside ``[-1, 1]`` beyond the tolerance (the flow policy's output range)."""
+
+
+class EpisodeBoundaryError(DatasetError):
+    """The last transition does not close an episode (truncated file, or terminals missing)."""
+
+
+class SpaceMismatchError(DatasetError):
+    """Observation or action dims differ from the environment's spaces."""
+
+
+class ChunkTooLongError(DatasetError):
+    """Every episode is shorter than ``chunk_size``: no window would be valid."""
+
+
+class BatchTooLargeError(DatasetError):
+    """``batch_size`` exceeds the number of transitions."""
+
+
+def check_npz_keys(path, required: Iterable[str], fix: str) -> list[str]:
+    """The keys of ``path`` (an ``.npz``); raises if it is unreadable or lacks one of ``required``."""
+    try:
+        with np.load(path) as data:
+            keys = list(data.files)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise DatasetFormatError(
+            f"{path} is not a readable .npz ({type(err).__name__}: {err}); it may be a truncated download. "
+            f"To fix: {fix}"
+        ) from None
+    missing = [k for k in required if k not in keys]
+    if missing:
+        raise DatasetFormatError(
+            f"{path} lacks the key(s) {missing} (it has {sorted(keys)}); an OGBench-format file holds "
+            f"observations, actions, terminals and the qpos/qvel/button_states that single-task relabelling reads. "
+            f"To fix: {fix}"
+        )
+    return keys
+
+
+def _first_bad_row(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask.reshape(len(mask), -1).any(axis=1))[0])
+
+
+def check_transitions(
+    source: str,
+    observations: np.ndarray,
+    actions: np.ndarray,
+    terminals: np.ndarray,
+    rewards: np.ndarray | None = None,
+    *,
+    action_tolerance: float = ACTION_TOLERANCE,
+    obs_shape: Sequence[int] | None = None,
+    action_shape: Sequence[int] | None = None,
+    fix: str = "regenerate or re-download the dataset",  # completes "...; to fix: <fix>"
+) -> None:
+    """Validate per-row arrays before any conversion (``terminals`` marks each episode's last row).
+
+    ``obs_shape``/``action_shape``: the environment's space shapes, when an environment is at hand.
+    """
+    n = len(terminals)
+    if n == 0 or len(observations) == 0:
+        raise EmptyDatasetError(f"{source} holds no transitions; to fix: {fix}")
+    if observations.ndim != 2 or actions.ndim != 2:
+        raise DatasetFormatError(
+            f"{source}: observations {observations.shape} and actions {actions.shape} must both be 2-D "
+            f"(rows, features); image or dict observations need flattening first"
+        )
+    lengths = {"observations": len(observations), "actions": len(actions), "terminals": n}
+    if rewards is not None:
+        lengths["rewards"] = len(rewards)
+    if len(set(lengths.values())) != 1:
+        raise DatasetFormatError(
+            f"{source}: per-row arrays differ in length ({lengths}); the file is corrupt or was written "
+            f"by a broken converter; to fix: {fix}"
+        )
+    for name, arr in (("observations", observations), ("actions", actions), ("rewards", rewards)):
+        if arr is None or not np.issubdtype(arr.dtype, np.floating):
+            continue
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            row = _first_bad_row(bad)
+            raise NonFiniteDataError(
+                f"{source}: {int(bad.sum())} NaN/inf value(s) in {name} (first at row {row}). "
+                f"Drop those episodes, or to fix: {fix}"
+            )
+    if action_tolerance is not None and actions.size:
+        low, high = float(actions.min()), float(actions.max())
+        if low < -1 - action_tolerance or high > 1 + action_tolerance:
+            raise ActionRangeError(
+                f"{source}: actions span [{low:g}, {high:g}] but the flow policy acts in [-1, 1] "
+                f"(tolerance {action_tolerance:g}). Rescale actions to [-1, 1] (and the environment with "
+                f"gymnasium.wrappers.RescaleAction), or raise data.action_tolerance if these are rounding errors"
+            )
+    if not terminals[-1]:
+        raise EpisodeBoundaryError(
+            f"{source}: the last row is not terminal, so the final episode never closes (a truncated file, or "
+            f"terminals not recorded). Set terminals on every episode's last row, or to fix: {fix}"
+        )
+    for what, shape, arr in (("observation", obs_shape, observations), ("action", action_shape, actions)):
+        if shape is not None and tuple(arr.shape[1:]) != tuple(shape):
+            raise SpaceMismatchError(
+                f"{source}: {what}s have shape {tuple(arr.shape[1:])} per row but the environment's {what} space "
+                f"is {tuple(shape)}; the dataset belongs to another environment (check task= / the file name)"
+            )
+
+
+def episode_lengths(terminals: np.ndarray) -> np.ndarray:
+    """Transitions per episode (episodes end at rows where ``terminals`` is set)."""
+    ends = np.flatnonzero(np.asarray(terminals) > 0)
+    return np.diff(np.concatenate([[-1], ends]))
+
+
+def check_windows(source: str, terminals: np.ndarray, chunk_size: int, batch_size: int) -> None:
+    """Some episode fits a valid ``chunk_size`` window, and ``batch_size`` is within the dataset's size.
+
+    A window from step ``t`` is valid when at most one of ``terminals[t .. t+h-1]`` is set, which needs
+    an episode of at least ``h`` transitions (and the sampler starts windows only in episodes of >= 2).
+    """
+    n = len(terminals)
+    if n == 0:
+        raise EmptyDatasetError(f"{source} holds no transitions")
+    longest = int(episode_lengths(terminals).max(initial=0))
+    need = max(chunk_size, 2)
+    if longest < need:
+        raise ChunkTooLongError(
+            f"{source}: the longest episode has {longest} transition(s), fewer than the {need} a window of "
+            f"chunk_size={chunk_size} needs, so every window would be invalid. Lower task.chunk_size or use "
+            f"a dataset with longer episodes"
+        )
+    if batch_size > n:
+        raise BatchTooLargeError(
+            f"{source}: data.batch_size={batch_size} exceeds its {n} transitions. Lower data.batch_size "
+            f"(or use a larger dataset)"
+        )
