@@ -81,3 +81,64 @@ def test_checkpoint_write_interrupted_midway_leaves_previous_checkpoint_intact(t
     monkeypatch.undo()
     assert torch.load(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temp file left behind
+
+
+def start_training(args: list[str], cwd: Path, run_dir: Path) -> subprocess.Popen:
+    (run_dir / "summary.json").unlink(missing_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [RQL_TRAIN, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def signal_when_training(proc: subprocess.Popen, run_dir: Path, signum: int, min_step_wait: float = 4.0) -> str:
+    """Wait until the run has started stepping (it wrote a fresh summary.json), let it run, then signal it."""
+    deadline = time.time() + 180
+    while not (run_dir / "summary.json").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "training did not start"
+        time.sleep(0.5)
+    time.sleep(min_step_wait)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out[-2000:]}\n{err[-3000:]}"
+    return out + err
+
+
+def last_step(run_dir: Path) -> int:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+
+
+@pytest.mark.slow
+def test_preemption_signals_save_a_checkpoint_and_resume_auto_continues(cube_single_dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    common = [
+        f"data.dataset_path={cube_single_dataset}",
+        f"hydra.run.dir={run_dir}",
+        "~callbacks.evaluation",
+        "model.num_critics=2",
+        "model.actor_hidden_dims=[16]",
+        "model.critic_hidden_dims=[16]",
+        "data.batch_size=16",
+        "callbacks.checkpoint.every_n_train_steps=1000000",
+        "trainer.enable_progress_bar=false",
+        "resume=auto",
+    ]
+    # SIGTERM mid-run: a checkpoint at the step reached, clean exit.
+    log = signal_when_training(
+        start_training([*common, "trainer.max_steps=1000000"], tmp_path, run_dir), run_dir, signal.SIGTERM
+    )
+    first = last_step(run_dir)
+    assert first > 0, log
+    assert "preempted at step" in log
+    # resume=auto picks it up; SIGUSR1 (cluster "time is almost up") does the same.
+    log = signal_when_training(
+        start_training([*common, "trainer.max_steps=1000000"], tmp_path, run_dir), run_dir, signal.SIGUSR1
+    )
+    second = last_step(run_dir)
+    assert second > first, log
+    # and a final resume runs to the end.
+    proc = start_training([*common, f"trainer.max_steps={second + 5}"], tmp_path, run_dir)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-3000:]
+    assert last_step(run_dir) == second + 5

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -29,3 +30,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, plus: ``last.ckpt`` always holds the final step of a run.
+
+    ModelCheckpoint writes ``last.ckpt`` only alongside a periodic checkpoint, so a run whose
+    ``max_steps`` is not a multiple of ``every_n_train_steps`` would end without its final
+    weights on disk (and a resumed run that saved nothing would keep the old ``last.ckpt``).
+    """
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        else:
+            super().on_train_end(trainer, pl_module)

@@ -29,8 +29,7 @@ class PreemptionCheckpoint(L.Callback):
         self.saved_path: Path | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        on_slurm = isinstance(trainer.strategy.cluster_environment, SLURMEnvironment)
-        if not on_slurm and threading.current_thread() is threading.main_thread():
+        if not SLURMEnvironment.detect() and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGUSR1, self._on_signal)
 
     def _on_signal(self, signum: int, frame) -> None:
