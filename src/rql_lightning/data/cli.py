@@ -4,6 +4,8 @@ Examples::
 
     rql-data generate cube-single-play-v0 --num-transitions 1000000 --workers 2
     rql-data info cube-single-play-v0 --task 1
+    rql-data generate cube-single-play-v0 --format minari --task 1   # a Minari dataset instead of .npz files
+    rql-data info rql/cube-single-play-task1-v0 --minari            # a Minari dataset under the Minari root
 """
 
 from __future__ import annotations
@@ -79,6 +81,25 @@ def _build_parser() -> argparse.ArgumentParser:
         help="validation episodes per train episode (at least one per file)",
     )
     gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    gen.add_argument(
+        "--format",
+        choices=("npz", "minari"),
+        default="npz",
+        help="npz: OGBench files; minari: a Minari dataset (relabelled for --task) under the Minari root "
+        "(--data-dir, else $MINARI_DATASETS_PATH, else ~/.minari/datasets)",
+    )
+    gen.add_argument(
+        "--task",
+        type=int,
+        choices=range(1, NUM_SINGLETASK_TASKS + 1),
+        default=1,
+        help="with --format minari: the single task whose rewards/terminations the dataset stores",
+    )
+    gen.add_argument(
+        "--dataset-id",
+        default=None,
+        help="with --format minari: the Minari id (default rql/<dataset without -vN>-task<N>-v0)",
+    )
 
     info = sub.add_parser("info", help="summarise a dataset file, shard directory, or dataset name")
     info.add_argument("dataset", help="path to a .npz file / shard directory, or a dataset name in --data-dir")
@@ -95,10 +116,57 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help="relabel with this single-task reward through ogbench and report success",
     )
+    info.add_argument(
+        "--minari",
+        action="store_true",
+        help="DATASET is a Minari id under the Minari root (--data-dir, else $MINARI_DATASETS_PATH); "
+        "assumed when no such file exists but the Minari dataset does",
+    )
     return parser
 
 
+def _minari_id(name: str, task: int) -> str:
+    return f"rql/{_VERSION_SUFFIX.sub('', name)}-task{task}-v0"
+
+
+def _cmd_generate_minari(args: argparse.Namespace) -> int:
+    """Generate into a temporary .npz, then store it, relabelled for one task, as a Minari dataset."""
+    import tempfile
+
+    from rql_lightning.data.minari import minari_root, write_play_dataset_as_minari
+
+    name = args.dataset_name
+    if args.shards > 1:
+        raise SystemExit("rql-data generate: --format minari writes one dataset; drop --shards")
+    root = minari_root(args.data_dir)
+    dataset_id = args.dataset_id or _minari_id(name, args.task)
+    if (root / dataset_id).exists():
+        raise SystemExit(f"rql-data generate: {root / dataset_id} exists; delete it or pass another --dataset-id")
+    prefix, version = name.rsplit("-", 1)
+    with tempfile.TemporaryDirectory(prefix="rql-minari-") as tmp:
+        try:
+            path = generate_play_dataset(
+                name,
+                Path(tmp) / f"{name}.npz",
+                args.num_transitions,
+                seed=args.seed,
+                num_workers=args.workers,
+                progress=not args.no_progress,
+                val_fraction=args.val_fraction,
+            )
+        except ValueError as err:
+            raise SystemExit(f"rql-data generate: {err}") from None
+        with warnings.catch_warnings():
+            quiet_sim_warnings()
+            ds = write_play_dataset_as_minari(path, f"{prefix}-singletask-task{args.task}-{version}", dataset_id, root)
+    print(f"wrote Minari dataset {dataset_id} ({ds.total_episodes} episodes, {ds.total_steps} steps) in {root}")
+    print(f"train on it with: rql-train data=minari data.dataset_id={dataset_id} data.data_dir={root}")
+    return 0
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
+    if args.format == "minari":
+        return _cmd_generate_minari(args)
     data_dir = (args.data_dir or default_data_dir()).expanduser()
     name = args.dataset_name
     target = data_dir / name if args.shards > 1 else data_dir / f"{name}.npz"
@@ -199,7 +267,42 @@ def _relabel_stats(name: str, files: list[Path], task: int) -> tuple[float, floa
     return successes / max(steps, 1), r_min, r_max
 
 
+def _is_minari(args: argparse.Namespace) -> bool:
+    from rql_lightning.data.minari import minari_root
+
+    if args.minari:
+        return True
+    if Path(args.dataset).expanduser().exists() or args.dataset.endswith(".npz"):
+        return False
+    return (minari_root(args.data_dir) / args.dataset / "data").is_dir()
+
+
+def _cmd_info_minari(args: argparse.Namespace) -> int:
+    """Summarise a Minari dataset as the trainer sees it (after conversion and validation)."""
+    from rql_lightning.data.minari import MinariDataModule, minari_root
+    from rql_lightning.data.validate import DatasetError
+
+    dm = MinariDataModule(args.dataset, chunk_size=1, data_dir=args.data_dir)
+    try:
+        arrays = dm.load_arrays()
+    except DatasetError as err:  # DatasetNotFoundError included
+        raise SystemExit(f"rql-data info: {err}") from None
+    ds = dm.dataset
+    print(f"dataset:     {args.dataset} (Minari, {minari_root(args.data_dir) / args.dataset})")
+    print(f"transitions: {len(arrays)}")
+    print(f"episodes:    {ds.total_episodes}")
+    print(f"obs dim:     {arrays.observations.shape[1]}")
+    print(f"action dim:  {arrays.actions.shape[1]}")
+    print(f"eval env:    {dm.eval_env_name}")
+    terminal = float(np.mean(arrays.masks == 0))
+    r_min, r_max = float(arrays.rewards.min()), float(arrays.rewards.max())
+    print(f"rewards:     range [{r_min:g}, {r_max:g}], terminal-state rate {terminal:.4f}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
+    if _is_minari(args):
+        return _cmd_info_minari(args)
     path, files = _resolve(args.dataset, args.data_dir)
     name = _dataset_base_name(files[0])
     transitions, episodes, ob_dim, act_dim = _summarise(files)

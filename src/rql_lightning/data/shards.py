@@ -1,0 +1,322 @@
+"""100M-transition datasets: a directory of ``.npz`` shards, a few in memory at a time.
+
+OGBench's 100M variants (``cube-quadruple-play-100m-v0``, ``puzzle-4x4-play-100m-v0``) and
+``rql-data generate --shards N`` are directories of OGBench-format files (each with its ``-val.npz``);
+the reference trains on one shard and replaces it every ``dataset_replace_interval = 1000`` steps.
+
+Schedule
+    Shards (sorted ``*.npz`` minus ``*-val.npz``) form groups of ``shards_in_memory`` consecutive files.
+    Batch ``k`` is drawn from group ``(k // swap_interval) % num_groups``: a deterministic function of
+    ``k``, so with the (seed, rank, step) batch seeding a resumed or DDP run draws the same batches.
+    Each group is loaded through the same path as a single file (ogbench's loader, validation,
+    single-task relabelling, :func:`rql_lightning.data.ogbench.load_npz`), its shards concatenated.
+
+Background loading
+    When group ``g`` becomes active, group ``g + 1`` starts loading in a background thread (numpy's
+    reads and relabelling release the GIL), so it is normally ready before step ``(g + 1) * interval``.
+    The swap replaces the sampler reference in one assignment; the old group is dropped then. At most
+    two groups are alive: the active one and the one loading (``resident`` counts them).
+
+    If the next group is not ready at its first step, that is a *stall*, counted in ``stalls`` (and
+    ``stall_seconds``) and logged. ``on_stall='wait'`` (default) blocks until it is loaded, keeping the
+    schedule exact (and resumes bit-identical); ``on_stall='continue'`` keeps sampling the current
+    group and swaps at the first step the next one is ready, never blocking the training loop but
+    letting the shard at step ``k`` depend on disk speed. Jumping to a group that was not prefetched
+    (the first batch of a resumed run) loads it synchronously and counts a ``cold_load``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rql_lightning.data.datamodule import WindowStream, sampler_from_arrays
+from rql_lightning.data.ogbench import (
+    ACTION_CLIP_EPS,
+    DATA_DIR_ENV,
+    OfflineArrays,
+    dataset_name_of,
+    load_npz,
+    make_singletask_env,
+)
+from rql_lightning.data.validate import ACTION_TOLERANCE, check_windows
+from rql_lightning.data.windows import WindowSampler
+
+log = logging.getLogger("rql_lightning")
+
+STALL_POLICIES = ("wait", "continue")
+OGBENCH_DATASET_URL = "https://rail.eecs.berkeley.edu/datasets/ogbench"
+
+
+def list_shards(directory: Path) -> list[Path]:
+    """Train shards of a directory: sorted ``*.npz`` minus ``*-val.npz`` (empty if it does not exist)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("*.npz") if not p.name.endswith("-val.npz"))
+
+
+def shards_hint(dataset: str, singletask_name: str, data_dir: Path) -> str:
+    """How to obtain a shard directory: the official download, or local generation."""
+    from rql_lightning.data.generate import SUPPORTED_DATASETS
+
+    text = (
+        f"Download OGBench's shards into {data_dir}/{dataset}/ (e.g. wget -r -np -nH --cut-dirs=2 -A '*.npz' "
+        f"-P {data_dir} {OGBENCH_DATASET_URL}/{dataset}/)"
+    )
+    base = dataset_name_of(singletask_name)
+    if base in SUPPORTED_DATASETS:
+        text += (
+            f", or generate shards locally: rql-data generate {base} --shards 100 --num-transitions 100000000 "
+            f"--data-dir {data_dir} and train with data.dataset_path={data_dir}/{base}"
+        )
+    return text + f", or train on the 1M-transition file instead: data.data_kind=standard data.dataset={base}"
+
+
+def concat_arrays(parts: Sequence[OfflineArrays]) -> OfflineArrays:
+    if len(parts) == 1:
+        return parts[0]
+    return OfflineArrays(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in vars(parts[0])})
+
+
+class OGBenchShardLoader:
+    """Loads a group of shard files into one :class:`WindowSampler` on ``device`` (reusing one env)."""
+
+    def __init__(
+        self,
+        singletask_name: str,
+        chunk_size: int,
+        batch_size: int,
+        device: torch.device,
+        *,
+        sparse: bool = False,
+        action_clip_eps: float = ACTION_CLIP_EPS,
+        action_tolerance: float = ACTION_TOLERANCE,
+    ) -> None:
+        self.singletask_name = singletask_name
+        self.chunk_size, self.batch_size, self.device = chunk_size, batch_size, device
+        self.kwargs = dict(sparse=sparse, action_clip_eps=action_clip_eps, action_tolerance=action_tolerance)
+        self._env = None  # built on first use (and rebuilt after pickling: MuJoCo state does not travel)
+        self._lock = threading.Lock()  # the env is used for relabelling: one load at a time
+
+    @property
+    def env(self):
+        if self._env is None:
+            self._env = make_singletask_env(self.singletask_name)
+        return self._env
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_env": None, "_lock": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __call__(self, paths: Sequence[Path]) -> WindowSampler:
+        with self._lock:
+            parts = [
+                load_npz(
+                    p,
+                    self.singletask_name,
+                    self.env,
+                    fix=f"delete {p.name} and fetch or regenerate that shard",
+                    **self.kwargs,
+                )
+                for p in paths
+            ]
+        arrays = concat_arrays(parts)
+        del parts
+        source = str(paths[0]) if len(paths) == 1 else f"shards {paths[0]} .. {paths[-1].name}"
+        check_windows(source, arrays.terminals, self.chunk_size, self.batch_size)
+        return sampler_from_arrays(arrays, self.chunk_size, self.device)
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+
+class ShardCycler:
+    """Which shard group serves batch ``k``, and the background loads that keep the next one ready.
+
+    ``load_group(paths) -> WindowSampler`` does the loading (e.g. :class:`OGBenchShardLoader`).
+    """
+
+    def __init__(
+        self,
+        shards: Sequence[Path],
+        load_group: Callable[[Sequence[Path]], WindowSampler],
+        swap_interval: int = 1000,
+        shards_in_memory: int = 1,
+        on_stall: str = "wait",
+    ) -> None:
+        if not shards:
+            raise ValueError("ShardCycler needs at least one shard")
+        if swap_interval < 1 or shards_in_memory < 1:
+            raise ValueError(f"swap_interval ({swap_interval}) and shards_in_memory ({shards_in_memory}) must be >= 1")
+        if on_stall not in STALL_POLICIES:
+            raise ValueError(f"on_stall={on_stall!r}; expected one of {STALL_POLICIES}")
+        self.shards = [Path(p) for p in shards]
+        m = shards_in_memory
+        self.groups = [self.shards[i : i + m] for i in range(0, len(self.shards), m)]
+        self.load_group = load_group
+        self.swap_interval = swap_interval
+        self.on_stall = on_stall
+        self.active: WindowSampler | None = None
+        self.active_group: int | None = None
+        self._pending: Future | None = None
+        self._pending_group: int | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._alive: weakref.WeakSet = weakref.WeakSet()
+        # Counters (read by tests, benchmarks and anyone watching for a slow disk).
+        self.loads = 0
+        self.cold_loads = 0
+        self.stalls = 0
+        self.stall_seconds = 0.0
+        self.visited: list[int] = []  # groups in the order they became active
+
+    def __getstate__(self) -> dict:
+        """Picklable (``ddp_spawn`` sends the datamodule to its workers): no thread, no load in flight."""
+        state = dict(self.__dict__)
+        state.update(_executor=None, _pending=None, _pending_group=None, _alive=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._alive = weakref.WeakSet([self.active] if self.active is not None else [])
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.groups)
+
+    @property
+    def device(self) -> torch.device:
+        return self._ensure_active().device
+
+    @property
+    def resident(self) -> int:
+        """Samplers alive (active + loading + any reference held elsewhere): the memory bound is 2 groups."""
+        return len(self._alive)
+
+    def group_of(self, step: int) -> int:
+        return (step // self.swap_interval) % self.num_groups
+
+    # ----- loading -------------------------------------------------------------------------------
+    def _load(self, group: int) -> WindowSampler:
+        sampler = self.load_group(self.groups[group])
+        self.loads += 1
+        self._alive.add(sampler)
+        return sampler
+
+    def _prefetch(self, group: int) -> None:
+        if self.num_groups == 1 or self._pending_group == group:
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rql-shard-loader")
+        self._pending_group = group
+        self._pending = self._executor.submit(self._load, group)
+
+    def _drain_pending(self) -> WindowSampler | None:
+        """Result of the in-flight load (waiting for it); None if there is none."""
+        pending, self._pending, self._pending_group = self._pending, None, None
+        return pending.result() if pending is not None else None
+
+    def _activate(self, group: int, sampler: WindowSampler) -> WindowSampler:
+        self.active, self.active_group = sampler, group  # one assignment: the swap
+        self.visited.append(group)
+        return sampler
+
+    def _ensure_active(self) -> WindowSampler:
+        return self.active if self.active is not None else self.warm(0)
+
+    def warm(self, step: int) -> WindowSampler:
+        """Make the group of ``step`` active now, synchronously, without starting a prefetch."""
+        group = self.group_of(step)
+        if self.active_group != group:
+            if self._pending_group == group:
+                sampler = self._drain_pending()
+            else:
+                self._drain_pending()  # never two loads at once (memory bound, one env)
+                self.active = None  # drop the old group before loading the new one
+                sampler = self._load(group)
+                if self.visited:
+                    self.cold_loads += 1
+            self._activate(group, sampler)
+        return self.active
+
+    # ----- serving -------------------------------------------------------------------------------
+    def sampler_for(self, step: int) -> WindowSampler:
+        """The sampler for batch ``step``; swaps to the next group when its interval starts."""
+        group = self.group_of(step)
+        if group != self.active_group and self.active is not None:
+            if self._pending_group == group and not self._pending.done():
+                self.stalls += 1
+                if self.on_stall == "continue":
+                    if self.stalls == 1 or self.stalls % 100 == 0:
+                        log.warning(
+                            "shard group %d not loaded by step %d: still sampling group %d (%d stalled steps so "
+                            "far; the disk is slower than data.shard_swap_interval steps)",
+                            group,
+                            step,
+                            self.active_group,
+                            self.stalls,
+                        )
+                    return self.active
+                t0 = time.perf_counter()
+                self._pending.exception()  # wait
+                self.stall_seconds += time.perf_counter() - t0
+                log.warning(
+                    "waited %.2fs for shard group %d at step %d (stall %d)",
+                    time.perf_counter() - t0,
+                    group,
+                    step,
+                    self.stalls,
+                )
+            self.warm(step)
+        elif self.active is None:
+            self.warm(step)
+        nxt = (group + 1) % self.num_groups
+        if self._pending_group is None and nxt != self.active_group:
+            self._prefetch(nxt)
+        return self.active
+
+    def close(self) -> None:
+        """Stop the loader thread (waiting for a load in flight); a later :meth:`sampler_for` restarts it."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = self._pending_group = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        close_loader = getattr(self.load_group, "close", None)
+        if close_loader is not None:
+            close_loader()
+
+
+class ShardedWindowStream(WindowStream):
+    """:class:`WindowStream` whose batch ``k`` comes from the shard group active at step ``k``."""
+
+    def __init__(self, cycler: ShardCycler, batch_size: int, seed: int, rank: int = 0, start: int = 0) -> None:
+        super().__init__(cycler, batch_size, seed, rank, start)  # type: ignore[arg-type]  (has .device)
+        self.cycler = cycler
+
+    def sampler_at(self, index: int) -> WindowSampler:
+        return self.cycler.sampler_for(index)
+
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "OGBenchShardLoader",
+    "ShardCycler",
+    "ShardedWindowStream",
+    "list_shards",
+    "shards_hint",
+]
