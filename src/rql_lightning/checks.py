@@ -69,6 +69,23 @@ def check_output_dir(path: str | Path) -> None:
         ) from None
 
 
+def check_run_dir_arguments(argv: list[str]) -> None:
+    """Before Hydra starts: the run/sweep directory given on the command line (or the current
+    directory, where ``outputs/`` goes) must be creatable. Hydra creates it itself and would
+    report a failure as a traceback."""
+    targets = [a.split("=", 1)[1] for a in argv if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+    for target in targets or ["."]:
+        if "${" in target:
+            continue  # resolved by Hydra; checked again inside the run
+        path = Path(target).expanduser().absolute()
+        existing = next((p for p in (path, *path.parents) if p.exists()), None)
+        if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(
+                f"cannot create the output directory {path}: {existing} is not a writable directory; "
+                "choose another with hydra.run.dir=... (or hydra.sweep.dir=... for -m)"
+            )
+
+
 def check_checkpoint(ckpt_path: str | Path, expected: dict[str, Any]) -> None:
     """The checkpoint exists, is readable, and was trained on the same kind of data and model."""
     import torch

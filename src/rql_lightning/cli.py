@@ -25,6 +25,7 @@ from rql_lightning.checks import (  # noqa: E402
     check_checkpoint,
     check_config,
     check_output_dir,
+    check_run_dir_arguments,
     latest_checkpoint,
 )
 from rql_lightning.data.ogbench import DatasetNotFoundError  # noqa: E402
@@ -123,6 +124,11 @@ def train_main() -> None:
     """
     from hydra.errors import CompactHydraException, InstantiationException
 
+    try:
+        check_run_dir_arguments(sys.argv[1:])
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     try:
         _hydra_main()
     except SystemExit as exit_:

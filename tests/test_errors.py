@@ -1,0 +1,109 @@
+"""The bad-input catalogue (docs/errors.md): each case is one clear line, exit code 2, no traceback.
+
+Cases caught before any data is loaded run as real `rql-train` processes; the data cases live in
+tests/test_data_validation.py and the command-line ones in tests/test_cli.py.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+import torch
+
+from rql_lightning.checks import check_checkpoint, check_config
+from rql_lightning.cli import compose_config, train
+from rql_lightning.errors import UserError
+from tests.test_cli import TRACEBACK, explain, rql_train
+
+TINY_MODEL = [
+    "model.num_critics=2",
+    "model.actor_hidden_dims=[16]",
+    "model.critic_hidden_dims=[16]",
+    "data.batch_size=16",
+]
+
+
+def one_line_error(proc) -> str:
+    assert proc.returncode == 2, explain(proc)
+    assert TRACEBACK not in proc.stderr, explain(proc)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, explain(proc)
+    return errors[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("task.id=7", "task.id=7 is not a task of cube-single; valid ids: 1 2 3 4 5"),
+        ("trainer.max_steps=-5", "trainer.max_steps=-5 must be a positive number of steps"),
+        ("model.actor_lr=-0.001", "model.actor_lr=-0.001 must be > 0"),
+        ("trainer.devices=64", "trainer.devices=64 CPU processes but this machine has"),
+        ("trainer.accelerator=gpu", "no GPU is visible; use trainer.accelerator=cpu"),
+    ],
+)
+def test_bad_settings_fail_in_one_line_before_training(override, expected, tmp_path):
+    proc = rql_train([override, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, timeout=120)
+    assert expected in one_line_error(proc)
+
+
+@pytest.mark.slow
+def test_unwritable_output_dir(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions: use a path under a regular file instead
+            target = tmp_path / "a-file" / "run"
+            (tmp_path / "a-file").write_text("")
+        else:
+            target = locked / "run"
+        proc = rql_train([f"hydra.run.dir={target}"], cwd=tmp_path, timeout=120)
+    finally:
+        locked.chmod(stat.S_IRWXU)
+    assert "cannot create the output directory" in one_line_error(proc)
+
+
+def test_unwritable_output_dir_check_names_the_fix(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UserError, match=r"cannot write to the output directory .*hydra\.run\.dir"):
+        train(compose_config([f"paths.output_dir={tmp_path / 'a-file' / 'run'}"]))
+
+
+def test_checkpoint_from_another_task_or_corrupt(tmp_path):
+    other = tmp_path / "other.ckpt"
+    torch.save({"hyper_parameters": {"obs_dim": 40, "action_dim": 5, "chunk_size": 5}, "state_dict": {}}, other)
+    with pytest.raises(UserError, match=r"trained on another task or model: obs_dim 40 \(checkpoint\) vs 28"):
+        check_checkpoint(other, {"obs_dim": 28, "action_dim": 5, "chunk_size": 5})
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(other.read_bytes()[:100])
+    with pytest.raises(UserError, match="is not a readable checkpoint"):
+        check_checkpoint(corrupt, {"obs_dim": 28})
+
+
+def test_config_checks_accept_the_defaults():
+    check_config(compose_config(["paths.output_dir=/tmp/unused"]))
+
+
+@pytest.mark.slow
+def test_divergence_stops_with_step_and_term_and_keeps_last_good_checkpoint(cube_single_dataset, tmp_path):
+    run = tmp_path / "run"
+    proc = rql_train(
+        [
+            f"data.dataset_path={cube_single_dataset}",
+            f"hydra.run.dir={run}",
+            "model.actor_lr=1e30",
+            "model.critic_lr=1e30",
+            "trainer.max_steps=50",
+            "callbacks.checkpoint.every_n_train_steps=1",
+            "~callbacks.evaluation",
+            *TINY_MODEL,
+        ],
+        cwd=tmp_path,
+    )
+    line = one_line_error(proc)
+    assert "non-finite" in line and "step " in line and "model.skip_nonfinite=true" in line
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
