@@ -57,6 +57,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Our checkpoints are taken after the whole update, which is the state a resume needs.
     warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
     L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("tf32"):
+        import torch
+
+        torch.set_float32_matmul_precision("high")
     # Plain containers, not OmegaConf ones: hyperparameters are pickled into checkpoints, and Lightning
     # resumes with torch.load(weights_only=True), which refuses ListConfig/DictConfig.
     datamodule = instantiate(cfg.data, _convert_="all")

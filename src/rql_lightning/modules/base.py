@@ -48,8 +48,9 @@ class FlowQModule(L.LightningModule):
         discount: float = 0.99,
         log_every: int = 100,
         compile: bool = False,
+        compile_mode: str | None = None,
         seed: int = 0,
-        check_finite: bool = True,
+        check_finite_every: int = 1,
         skip_nonfinite: bool = False,
     ) -> None:
         super().__init__()
@@ -104,16 +105,19 @@ class FlowQModule(L.LightningModule):
         q_loss, pi_loss, info = self._losses_fn()(batch, draws)
         optimizer.zero_grad(set_to_none=True)
         self._backward(q_loss + pi_loss)
-        if self.hparams.check_finite and not self._finite_or_skip(q_loss, pi_loss, optimizer):
+        every = self.hparams.check_finite_every
+        if every > 0 and self.global_step % every == 0 and not self._finite_or_skip(q_loss, pi_loss, optimizer):
             return {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(), **info}
         self.update_targets()
         optimizer.step()
         return {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(), **info}
 
     def _finite_or_skip(self, q_loss: torch.Tensor, pi_loss: torch.Tensor, optimizer) -> bool:
-        """NaN/inf guard (one host sync per step). Raises :class:`NonFiniteError` naming the step and
-        the term, or, with ``skip_nonfinite``, drops the update (weights, targets and Adam state
-        untouched; the step still counts so the next batch is a new one) and counts it."""
+        """NaN/inf guard, every ``check_finite_every`` steps (it costs one host sync).
+
+        Raises :class:`NonFiniteError` naming the step and the term, or, with ``skip_nonfinite``,
+        drops the update (weights, targets and Adam state untouched; the step still counts so the
+        next batch is a new one) and counts it."""
         terms = {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach()}
         for name, net in (("actor gradient", self.policy), ("critic gradient", self.critic)):
             grads = [p.grad for p in net.parameters() if p.grad is not None]
@@ -138,7 +142,8 @@ class FlowQModule(L.LightningModule):
         if not self.hparams.compile:
             return self.compute_losses
         if getattr(self, "_compiled_losses", None) is None:
-            self._compiled_losses = torch.compile(self.compute_losses, dynamic=False)
+            # mode="reduce-overhead" adds CUDA graphs on GPU; None is inductor's default.
+            self._compiled_losses = torch.compile(self.compute_losses, dynamic=False, mode=self.hparams.compile_mode)
         return self._compiled_losses
 
     @torch.no_grad()
