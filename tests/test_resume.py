@@ -44,3 +44,10 @@ def test_resumed_run_is_bit_identical_to_straight_run(cube_single_dataset, tmp_p
         assert torch.equal(a["exp_avg"], b["exp_avg"]) and torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
     # And the run moved at all between step 5 and 10.
     assert any(not torch.equal(v, first["state_dict"][k]) for k, v in resumed["state_dict"].items())
+
+
+def test_same_seed_same_machine_gives_identical_training(cube_single_dataset, tmp_path):
+    a = run(cube_single_dataset, tmp_path / "a", 5)
+    b = run(cube_single_dataset, tmp_path / "b", 5)
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
