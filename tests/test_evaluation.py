@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import os
 import subprocess
 import sys
 import textwrap
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from rql_lightning.envs import evaluate_policy, make_eval_env, max_episode_steps, resolve_env_id
+from rql_lightning.modules.rql import RQLModule
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*precision lowered by casting:UserWarning"),
@@ -142,6 +146,26 @@ def test_scripted_policy_terminates_at_success_and_is_reproducible_across_num_en
         np.testing.assert_array_equal(other.episode_successes, one.episode_successes)
     shifted = evaluate_policy(scripted_policy, ENV, num_envs=1, **{**kw, "seed": 4})
     np.testing.assert_array_equal(shifted.episode_lengths[:4], one.episode_lengths[1:])
+    # DDP sharding: rank r of 2 runs episodes r, r + 2, ... with unchanged seeds; the union is `one`
+    for rank, ids in ((0, [0, 2, 4]), (1, [1, 3])):
+        part = evaluate_policy(scripted_policy, ENV, num_envs=1, rank=rank, world_size=2, **kw)
+        np.testing.assert_array_equal(part.episode_ids, ids)
+        np.testing.assert_array_equal(part.episode_lengths, one.episode_lengths[ids])
+        np.testing.assert_array_equal(part.episode_returns, one.episode_returns[ids])
+    empty = evaluate_policy(scripted_policy, ENV, num_envs=1, rank=5, world_size=6, **kw)  # no share: no env
+    assert empty.num_episodes == 0 and math.isnan(empty.success_rate)
+
+
+def test_policy_receives_episode_ids_and_chunk_indices():
+    calls = []
+
+    def policy(obs, episodes, chunks):
+        calls.append((episodes.tolist(), chunks.tolist()))
+        return np.zeros((len(obs), 2, ACT_DIM))
+
+    kw = dict(env_kwargs=dict(max_episode_steps=3), episode_info=True)
+    evaluate_policy(policy, ENV, num_episodes=3, num_envs=1, seed=0, chunk_size=2, rank=1, world_size=2, **kw)
+    assert calls == [([1], [0]), ([1], [1])]  # rank 1 of 2 runs episode 1 only: chunks at steps 0 and 2
 
 
 @pytest.mark.slow
@@ -250,7 +274,7 @@ def test_callback_schedules_on_batches_and_logs_to_tensorboard(tmp_path):
     from rql_lightning.callbacks.evaluation import EvaluationCallback
 
     cb = EvaluationCallback(
-        ENV, num_episodes=3, every_n_steps=3, num_envs=2, seed=0, env_kwargs=dict(max_episode_steps=12)
+        ENV, num_episodes=3, every_n_steps=3, num_envs=1, seed=0, env_kwargs=dict(max_episode_steps=12)
     )
     # manual optimization with two optimizers: global_step advances 2 per batch, so 10 steps = 5 batches
     trainer, module, logger = _fit(tmp_path, max_steps=10, callback=cb)
@@ -260,13 +284,14 @@ def test_callback_schedules_on_batches_and_logs_to_tensorboard(tmp_path):
     for _, res in cb.history:
         assert res.num_episodes == 3 and res.success_rate == 0.0
         np.testing.assert_array_equal(res.episode_lengths, [12, 12, 12])
-    # policy called once per 5-step chunk: 2 waves (2 envs, then 1) x ceil(12/5) calls, per evaluation
-    assert len(module.act_calls) == 2 * 2 * 3
+        np.testing.assert_array_equal(res.episode_ids, [0, 1, 2])
+    # per-episode noise: one single-observation call per 5-step chunk, 3 episodes x ceil(12/5), per evaluation
+    assert len(module.act_calls) == 2 * 3 * 3
     shape, dtype, training, grad, _ = module.act_calls[0]
-    assert shape == (2, 28) and dtype == np.float32 and not training and not grad
-    # the generator is re-seeded for every evaluation
+    assert shape == (1, 28) and dtype == np.float32 and not training and not grad
+    # the noise is a function of (seed, episode, chunk): equal across evaluations, distinct within one
     noises = [c[-1] for c in module.act_calls]
-    assert noises[:6] == noises[6:]
+    assert noises[:9] == noises[9:] and len(set(noises[:9])) == 9
     # train/eval flags restored per submodule after each evaluation
     assert module.modes and all(m == (True, False) for m in module.modes)
 
@@ -278,6 +303,21 @@ def test_callback_schedules_on_batches_and_logs_to_tensorboard(tmp_path):
     assert [e.step for e in acc.Scalars("eval/success_rate")] == [3, 5]
     assert [e.value for e in acc.Scalars("eval/episodes")] == [3.0, 3.0]
     assert [e.value for e in acc.Scalars("eval/return")] == [-12.0, -12.0]
+
+
+@pytest.mark.slow
+def test_callback_batched_noise_mode_makes_one_call_per_chunk_step(tmp_path):
+    from rql_lightning.callbacks.evaluation import EvaluationCallback
+
+    kw = dict(num_episodes=2, num_envs=1, seed=0, env_kwargs=dict(max_episode_steps=6), episode_noise=False)
+    cb = EvaluationCallback(ENV, **kw)
+    module = _tiny_module(chunk_size=3)
+    first = cb.evaluate_module(module)
+    noises = [c[-1] for c in module.act_calls]
+    cb.evaluate_module(module)
+    assert first.num_episodes == 2 and len(noises) == 2 * 2  # 2 episodes x ceil(6/3) calls
+    assert [c[-1] for c in module.act_calls[4:]] == noises  # re-seeded per evaluation, drawn in sequence
+    assert len(set(noises)) == 4
 
 
 @pytest.mark.slow
@@ -296,3 +336,172 @@ def test_callback_rejects_unknown_env():
 
     with pytest.raises(ValueError, match="single-task"):
         EvaluationCallback("cube-single-v0")
+
+
+def test_gif_summary_tiles_episodes_of_different_lengths():
+    from PIL import Image, ImageSequence
+
+    from rql_lightning.callbacks.evaluation import _tile, gif_summary
+
+    a = np.zeros((3, 4, 6, 3), np.uint8)
+    b = np.full((5, 4, 6, 3), 255, np.uint8)
+    b[::2, 0, 0] = 0  # consecutive frames differ, so the GIF keeps all of them
+    grid = _tile([a, b, a])
+    assert grid.shape == (5, 8, 12, 3)  # 2x2 grid, padded to the longest episode
+    assert (grid[:, :4, :6] == 0).all() and (grid[:, :4, 6:][:, 1:, 1:] == 255).all()
+    np.testing.assert_array_equal(grid[:, 4:, :6], np.zeros((5, 4, 6, 3)))  # a, held at its last frame
+    summary = gif_summary("eval/video", grid, fps=10)
+    (value,) = summary.value
+    assert value.tag == "eval/video" and (value.image.height, value.image.width) == (8, 12)
+    gif = Image.open(io.BytesIO(value.image.encoded_image_string))
+    assert gif.format == "GIF" and gif.size == (12, 8)
+    assert sum(f.info["duration"] for f in ImageSequence.Iterator(gif)) == 5 * 100
+
+
+_VIDEO_SCRIPT = """
+import json, sys
+from rql_lightning.callbacks.evaluation import EvaluationCallback
+from tests.test_evaluation import ENV, _fit
+from pathlib import Path
+cb = EvaluationCallback(ENV, num_episodes=1, every_n_steps=0, num_envs=1, video_episodes=2, video_frame_skip=2,
+                        video_fps=10, video_width=32, video_height=24, env_kwargs=dict(max_episode_steps=6))
+trainer, module, logger = _fit(Path(sys.argv[1]), max_steps=2, callback=cb)
+r = cb.last_result
+print("RESULT=" + json.dumps(dict(log_dir=logger.log_dir, episodes=r.num_episodes, frames=len(r.frames),
+                                  videos=[list(v.shape) for v in r.videos])))
+"""
+
+
+@pytest.mark.slow
+def test_video_episodes_logged_to_tensorboard_with_osmesa(tmp_path):
+    """Fresh interpreter: MUJOCO_GL must be set before MuJoCo is imported.  Needs libOSMesa (libosmesa6)."""
+    from PIL import Image, ImageSequence
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    env = {**os.environ, "MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-c", _VIDEO_SCRIPT, str(tmp_path)],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if "Rendering disabled" in proc.stderr:
+        pytest.skip("no OSMesa rendering on this machine (apt-get install libosmesa6)")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.split("RESULT=")[1].splitlines()[0])
+    # 2 extra episodes of 6 steps, every 2nd frame: after reset and steps 2, 4, 6; not counted as episodes
+    assert out["episodes"] == 1 and out["frames"] == 0 and out["videos"] == [[4, 24, 32, 3]] * 2
+
+    acc = EventAccumulator(out["log_dir"], size_guidance={"images": 0})
+    acc.Reload()
+    assert "eval/video" in acc.Tags()["images"]
+    (event,) = acc.Images("eval/video")
+    assert event.step == 1 and (event.height, event.width) == (24, 64)  # at train end (1 batch), side by side
+    gif = Image.open(io.BytesIO(event.encoded_image_string))
+    assert gif.format == "GIF" and gif.size == (64, 24)
+    assert sum(f.info["duration"] for f in ImageSequence.Iterator(gif)) == 4 * 100
+    assert [e.value for e in acc.Scalars("eval/episodes")] == [1.0]
+
+
+# ------------------------------------------------------------------------------------------------- DDP
+
+DDP_T = 60
+
+
+class NoisyScriptedRQL(RQLModule):
+    """A tiny real RQLModule whose evaluation policy is the scripted controller plus 0.2 x its flow actor's
+    sample: outcomes depend on the weights, the env seed and the policy noise."""
+
+    def act(self, obs, generator):
+        return scripted_policy(obs) + 0.2 * super().act(obs, generator)
+
+
+def _ddp_module() -> NoisyScriptedRQL:
+    torch.manual_seed(0)
+    kw = dict(flow_steps=2, num_critics=2, actor_hidden_dims=[16], critic_hidden_dims=[16], log_every=1)
+    return NoisyScriptedRQL(obs_dim=28, action_dim=ACT_DIM, chunk_size=1, seed=0, **kw)
+
+
+def _ddp_arrays():
+    from rql_lightning.data.ogbench import OfflineArrays
+
+    rng = np.random.default_rng(0)
+    n = 8 * 10
+    terminals = np.zeros(n, np.float32)
+    terminals[9::10] = 1
+    rewards = -(rng.random(n) < 0.7).astype(np.float32)
+    return OfflineArrays(
+        observations=rng.normal(size=(n, 28)).astype(np.float32),
+        actions=rng.uniform(-1, 1, size=(n, ACT_DIM)).astype(np.float32),
+        rewards=rewards,
+        terminals=terminals,
+        masks=(rewards != 0).astype(np.float32),
+    )
+
+
+def _ddp_callback():
+    from rql_lightning.callbacks.evaluation import EvaluationCallback
+
+    return EvaluationCallback(
+        ENV, num_episodes=4, every_n_steps=0, num_envs=1, seed=7, env_kwargs=dict(max_episode_steps=DDP_T)
+    )
+
+
+class SaveEvalResult(L.Callback):
+    def __init__(self, out_dir):
+        self.out_dir = out_dir
+
+    def on_train_end(self, trainer, pl_module):
+        (cb,) = [c for c in trainer.callbacks if type(c).__name__ == "EvaluationCallback"]
+        r = cb.last_result
+        rank = trainer.global_rank
+        torch.save(pl_module.state_dict(), self.out_dir / f"weights{rank}.pt")
+        np.savez(
+            self.out_dir / f"eval{rank}.npz",
+            success_rate=r.success_rate,
+            mean_return=r.mean_return,
+            ids=r.episode_ids,
+            successes=r.episode_successes,
+            returns=r.episode_returns,
+            lengths=r.episode_lengths,
+            history=[b for b, _ in cb.history],
+        )
+
+
+@pytest.mark.slow
+def test_ddp_two_ranks_split_episodes_and_agree_with_one_process(tmp_path):
+    from rql_lightning.data.datamodule import ArrayDataModule
+
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[_ddp_callback(), SaveEvalResult(tmp_path)],  # evaluation runs first in on_train_end
+    )
+    trainer.fit(_ddp_module(), datamodule=ArrayDataModule(_ddp_arrays(), chunk_size=1, batch_size=8, seed=0))
+    ranks = [dict(np.load(tmp_path / f"eval{r}.npz")) for r in (0, 1)]
+    for key in ranks[0]:  # every rank stores the same, complete result
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key], err_msg=key)
+    got = ranks[0]
+    assert got["history"].tolist() == [2]
+    np.testing.assert_array_equal(got["ids"], [0, 1, 2, 3])
+
+    # One process, same weights and seed, all 4 episodes: the same outcomes, episode by episode.
+    module = _ddp_module()
+    module.load_state_dict(torch.load(tmp_path / "weights0.pt"))
+    single = _ddp_callback().evaluate_module(module)
+    assert float(got["success_rate"]) == single.success_rate
+    assert float(got["mean_return"]) == single.mean_return
+    np.testing.assert_array_equal(got["successes"], single.episode_successes)
+    np.testing.assert_array_equal(got["returns"], single.episode_returns)
+    np.testing.assert_array_equal(got["lengths"], single.episode_lengths)
+    # not a trivial agreement: episodes differ (some time out, some succeed at different steps)
+    assert len(set(single.episode_lengths.tolist())) > 1
