@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-from rql_lightning.cli import compose_config
+from rql_lightning.cli import compose_config, train
 from rql_lightning.data import cli as data_cli
 from rql_lightning.data.minari import MINARI_ROOT_ENV, MinariDataModule, write_play_dataset_as_minari
 from rql_lightning.data.ogbench import DatasetNotFoundError, load_singletask
@@ -100,16 +100,39 @@ def test_trains_a_few_steps_with_rql(minari_env):
 
 
 def test_evaluation_env_is_recovered(minari_env):
-    from rql_lightning.callbacks.evaluation import EvaluationCallback
+    from rql_lightning.envs import make_eval_env
 
     dm = MinariDataModule(PLAY_ID, chunk_size=5)
-    assert dm.eval_env_name == "cube-single-singletask-task2-v0"
-    env = dm.eval_env()
-    try:
-        assert env.observation_space.shape == (28,) and env.action_space.shape == (5,)
-    finally:
-        env.close()
-    EvaluationCallback(env_name=dm.eval_env_name)  # an OGBench id: the eval callback takes it as is
+    assert dm.eval_env_gym_id == "cube-single-singletask-task2-v0"
+    assert dm.eval_env_name == f"minari:{minari_env.absolute() / PLAY_ID}"
+    for env in (dm.eval_env(), make_eval_env(dm.eval_env_name)):
+        try:
+            assert env.observation_space.shape == (28,) and env.action_space.shape == (5,)
+            assert env.spec.id == "cube-single-singletask-task2-v0"
+        finally:
+            env.close()
+
+
+def test_training_on_minari_evaluates_in_the_recovered_env(minari_env, tmp_path):
+    """Through the CLI's train(): the evaluation callback asks the datamodule for its env."""
+    cfg = compose_config(
+        [
+            f"paths.output_dir={tmp_path}",
+            "data=minari",
+            f"data.dataset_id={PLAY_ID}",
+            "data.batch_size=16",
+            "model.num_critics=2",
+            "model.actor_hidden_dims=[16]",
+            "model.critic_hidden_dims=[16]",
+            "trainer.max_steps=2",
+            "trainer.enable_progress_bar=false",
+            "callbacks.evaluation.num_episodes=1",
+            "callbacks.evaluation.num_envs=1",
+            "+callbacks.evaluation.env_kwargs={max_episode_steps: 20}",
+        ]
+    )
+    summary = train(cfg)
+    assert 0.0 <= summary["success_rate"] <= 1.0
 
 
 def test_hydra_data_minari(minari_env, tmp_path):

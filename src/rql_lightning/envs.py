@@ -61,6 +61,7 @@ Rendering
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -91,12 +92,18 @@ def _ogbench_registry() -> dict[str, Any]:
     return gymnasium.registry
 
 
+MINARI_PREFIX = "minari:"  # "minari:<dataset id>": the env that Minari recovers for that dataset
+
+
 def resolve_env_id(env_name: str) -> tuple[str, bool]:
     """Map an OGBench single-task env id or dataset name to its gymnasium id.
 
-    Returns ``(env_id, is_dataset_name)``.  Raises ``ValueError`` for anything that is not an OGBench
+    Returns ``(env_id, is_dataset_name)``.  ``minari:<dataset id>`` names the evaluation env of a local
+    Minari dataset and is returned as is.  Raises ``ValueError`` for anything else that is not an OGBench
     single-task environment.
     """
+    if isinstance(env_name, str) and env_name.startswith(MINARI_PREFIX):
+        return env_name, False
     registry = _ogbench_registry()
     if not isinstance(env_name, str) or "singletask" not in env_name.split("-"):
         raise ValueError(
@@ -120,6 +127,12 @@ def resolve_env_id(env_name: str) -> tuple[str, bool]:
 def max_episode_steps(env_name: str) -> int | None:
     """Time limit of an OGBench single-task env (from its gymnasium spec; no env is built)."""
     env_id, _ = resolve_env_id(env_name)
+    if env_id.startswith(MINARI_PREFIX):
+        env = make_eval_env(env_id)
+        try:
+            return env.spec.max_episode_steps if env.spec is not None else None
+        finally:
+            env.close()
     return gymnasium.spec(env_id).max_episode_steps
 
 
@@ -201,6 +214,15 @@ def make_eval_env(env_name: str, **kwargs: Any) -> gymnasium.Env:
     ``disable_env_checker=False`` is given.
     """
     env_id, is_dataset_name = resolve_env_id(env_name)
+    if env_id.startswith(MINARI_PREFIX):
+        import minari
+
+        where = env_id[len(MINARI_PREFIX) :]  # a dataset id, or the absolute path of a dataset's folder
+        if os.path.isabs(where):
+            dataset = minari.MinariDataset(os.path.join(where, "data"))
+        else:
+            dataset = minari.load_dataset(where)
+        return EvalEnvWrapper(dataset.recover_environment(eval_env=True, **kwargs))
     kwargs.setdefault("disable_env_checker", True)
     if is_dataset_name:
         import ogbench

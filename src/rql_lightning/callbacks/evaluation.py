@@ -128,7 +128,7 @@ class EvaluationCallback(L.Callback):
 
     def __init__(
         self,
-        env_name: str,
+        env_name: str | None = None,
         num_episodes: int = 50,
         every_n_steps: int = 100_000,
         num_envs: int = 2,
@@ -144,7 +144,8 @@ class EvaluationCallback(L.Callback):
         episode_noise: bool = True,
     ):
         super().__init__()
-        resolve_env_id(env_name)  # fail at construction on a bad name, not hours into training
+        if env_name is not None:
+            resolve_env_id(env_name)  # fail at construction on a bad name, not hours into training
         if num_episodes < 1:
             raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
         if num_envs < 1:
@@ -173,9 +174,22 @@ class EvaluationCallback(L.Callback):
         self.restored_history: list[tuple[int, float, float, int]] = []  # summaries from a loaded checkpoint
         self._generator: torch.Generator | None = None
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """With ``env_name=None`` the datamodule names its evaluation env (``eval_env_name``): the
+        OGBench single-task env of its dataset, or ``minari:<id>`` for Minari's recovered env."""
+        if self.env_name is None:
+            name = getattr(trainer.datamodule, "eval_env_name", None)
+            if name is None:
+                raise ValueError(
+                    "the datamodule names no evaluation env; set callbacks.evaluation.env_name=<env id> "
+                    "or drop evaluation with ~callbacks.evaluation"
+                )
+            resolve_env_id(name)
+            self.env_name = name
+
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(env_name=self.env_name, seed=self.seed)
+        return self._generate_state_key(seed=self.seed)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -293,7 +293,7 @@ def _cmd_info_minari(args: argparse.Namespace) -> int:
     print(f"episodes:    {ds.total_episodes}")
     print(f"obs dim:     {arrays.observations.shape[1]}")
     print(f"action dim:  {arrays.actions.shape[1]}")
-    print(f"eval env:    {dm.eval_env_name}")
+    print(f"eval env:    {dm.eval_env_gym_id} (recovered by Minari)")
     terminal = float(np.mean(arrays.masks == 0))
     r_min, r_max = float(arrays.rewards.min()), float(arrays.rewards.max())
     print(f"rewards:     range [{r_min:g}, {r_max:g}], terminal-state rate {terminal:.4f}")

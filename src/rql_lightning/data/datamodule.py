@@ -26,6 +26,7 @@ from rql_lightning.data.ogbench import (
     OfflineArrays,
     dataset_name_of,
     default_data_dir,
+    eval_env_name_of,
     fetch_official,
     load_singletask,
     obtain_hint,
@@ -240,6 +241,11 @@ class OGBenchDataModule(WindowDataModule):
         if self.generate_if_missing:
             return generated
         return official
+
+    @property
+    def eval_env_name(self) -> str:
+        """The OGBench single-task env this dataset's task is evaluated in."""
+        return eval_env_name_of(self.singletask_name)
 
     def describe_source(self) -> str:
         return str(self.resolve_path())

@@ -42,6 +42,7 @@ from rql_lightning.data.ogbench import (
     required_keys,
 )
 from rql_lightning.data.validate import ACTION_TOLERANCE, DatasetFormatError, check_npz_keys, check_transitions
+from rql_lightning.envs import MINARI_PREFIX
 
 MINARI_ROOT_ENV = "MINARI_DATASETS_PATH"
 DEFAULT_MINARI_ROOT = "~/.minari/datasets"
@@ -199,11 +200,17 @@ class MinariDataModule(WindowDataModule):
 
     # ----- evaluation ------------------------------------------------------------------------
     @property
-    def eval_env_name(self) -> str | None:
+    def eval_env_gym_id(self) -> str | None:
         """Gym id of the dataset's evaluation env (its collection env if none is recorded)."""
         ds = self.open()
         spec = ds._eval_env_spec or ds.env_spec  # Minari keeps the eval spec private; same rule as recover
         return spec.id if spec is not None else None
+
+    @property
+    def eval_env_name(self) -> str:
+        """What the evaluation callback builds: the env Minari recovers for this dataset (by its folder,
+        so a ``data.data_dir`` root works in evaluation worker processes too)."""
+        return f"{MINARI_PREFIX}{minari_root(self.data_dir).absolute() / self.dataset_id}"
 
     def eval_env(self, **kwargs: Any):
         """The evaluation environment, as Minari recovers it (``recover_environment(eval_env=True)``)."""
