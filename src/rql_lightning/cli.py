@@ -8,15 +8,10 @@ checkpoints) and loggers. Everything is built with ``hydra.utils.instantiate`` f
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning, so 2 intra-op
-# threads do not fight eval/data worker processes (measured 10x slower otherwise on 2 cores).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
