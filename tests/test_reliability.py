@@ -142,3 +142,23 @@ def test_preemption_signals_save_a_checkpoint_and_resume_auto_continues(cube_sin
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err[-3000:]
     assert last_step(run_dir) == second + 5
+
+
+def test_only_the_newest_checkpoints_are_kept_plus_last(cube_single_dataset, tmp_path):
+    from rql_lightning.cli import compose_config, train
+
+    overrides = [
+        f"data.dataset_path={cube_single_dataset}",
+        f"paths.output_dir={tmp_path}",
+        "trainer.max_steps=6",
+        "trainer.enable_progress_bar=false",
+        "callbacks.checkpoint.every_n_train_steps=1",
+        "~callbacks.evaluation",
+        "model.num_critics=2",
+        "model.actor_hidden_dims=[16]",
+        "model.critic_hidden_dims=[16]",
+        "data.batch_size=16",
+    ]
+    train(compose_config(overrides))
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt"))
+    assert names == ["last.ckpt", "step0000004.ckpt", "step0000005.ckpt", "step0000006.ckpt"]
