@@ -193,5 +193,7 @@ class FlowQModule(L.LightningModule):
     def act(self, obs: np.ndarray, generator: torch.Generator) -> np.ndarray:
         """Evaluation callback contract: ``obs (N, O)`` -> action chunks ``(N, h, A)`` in numpy."""
         obs_t = torch.as_tensor(obs, dtype=torch.float32).to(self.device)
-        noise = torch.randn(obs_t.shape[0], self.policy.chunk_dim, generator=generator).to(self.device)
+        # drawn on the generator's device (the callback keeps it on the module's), then moved
+        noise = torch.randn(obs_t.shape[0], self.policy.chunk_dim, generator=generator, device=generator.device)
+        noise = noise.to(self.device)
         return self.sample_chunks(obs_t, noise).cpu().numpy()
