@@ -13,15 +13,11 @@ from rql_lightning.losses import RQLDraws
 from rql_lightning.modules.rql import RQLModule
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE = (
-    Path(os.environ.get("RQL_SHARED_DIR", REPO.parent / "shared")) / "fixtures" / "rql_reference_step_A.npz"
-)
+FIXTURE = Path(os.environ.get("RQL_SHARED_DIR", REPO.parent / "shared")) / "fixtures" / "rql_reference_step_A.npz"
 
 
 def load_fixture() -> dict[str, np.ndarray]:
-    assert FIXTURE.exists(), (
-        f"reference fixture not found at {FIXTURE}; set RQL_SHARED_DIR to the shared/ folder"
-    )
+    assert FIXTURE.exists(), f"reference fixture not found at {FIXTURE}; set RQL_SHARED_DIR to the shared/ folder"
     with np.load(FIXTURE) as f:
         return {k: f[k] for k in f.files}
 

@@ -35,9 +35,18 @@ def two_mode_sampler(n_episodes: int = 512, seed: int = 0) -> WindowSampler:
 def train_and_sample(alpha: float, steps: int = 600, seed: int = 0) -> torch.Tensor:
     torch.manual_seed(seed)
     m = RQLModule(
-        obs_dim=1, action_dim=1, chunk_size=1, flow_steps=10, num_critics=2,
-        actor_hidden_dims=[64, 64], critic_hidden_dims=[64, 64], alpha=alpha, expectile=0.7, rho=0.0,
-        actor_lr=1e-3, critic_lr=1e-3,
+        obs_dim=1,
+        action_dim=1,
+        chunk_size=1,
+        flow_steps=10,
+        num_critics=2,
+        actor_hidden_dims=[64, 64],
+        critic_hidden_dims=[64, 64],
+        alpha=alpha,
+        expectile=0.7,
+        rho=0.0,
+        actor_lr=1e-3,
+        critic_lr=1e-3,
     )
     opt = m.configure_optimizers()
     sampler, g = two_mode_sampler(), torch.Generator().manual_seed(seed)

@@ -68,9 +68,7 @@ def test_gradients_match_reference_and_stay_separated(fx):
     # The critic's gradient comes from the critic loss alone, the actor's from the actor loss alone.
     critic_grads = torch.autograd.grad(pi_loss, list(m.critic.parameters()), allow_unused=True)
     assert all(g is None for g in critic_grads)
-    actor_grads = torch.autograd.grad(
-        q_loss, list(m.policy.parameters()), allow_unused=True, retain_graph=True
-    )
+    actor_grads = torch.autograd.grad(q_loss, list(m.policy.parameters()), allow_unused=True, retain_graph=True)
     assert all(g is None for g in actor_grads)
     (q_loss + pi_loss).backward()
     for key, p in all_params(m):

@@ -33,9 +33,7 @@ class FlowPolicy(nn.Module):
         self.chunk_size = chunk_size
         self.flow_steps = flow_steps
         self.chunk_dim = chunk_size * action_dim
-        self.velocity_net = MLP(
-            obs_dim + self.chunk_dim + 1, hidden_dims, self.chunk_dim, layer_norm=layer_norm
-        )
+        self.velocity_net = MLP(obs_dim + self.chunk_dim + 1, hidden_dims, self.chunk_dim, layer_norm=layer_norm)
 
     def velocity(self, obs: torch.Tensor, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         """``obs (B, O)``, ``x (B, D)``, ``f (B, 1)`` -> velocity ``(B, D)``."""
@@ -50,9 +48,7 @@ class FlowPolicy(nn.Module):
             x = x + self.velocity(obs, x, f) / steps
         return x.clamp(-1.0, 1.0) if clip else x
 
-    def reverse(
-        self, obs: torch.Tensor, chunk: torch.Tensor, depth: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def reverse(self, obs: torch.Tensor, chunk: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Backward Euler from ``x = chunk (B, D)`` at ``f = 1`` for depth ``d (B,)``.
 
         Takes ``F`` steps of size ``d / F``: ``x <- x - v(s, x, f) d / F``, ``f <- f - d / F``.
