@@ -31,7 +31,7 @@ test: install
 	$(PY) -m pytest -q $(ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples && $(VENV)/bin/ruff format --check src tests benchmarks examples
 
 bench: install
 	$(PY) benchmarks/throughput.py --preset quickstart
