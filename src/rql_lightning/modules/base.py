@@ -108,9 +108,19 @@ class FlowQModule(L.LightningModule):
         every = self.hparams.check_finite_every
         if every > 0 and self.global_step % every == 0 and not self._finite_or_skip(q_loss, pi_loss, optimizer):
             return {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(), **info}
-        self.update_targets()
+        self._targets_fn()()
         optimizer.step()
         return {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(), **info}
+
+    def _targets_fn(self):
+        """``update_targets``, compiled into one fused kernel per network when ``compile=True``.
+
+        (Adam needs no compiling: it is already a single fused kernel.)"""
+        if not self.hparams.compile:
+            return self.update_targets
+        if getattr(self, "_compiled_targets", None) is None:
+            self._compiled_targets = torch.compile(self.update_targets, dynamic=False)
+        return self._compiled_targets
 
     def _finite_or_skip(self, q_loss: torch.Tensor, pi_loss: torch.Tensor, optimizer) -> bool:
         """NaN/inf guard, every ``check_finite_every`` steps (it costs one host sync).
