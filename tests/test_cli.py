@@ -119,8 +119,7 @@ def test_compose_config_interpolates_task_settings():
     cfg = compose_config(["task=cube-single", "task.id=2", "paths.output_dir=/tmp/x"])
     assert cfg.task.singletask_name == "cube-single-play-singletask-task2-v0"
     assert cfg.data.singletask_name == "cube-single-play-singletask-task2-v0"
-    assert cfg.task.eval_env == "cube-single-singletask-task2-v0"
-    assert cfg.callbacks.evaluation.env_name is None  # taken from the datamodule, which derives the same id
+    assert cfg.callbacks.evaluation.env_name is None  # the datamodule names it: cube-single-singletask-task2-v0
     keys = ["alpha", "expectile", "rho", "discount", "chunk_size"]
     for key in keys:
         assert OmegaConf.is_interpolation(cfg.model, key), key

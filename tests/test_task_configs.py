@@ -46,6 +46,16 @@ def test_task_config_matches_spec(env: str):
         assert cfg[key] == row[key], (env, key)
     assert cfg["name"] == env
     assert cfg["singletask_name"] == f"{env}-{row['kind']}-singletask-task${{task.id}}-v0"
-    assert cfg["eval_env"] == f"{env}-singletask-task${{task.id}}-v0"
     assert (cfg["data_kind"] == "100m_shards") == row["shards"]
     assert cfg["dataset"].endswith("-100m-v0") == row["shards"]
+
+
+@pytest.mark.parametrize("env", sorted(spec_table()))
+def test_task_evaluates_in_its_ogbench_single_task_env(env: str):
+    from rql_lightning.data.ogbench import eval_env_name_of
+    from rql_lightning.envs import resolve_env_id
+
+    cfg = yaml.safe_load((TASK_DIR / f"{env}.yaml").read_text())
+    name = eval_env_name_of(cfg["singletask_name"].replace("${task.id}", "3"))
+    assert name == f"{env}-singletask-task3-v0"
+    assert resolve_env_id(name) == (name, False)  # registered with gymnasium by ogbench
