@@ -505,3 +505,21 @@ def test_ddp_two_ranks_split_episodes_and_agree_with_one_process(tmp_path):
     np.testing.assert_array_equal(got["lengths"], single.episode_lengths)
     # not a trivial agreement: episodes differ (some time out, some succeed at different steps)
     assert len(set(single.episode_lengths.tolist())) > 1
+
+
+def test_batched_seeded_actions_match_row_by_row_actions():
+    """act_seeded (one batched flow pass) gives each row the action act() gives it alone."""
+    from rql_lightning.modules.rql import RQLModule
+
+    torch.manual_seed(0)
+    m = RQLModule(obs_dim=4, action_dim=2, chunk_size=3, flow_steps=4, actor_hidden_dims=[16], critic_hidden_dims=[8])
+    obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    seeds = [11, 12, 13, 14, 15]
+    g = torch.Generator()
+    batched = m.act_seeded(obs, seeds, g)
+    rows = []
+    for i, s in enumerate(seeds):
+        g.manual_seed(s)
+        rows.append(m.act(obs[i : i + 1], g))
+    assert batched.shape == (5, 3, 2)
+    np.testing.assert_allclose(batched, np.concatenate(rows), rtol=0, atol=1e-6)

@@ -282,9 +282,14 @@ class EvaluationCallback(L.Callback):
             return pl_module.act(obs, generator)
 
         def episode_policy(obs: np.ndarray, episodes: np.ndarray, chunks: np.ndarray) -> np.ndarray:
+            seeds = [
+                stream_seed(seed, int(e), int(c), EVAL_NOISE_STREAM) for e, c in zip(episodes, chunks, strict=True)
+            ]
+            if hasattr(pl_module, "act_seeded"):  # one batched call, each row's noise from its own seed
+                return pl_module.act_seeded(obs, seeds, generator)
             out = []
             for i in range(obs.shape[0]):
-                generator.manual_seed(stream_seed(seed, int(episodes[i]), int(chunks[i]), EVAL_NOISE_STREAM))
+                generator.manual_seed(seeds[i])
                 a = pl_module.act(obs[i : i + 1], generator)
                 out.append(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a))
             return np.concatenate(out)

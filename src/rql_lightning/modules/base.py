@@ -200,6 +200,24 @@ class FlowQModule(L.LightningModule):
 
     # ----- evaluation ---------------------------------------------------------------------
     @torch.no_grad()
+    def act_seeded(self, obs: np.ndarray, seeds: list[int], generator: torch.Generator) -> np.ndarray:
+        """Like :meth:`act` for a batch whose row ``i`` draws its noise from ``seeds[i]``: the same
+        numbers as ``act(obs[i:i+1])`` after ``generator.manual_seed(seeds[i])``, in one batched pass
+        (row by row through ``act`` when a subclass overrides it)."""
+        if type(self).act is not FlowQModule.act:
+            outs = []
+            for i, s in enumerate(seeds):
+                generator.manual_seed(s)
+                outs.append(np.asarray(self.act(obs[i : i + 1], generator)))
+            return np.concatenate(outs)
+        rows = []
+        for s in seeds:
+            generator.manual_seed(s)
+            rows.append(torch.randn(1, self.policy.chunk_dim, generator=generator, device=generator.device))
+        obs_t = torch.as_tensor(obs, dtype=torch.float32).to(self.device)
+        return self.sample_chunks(obs_t, torch.cat(rows).to(self.device)).cpu().numpy()
+
+    @torch.no_grad()
     def act(self, obs: np.ndarray, generator: torch.Generator) -> np.ndarray:
         """Evaluation callback contract: ``obs (N, O)`` -> action chunks ``(N, h, A)`` in numpy."""
         obs_t = torch.as_tensor(obs, dtype=torch.float32).to(self.device)
