@@ -1,8 +1,9 @@
-"""Loads ``shared/fixtures/rql_reference_step_A.npz`` (numbers from the published JAX code)."""
+"""Loads ``tests/fixtures/rql_reference_step_A.npz``: one RQL update computed by the authors' JAX code.
+
+See ``tests/fixtures/README.md`` for where its numbers come from."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,10 @@ from rql_lightning.losses import RQLDraws
 from rql_lightning.modules.rql import RQLModule
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE = Path(os.environ.get("RQL_SHARED_DIR", REPO.parent / "shared")) / "fixtures" / "rql_reference_step_A.npz"
+FIXTURE = REPO / "tests" / "fixtures" / "rql_reference_step_A.npz"
 
 
 def load_fixture() -> dict[str, np.ndarray]:
-    assert FIXTURE.exists(), f"reference fixture not found at {FIXTURE}; set RQL_SHARED_DIR to the shared/ folder"
     with np.load(FIXTURE) as f:
         return {k: f[k] for k in f.files}
 

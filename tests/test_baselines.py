@@ -17,7 +17,7 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, IterableDataset
 
-from rql_lightning.cli import compose_config
+from rql_lightning.config import compose_config
 from rql_lightning.modules.bc import FlowBCModule
 from rql_lightning.modules.fql import FQLDraws, FQLModule
 from tests.test_learning import BAD, GOOD, two_mode_sampler

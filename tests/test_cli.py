@@ -15,7 +15,8 @@ import torch
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rql_lightning.cli import compose_config, train
+from rql_lightning.config import compose_config
+from rql_lightning.training import train
 
 RQL_TRAIN = str(Path(sys.executable).with_name("rql-train"))
 TRACEBACK = "Traceback (most recent call last)"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-from rql_lightning.cli import compose_config, train
+from rql_lightning.config import compose_config
+from rql_lightning.training import train
 from rql_lightning.data import cli as data_cli
 from rql_lightning.data.minari import MINARI_ROOT_ENV, MinariDataModule, write_play_dataset_as_minari
 from rql_lightning.data.ogbench import DatasetNotFoundError, load_singletask

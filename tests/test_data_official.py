@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-from rql_lightning.cli import compose_config
+from rql_lightning.config import compose_config
 from rql_lightning.data.datamodule import OGBenchDataModule
 from rql_lightning.data.ogbench import DatasetNotFoundError, load_singletask
 

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from rql_lightning.checks import check_checkpoint, check_config
-from rql_lightning.cli import compose_config, train
+from rql_lightning.config import compose_config
+from rql_lightning.training import train
 from rql_lightning.errors import UserError
 from tests.test_cli import TRACEBACK, explain, rql_train
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rql_lightning.cli import compose_config
+from rql_lightning.config import compose_config
 from rql_lightning.modules.rql import RQLModule
 from tests.test_learning import two_mode_sampler
 

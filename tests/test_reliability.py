@@ -145,7 +145,8 @@ def test_preemption_signals_save_a_checkpoint_and_resume_auto_continues(cube_sin
 
 
 def test_only_the_newest_checkpoints_are_kept_plus_last(cube_single_dataset, tmp_path):
-    from rql_lightning.cli import compose_config, train
+    from rql_lightning.config import compose_config
+    from rql_lightning.training import train
 
     overrides = [
         f"data.dataset_path={cube_single_dataset}",

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_training_run_writes_summary_json(cube_single_dataset, tmp_path):
-    from rql_lightning.cli import compose_config, train
+    from rql_lightning.config import compose_config
+    from rql_lightning.training import train
 
     out = tmp_path / "run"
     cfg = compose_config(

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from rql_lightning.cli import compose_config, train
+from rql_lightning.config import compose_config
+from rql_lightning.training import train
 
 
 def run(dataset: Path, out: Path, steps: int, ckpt: Path | None = None) -> dict:

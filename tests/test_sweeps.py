@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rql_lightning.cli import compose_config
+from rql_lightning.config import compose_config
 from tests.test_cli import TINY, explain, rql_train
 
 
@@ -38,7 +38,7 @@ def test_joblib_multirun_runs_every_combination_in_parallel(cube_single_dataset,
 def test_slurm_launcher_config_names_partition_gpus_and_time():
     from hydra import compose, initialize_config_dir
 
-    from rql_lightning.cli import CONF_DIR
+    from rql_lightning.config import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(
@@ -54,7 +54,7 @@ def test_slurm_launcher_config_names_partition_gpus_and_time():
 def test_optuna_sweeper_config_searches_alpha_and_expectile():
     from hydra import compose, initialize_config_dir
 
-    from rql_lightning.cli import CONF_DIR
+    from rql_lightning.config import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["hydra/sweeper=alpha_expectile"], return_hydra_config=True)

@@ -7,5 +7,5 @@ class UserError(Exception):
     """A problem in what the user asked for; the message names the problem and the fix."""
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(UserError, RuntimeError):
     """A loss or gradient became NaN/inf; the message names the step and the term."""

@@ -22,10 +22,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from rql_lightning.errors import UserError
+
 ACTION_TOLERANCE = 1e-3
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset cannot be trained on as it is; the message says which one and how to fix it."""
 
 

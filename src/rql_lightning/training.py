@@ -1,4 +1,4 @@
-"""``rql-train``: the Hydra entry point that composes a run and hands it to Lightning.
+"""One training run from a composed config: datamodule -> module -> Trainer, and where things went.
 
 config -> datamodule (data/) -> module (modules/) -> Trainer with callbacks (eval,
 checkpoints) and loggers. Everything is built with ``hydra.utils.instantiate`` from the
@@ -8,29 +8,18 @@ checkpoints) and loggers. Everything is built with ``hydra.utils.instantiate`` f
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+from omegaconf import DictConfig
 
-from rql_lightning.checks import (  # noqa: E402
-    check_checkpoint,
-    check_config,
-    check_output_dir,
-    check_run_dir_arguments,
-    latest_checkpoint,
-)
-from rql_lightning.data.ogbench import DatasetNotFoundError  # noqa: E402
-from rql_lightning.data.validate import DatasetError  # noqa: E402
-from rql_lightning.errors import NonFiniteError, UserError  # noqa: E402
+from rql_lightning.checks import check_checkpoint, check_config, check_output_dir, latest_checkpoint
+from rql_lightning.errors import UserError
 
 if TYPE_CHECKING:
     import lightning as L
 
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("rql_lightning")
 
 
@@ -93,71 +82,3 @@ def summarize(trainer: L.Trainer, cfg: DictConfig) -> dict[str, Any]:
     if trainer.logger is not None and getattr(trainer.logger, "log_dir", None):
         summary["tensorboard"] = trainer.logger.log_dir
     return summary
-
-
-def print_summary(summary: dict[str, Any]) -> None:
-    lines = [
-        f"Finished {summary['task']} task {summary['task_id']} (seed {summary['seed']}) at step {summary['step']}."
-    ]
-    if "success_rate" in summary:
-        lines.append(f"  success rate: {summary['success_rate']:.2f}   return: {summary['return']:.1f}")
-    if summary.get("checkpoint"):
-        lines.append(f"  checkpoint:   {summary['checkpoint']}")
-    if summary.get("tensorboard"):
-        lines.append(f"  TensorBoard:  tensorboard --logdir {summary['tensorboard']}")
-    print("\n".join(lines), flush=True)
-
-
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def _hydra_main(cfg: DictConfig) -> float | None:
-    try:
-        summary = train(cfg)
-    except (UserError, DatasetNotFoundError, NonFiniteError, DatasetError) as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-    print_summary(summary)
-    return summary.get("success_rate")
-
-
-def train_main() -> None:
-    """Console script ``rql-train``.
-
-    Hydra reports a bad command line or config (unknown group option, key not in the config,
-    unparsable override) as a short message and exits 1, the same code as a crash; we exit 2
-    for those, like our own usage errors.
-    """
-    from hydra.errors import CompactHydraException, InstantiationException
-
-    try:
-        check_run_dir_arguments(sys.argv[1:])
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-    try:
-        _hydra_main()
-    except SystemExit as exit_:
-        cause = exit_.__context__  # the exception Hydra reported before calling sys.exit(1)
-        if (
-            exit_.code == 1
-            and isinstance(cause, CompactHydraException)
-            and not isinstance(cause, InstantiationException)
-        ):
-            raise SystemExit(2) from None
-        raise
-
-
-def compose_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
-    """The config ``rql-train`` would run with these overrides (for tests and notebooks).
-
-    ``hydra:`` interpolations are not available outside a Hydra run, so ``paths.output_dir``
-    must be given among the overrides.
-    """
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides or [], return_hydra_config=False)
-    return cfg
-
-
-if __name__ == "__main__":
-    train_main()

@@ -1,0 +1,34 @@
+"""The one path every command reports a user's mistake through: ``error: <what>; <fix>`` and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from rql_lightning.errors import UserError
+
+T = TypeVar("T")
+USAGE_EXIT_CODE = 2
+
+
+def fail(message: str) -> None:
+    """Print one ``error:`` line and exit 2 (no traceback)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(USAGE_EXIT_CODE) from None
+
+
+def user_errors_as_one_line(fn: Callable[[], T]) -> T:
+    """Run ``fn``; a :class:`UserError` (raised directly or inside Hydra's instantiation) becomes one line."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return fn()
+    except UserError as err:
+        fail(str(err))
+    except InstantiationException as err:
+        cause = err.__cause__ or err.__context__
+        if isinstance(cause, UserError):
+            fail(str(cause))
+        raise
+    raise AssertionError("unreachable")

@@ -1,0 +1,66 @@
+"""``rql-train``: the Hydra main that composes a run and hands it to :func:`rql_lightning.training.train`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from rql_lightning.checks import check_run_dir_arguments
+from rql_lightning.cli.common import USAGE_EXIT_CODE, fail, user_errors_as_one_line
+from rql_lightning.config import CONF_DIR
+from rql_lightning.errors import UserError
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    lines = [
+        f"Finished {summary['task']} task {summary['task_id']} (seed {summary['seed']}) at step {summary['step']}."
+    ]
+    if "success_rate" in summary:
+        lines.append(f"  success rate: {summary['success_rate']:.2f}   return: {summary['return']:.1f}")
+    if summary.get("checkpoint"):
+        lines.append(f"  checkpoint:   {summary['checkpoint']}")
+    if summary.get("tensorboard"):
+        lines.append(f"  TensorBoard:  tensorboard --logdir {summary['tensorboard']}")
+    print("\n".join(lines), flush=True)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    from rql_lightning.training import train
+
+    summary = user_errors_as_one_line(lambda: train(cfg))
+    print_summary(summary)
+    return summary.get("success_rate")
+
+
+def train_main() -> None:
+    """Console script ``rql-train``.
+
+    Hydra reports a bad command line or config (unknown group option, key not in the config,
+    unparsable override) as a short message and exits 1, the same code as a crash; we exit 2
+    for those, like our own usage errors.
+    """
+    from hydra.errors import CompactHydraException, InstantiationException
+
+    try:
+        check_run_dir_arguments(sys.argv[1:])
+    except UserError as err:
+        fail(str(err))
+    try:
+        _hydra_main()
+    except SystemExit as exit_:
+        cause = exit_.__context__  # the exception Hydra reported before calling sys.exit(1)
+        if (
+            exit_.code == 1
+            and isinstance(cause, CompactHydraException)
+            and not isinstance(cause, InstantiationException)
+        ):
+            raise SystemExit(USAGE_EXIT_CODE) from None
+        raise
+
+
+if __name__ == "__main__":
+    train_main()
