@@ -9,12 +9,12 @@ import pytest
 from hydra.utils import instantiate
 
 from rql_lightning.config import compose_config
-from rql_lightning.training import train
 from rql_lightning.data import cli as data_cli
 from rql_lightning.data.minari import MINARI_ROOT_ENV, MinariDataModule, write_play_dataset_as_minari
 from rql_lightning.data.ogbench import DatasetNotFoundError, load_singletask
 from rql_lightning.data.validate import ActionRangeError, NonFiniteDataError
 from rql_lightning.modules.rql import RQLModule
+from rql_lightning.training import train
 
 NAME = "cube-single-play-singletask-task2-v0"  # task 2: completed in the fixture's episodes
 PLAY_ID = "rql/cube-single-play-task2-v0"

@@ -14,8 +14,8 @@ import torch
 
 from rql_lightning.checks import check_checkpoint, check_config
 from rql_lightning.config import compose_config
-from rql_lightning.training import train
 from rql_lightning.errors import UserError
+from rql_lightning.training import train
 from tests.test_cli import TRACEBACK, explain, rql_train
 
 TINY_MODEL = [
