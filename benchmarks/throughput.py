@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from rql_lightning.data.windows import ChunkBatch
+from rql_lightning.batch import ChunkBatch
 from rql_lightning.modules.rql import RQLModule
 
 PRESETS = {

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from rql_lightning import losses
-from rql_lightning.data.windows import ChunkBatch
+from rql_lightning.batch import ChunkBatch
 from rql_lightning.losses import RQLDraws
 from rql_lightning.modules.base import FlowQModule
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rql_lightning.data.windows import ChunkBatch
+from rql_lightning.batch import ChunkBatch
 from rql_lightning.flow import FlowPolicy
 from rql_lightning.nets import EnsembleMLP
 

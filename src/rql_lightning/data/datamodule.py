@@ -19,6 +19,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from rql_lightning.batch import ChunkBatch
 from rql_lightning.data.ogbench import (
     ACTION_CLIP_EPS,
     DATA_DIR_ENV,
@@ -33,7 +34,7 @@ from rql_lightning.data.ogbench import (
     val_path_of,
 )
 from rql_lightning.data.validate import ACTION_TOLERANCE, check_transitions, check_windows
-from rql_lightning.data.windows import ChunkBatch, WindowSampler
+from rql_lightning.data.windows import WindowSampler
 from rql_lightning.seeding import BATCH_STREAM, stream_seed
 
 log = logging.getLogger("rql_lightning")

@@ -20,7 +20,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from rql_lightning.data.windows import ChunkBatch
+from rql_lightning.batch import ChunkBatch
 from rql_lightning.errors import NonFiniteError
 from rql_lightning.flow import FlowPolicy
 from rql_lightning.losses import RQLDraws

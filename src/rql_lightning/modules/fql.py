@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from rql_lightning import losses
-from rql_lightning.data.windows import ChunkBatch
+from rql_lightning.batch import ChunkBatch
 from rql_lightning.modules.base import FlowQModule
 from rql_lightning.nets import MLP
 
