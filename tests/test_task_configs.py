@@ -58,3 +58,31 @@ def test_task_evaluates_in_its_ogbench_single_task_env(env: str):
     name = eval_env_name_of(cfg["singletask_name"].replace("${task.id}", "3"))
     assert name == f"{env}-singletask-task3-v0"
     assert resolve_env_id(name) == (name, False)  # registered with gymnasium by ogbench
+
+
+# FQL's published per-environment settings (seohongpark/fql README, "Reproducing the main results"):
+# alpha with the unnormalised Q loss, and the target aggregation. cube-triple/-quadruple are not in the
+# FQL paper and take its cube value.
+FQL_TABLE = {
+    "antmaze-large": (10, "min"),
+    "antmaze-giant": (10, "min"),
+    "humanoidmaze-medium": (30, "mean"),
+    "humanoidmaze-large": (30, "mean"),
+    "cube-single": (300, "mean"),
+    "cube-double": (300, "mean"),
+    "cube-triple": (300, "mean"),
+    "cube-quadruple": (300, "mean"),
+    "scene": (300, "mean"),
+    "puzzle-3x3": (1000, "mean"),
+    "puzzle-4x4": (1000, "mean"),
+}
+
+
+@pytest.mark.parametrize("env", sorted(FQL_TABLE))
+def test_model_fql_defaults_to_fqls_published_setting_for_the_task(env: str):
+    from rql_lightning.config import compose_config
+
+    cfg = compose_config(["model=fql", f"task={env}", "paths.output_dir=/tmp/unused"])
+    alpha, q_agg = FQL_TABLE[env]
+    assert (cfg.model.alpha, cfg.model.q_agg, cfg.model.normalize_q_loss) == (alpha, q_agg, False)
+    assert cfg.model.discount == PAPER_TABLE.get(env, (0, 0, 0, 0, 0.99))[4]

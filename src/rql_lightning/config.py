@@ -1,8 +1,7 @@
 """Where the Hydra configs live, and composing them outside a Hydra run (tests, notebooks, ``rql-eval``).
 
-The configs are the top-level ``conf/`` of the repository. A built wheel ships the same tree as the
-package data ``rql_lightning/conf`` (see ``pyproject.toml``), so an installed ``rql-train`` finds them
-without a checkout beside it.
+The configs are the top-level ``conf/`` of the repository, shipped in the wheel as the package data
+``rql_lightning/conf`` (``pyproject.toml``), so an installed ``rql-train`` needs no checkout beside it.
 """
 
 from __future__ import annotations
@@ -11,19 +10,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-_PACKAGE = Path(__file__).resolve().parent
-_CHECKOUT_CONF = _PACKAGE.parents[1] / "conf"  # src/rql_lightning -> repository root
-
-
-def conf_dir() -> str:
-    """The config tree: the checkout's ``conf/`` (editable installs), else the copy inside the package."""
-    shipped = _PACKAGE / "conf"
-    if (shipped / "train.yaml").is_file():
-        return str(shipped)
-    return str(_CHECKOUT_CONF)
-
-
-CONF_DIR = conf_dir()
+# src/rql_lightning/conf is a link to the repository's top-level conf/ in a checkout; a built wheel holds
+# the files themselves there. Either way the package finds its configs next to itself.
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
 def compose_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
@@ -36,3 +25,22 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "train
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return compose(config_name=config_name, overrides=overrides or [], return_hydra_config=False)
+
+
+CONFIG_TREE_ORDER = ("task", "model", "data", "trainer", "logger", "callbacks", "eval", "paths", "extras")
+
+
+def print_config_tree(cfg: DictConfig, resolve: bool = True) -> None:
+    """Print the composed config as a rich tree, the main groups first (``extras.print_config``)."""
+    import rich
+    import rich.syntax
+    import rich.tree
+    from omegaconf import OmegaConf
+
+    tree = rich.tree.Tree("config", style="bold")
+    keys = [k for k in CONFIG_TREE_ORDER if k in cfg] + [k for k in cfg if k not in CONFIG_TREE_ORDER]
+    for key in keys:
+        node = cfg[key]
+        text = OmegaConf.to_yaml(node, resolve=resolve) if OmegaConf.is_config(node) else str(node)
+        tree.add(str(key), style="bold").add(rich.syntax.Syntax(text.rstrip(), "yaml", theme="ansi_dark"))
+    rich.print(tree)

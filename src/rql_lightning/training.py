@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import lightning as L
 
 log = logging.getLogger("rql_lightning")
+PAPER_BATCH_SIZE = 256
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -60,10 +61,34 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         signature = {k: model.hparams[k] for k in ("obs_dim", "action_dim", "chunk_size") if k in model.hparams}
         check_checkpoint(ckpt_path, signature)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=make_loggers(cfg) or False)
+    log_batch_semantics(trainer.world_size, datamodule)
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(Path(ckpt_path).expanduser()) if ckpt_path else None)
     return summarize(trainer, cfg)
+
+
+def make_loggers(cfg: DictConfig) -> list:
+    """Every logger of the ``logger`` group (``logger=many`` holds several), in config order."""
+    from hydra.utils import instantiate
+
+    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None and "_target_" in c]
+
+
+def log_batch_semantics(world_size: int, datamodule: Any) -> None:
+    """Say at start what a batch means across ranks: per rank (Lightning's convention) or split."""
+    from lightning.pytorch.utilities import rank_zero_info
+
+    if world_size <= 1 or not hasattr(datamodule, "per_rank_batch_size"):
+        return
+    per_rank = datamodule.per_rank_batch_size(world_size)
+    how = (
+        "data.global_batch_size split across ranks"
+        if getattr(datamodule, "global_batch_size", None)
+        else "data.batch_size per rank; data.global_batch_size=256 splits the paper's batch instead"
+    )
+    rank_zero_info(
+        f"{world_size} ranks x {per_rank} = global batch {world_size * per_rank}; the paper's is {PAPER_BATCH_SIZE} ({how})"
+    )
 
 
 def summarize(trainer: L.Trainer, cfg: DictConfig) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -10,7 +11,7 @@ from omegaconf import DictConfig
 
 from rql_lightning.checks import check_run_dir_arguments
 from rql_lightning.cli.common import USAGE_EXIT_CODE, fail, user_errors_as_one_line
-from rql_lightning.config import CONF_DIR
+from rql_lightning.config import CONF_DIR, print_config_tree
 from rql_lightning.errors import UserError
 
 
@@ -27,10 +28,17 @@ def print_summary(summary: dict[str, Any]) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _is_first_process() -> bool:
+    """Rank 0 of a DDP launch (Lightning starts the other ranks by re-running this command)."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     from rql_lightning.training import train
 
+    if cfg.get("extras", {}).get("print_config") and _is_first_process():
+        user_errors_as_one_line(lambda: print_config_tree(cfg))
     summary = user_errors_as_one_line(lambda: train(cfg))
     print_summary(summary)
     return summary.get("success_rate")
