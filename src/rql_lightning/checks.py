@@ -7,12 +7,17 @@ prints it as one line. ``docs/errors.md`` lists every case.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 from rql_lightning.errors import UserError
 
-NUM_TASK_IDS = 5  # every OGBench single-task environment has tasks 1..5
+NUM_TASK_IDS = 5
+
+
+class OversubscribedWarning(UserWarning):
+    """More DDP processes than CPU cores: allowed (the result is the same), only slower."""  # every OGBench single-task environment has tasks 1..5
 
 
 def available_tasks(conf_dir: str | Path) -> list[str]:
@@ -48,10 +53,13 @@ def check_devices(accelerator: str, devices: Any) -> None:
         raise UserError("trainer.accelerator=gpu but no GPU is visible; use trainer.accelerator=cpu")
     if wants_gpu and devices > gpus:
         raise UserError(f"trainer.devices={devices} but only {gpus} GPU(s) are visible; use trainer.devices={gpus}")
-    if not wants_gpu and devices > (os.cpu_count() or 1):
-        raise UserError(
-            f"trainer.devices={devices} CPU processes but this machine has {os.cpu_count()} cores; "
-            f"use trainer.devices<={os.cpu_count()}"
+    cores = os.cpu_count() or 1
+    if not wants_gpu and devices > cores:
+        warnings.warn(
+            f"trainer.devices={devices} CPU processes on {cores} cores: oversubscribed, so each rank runs slower; "
+            "it still trains correctly (use trainer.devices<=%d for speed)" % cores,
+            OversubscribedWarning,
+            stacklevel=2,
         )
 
 

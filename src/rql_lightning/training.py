@@ -87,7 +87,8 @@ def log_batch_semantics(world_size: int, datamodule: Any) -> None:
         else "data.batch_size per rank; data.global_batch_size=256 splits the paper's batch instead"
     )
     rank_zero_info(
-        f"{world_size} ranks x {per_rank} = global batch {world_size * per_rank}; the paper's is {PAPER_BATCH_SIZE} ({how})"
+        f"{world_size} ranks x {per_rank} = global batch {world_size * per_rank}; "
+        f"the paper's is {PAPER_BATCH_SIZE} ({how})"
     )
 
 

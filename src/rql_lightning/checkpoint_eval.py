@@ -1,0 +1,156 @@
+"""Evaluate a saved checkpoint without training: the library side of ``rql-eval``.
+
+The module is rebuilt by Lightning from the checkpoint's own hyperparameters; the class, the
+evaluation env and the seed come from the run that wrote it (``<run>/.hydra/config.yaml``, then
+``<run>/summary.json``), so the episodes and policy noise are those of the run's own evaluations.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rql_lightning.checks import check_checkpoint
+from rql_lightning.errors import UserError
+
+EVAL_FILENAME = "eval.json"
+
+
+def run_dir_of(ckpt_path: str | Path) -> Path:
+    """``<run>/checkpoints/x.ckpt`` -> ``<run>``; a checkpoint elsewhere -> its own folder."""
+    path = Path(ckpt_path).expanduser().absolute()
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def load_run_config(run_dir: Path) -> dict[str, Any] | None:
+    """The run's composed config (``.hydra/config.yaml``), or None when the run was not made by ``rql-train``."""
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(path)
+    cfg.paths.output_dir = str(run_dir)  # written as a hydra: interpolation, which only a Hydra run resolves
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def module_class(run_cfg: dict | None, summary: dict | None, ckpt_path: str) -> type:
+    target = (run_cfg or {}).get("model", {}).get("_target_") or (summary or {}).get("model_class")
+    if not target:
+        raise UserError(
+            f"ckpt_path={ckpt_path}: cannot tell which model wrote it (no .hydra/config.yaml or summary.json in "
+            f"{run_dir_of(ckpt_path)}); pass the module class, e.g. model_class=rql_lightning.modules.rql.RQLModule"
+        )
+    module_name, _, cls_name = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError):
+        raise UserError(f"ckpt_path={ckpt_path} was written by {target}, which cannot be imported here") from None
+
+
+def eval_env_of(run_cfg: dict | None, summary: dict | None, ckpt_path: str) -> str:
+    if summary and summary.get("eval_env"):
+        return str(summary["eval_env"])
+    if run_cfg and run_cfg.get("data"):
+        from hydra.utils import instantiate
+
+        datamodule = instantiate(run_cfg["data"], _convert_="all")
+        if getattr(datamodule, "eval_env_name", None):
+            return str(datamodule.eval_env_name)
+    raise UserError(
+        f"ckpt_path={ckpt_path}: the run does not say which env it was evaluated in; pass env_name=<env id>"
+    )
+
+
+def evaluate_checkpoint(
+    ckpt_path: str,
+    output_dir: str | Path,
+    episodes: int = 50,
+    num_envs: int = 2,
+    video_episodes: int = 0,
+    env_name: str | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+    model_class: str | None = None,
+    video_frame_skip: int = 3,
+    video_size: tuple[int, int] = (128, 128),
+) -> dict[str, Any]:
+    """Run the evaluation protocol on a checkpoint; writes ``eval.json`` and TensorBoard events to ``output_dir``."""
+    import torch
+
+    check_checkpoint(ckpt_path, {})
+    run_dir = run_dir_of(ckpt_path)
+    run_cfg = load_run_config(run_dir)
+    summary = _read_json(run_dir / "summary.json")
+    if model_class:
+        run_cfg = {**(run_cfg or {}), "model": {"_target_": model_class}}
+    cls = module_class(run_cfg, summary, ckpt_path)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    module = cls.load_from_checkpoint(str(Path(ckpt_path).expanduser()), map_location=device, weights_only=False)
+    step = int(torch.load(Path(ckpt_path).expanduser(), map_location="cpu", weights_only=False)["global_step"])
+    env = env_name or eval_env_of(run_cfg, summary, ckpt_path)
+    if seed is None:
+        seed = int((run_cfg or {}).get("seed", module.hparams.get("seed", 0)))
+
+    from rql_lightning.callbacks.evaluation import EvaluationCallback
+
+    protocol = EvaluationCallback(
+        env_name=env,
+        num_episodes=episodes,
+        num_envs=num_envs,
+        seed=seed,
+        video_episodes=video_episodes,
+        video_frame_skip=video_frame_skip,
+        video_width=video_size[0],
+        video_height=video_size[1],
+    )
+    start = time.monotonic()
+    result = protocol.evaluate_module(module)
+    record = {
+        "ckpt_path": str(Path(ckpt_path).expanduser().absolute()),
+        "step": step,
+        "env": env,
+        "seed": seed,
+        "episodes": result.num_episodes,
+        "success_rate": result.success_rate,
+        "return": result.mean_return,
+        "length": result.mean_length,
+        "wall_time_s": round(time.monotonic() - start, 3),
+    }
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / EVAL_FILENAME).write_text(json.dumps(record, indent=2) + "\n")
+    _log_to_tensorboard(out, record, result, protocol)
+    record["output_dir"] = str(out)
+    return record
+
+
+def _log_to_tensorboard(out: Path, record: dict[str, Any], result: Any, protocol: Any) -> None:
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    logger = TensorBoardLogger(str(out), name="tensorboard", version="", default_hp_metric=False)
+    metrics = {f"eval/{k}": float(record[k]) for k in ("success_rate", "return", "length", "episodes")}
+    logger.log_metrics(metrics, step=record["step"])
+    if getattr(result, "videos", None):
+        protocol._log_videos(_LoggerOnly(logger), result.videos, record["step"])
+    logger.finalize("success")
+
+
+class _LoggerOnly:
+    """What the evaluation callback's video logging reads of a trainer: its loggers."""
+
+    def __init__(self, logger: Any) -> None:
+        self.loggers = [logger]
+        self.logger = logger
