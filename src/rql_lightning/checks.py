@@ -13,11 +13,11 @@ from typing import Any
 
 from rql_lightning.errors import UserError
 
-NUM_TASK_IDS = 5
+NUM_TASK_IDS = 5  # every OGBench single-task environment has tasks 1..5
 
 
 class OversubscribedWarning(UserWarning):
-    """More DDP processes than CPU cores: allowed (the result is the same), only slower."""  # every OGBench single-task environment has tasks 1..5
+    """More DDP processes than CPU cores: allowed (the result is the same), only slower."""
 
 
 def available_tasks(conf_dir: str | Path) -> list[str]:

@@ -42,7 +42,8 @@ def _hydra_main(cfg: DictConfig) -> float:
         )
     )
     print(
-        f"Evaluated {record['env']} at step {record['step']} over {record['episodes']} episodes (seed {record['seed']}).\n"
+        f"Evaluated {record['env']} at step {record['step']} "
+        f"over {record['episodes']} episodes (seed {record['seed']}).\n"
         f"  success rate: {record['success_rate']:.2f}   return: {record['return']:.1f}\n"
         f"  eval.json:    {Path(record['output_dir']) / 'eval.json'}\n"
         f"  TensorBoard:  tensorboard --logdir {Path(record['output_dir']) / 'tensorboard'}",
