@@ -41,11 +41,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     # Our checkpoints are taken after the whole update, which is the state a resume needs.
     warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
-    # Noise a newcomer cannot act on: OGBench's float64 space bounds, GLFW without a display (MuJoCo
-    # falls back to offscreen rendering), and a Lightning-internal deprecation.
-    warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32.*")
-    warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing.*")
-    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("tf32"):
         import torch

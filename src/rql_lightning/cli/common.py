@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -32,3 +33,11 @@ def user_errors_as_one_line(fn: Callable[[], T]) -> T:
             fail(str(cause))
         raise
     raise AssertionError("unreachable")
+
+
+def silence_unactionable_warnings() -> None:
+    """Noise a user cannot act on: OGBench's float64 space bounds, GLFW without a display (MuJoCo falls
+    back to offscreen rendering), and a Lightning-internal deprecation."""
+    warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32.*")
+    warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")

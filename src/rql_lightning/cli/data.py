@@ -1,5 +1,218 @@
-"""``rql-data`` (being moved here from ``rql_lightning.data.cli``)."""
+"""``rql-data``: generate OGBench-format play datasets offline and inspect dataset files.
 
-from rql_lightning.data.cli import main
+Examples::
 
-__all__ = ["main"]
+    rql-data generate cube-single-play-v0 --num-transitions 1000000 --workers 2
+    rql-data info cube-single-play-v0 --task 1
+    rql-data generate cube-single-play-v0 --format minari --task 1   # a Minari dataset instead of .npz files
+    rql-data info rql/cube-single-play-task1-v0 --minari            # a Minari dataset under the Minari root
+
+Parsing and printing only; the work is in :mod:`rql_lightning.data`. Mistakes are one ``error:`` line, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rql_lightning.cli.common import user_errors_as_one_line
+from rql_lightning.data.errors import DataConfigError
+from rql_lightning.data.generate import DEFAULT_VAL_FRACTION, SUPPORTED_DATASETS, generate_play_dataset
+from rql_lightning.naming import (
+    DATA_DIR_ENV,
+    DEFAULT_DATA_DIR,
+    VAL_SUFFIX,
+    base_dataset_name,
+    dataset_file,
+    default_data_dir,
+    minari_id_of,
+    minari_root,
+)
+
+# OGBench's own play datasets hold 1000 episodes of 1001 steps (~1M transitions).
+DEFAULT_NUM_TRANSITIONS = 1_000_000
+# Every OGBench manipulation environment defines tasks 1..5 for its single-task variants.
+NUM_SINGLETASK_TASKS = 5
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rql-data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    tasks = range(1, NUM_SINGLETASK_TASKS + 1)
+
+    gen = sub.add_parser("generate", help="generate a play dataset with OGBench's scripted oracles")
+    gen.add_argument(
+        "dataset_name",
+        choices=SUPPORTED_DATASETS,
+        metavar="dataset_name",
+        help=f"one of: {', '.join(SUPPORTED_DATASETS)}",
+    )
+    gen.add_argument(
+        "--num-transitions",
+        type=int,
+        default=DEFAULT_NUM_TRANSITIONS,
+        help="train transitions to collect (rounded up to whole 1001-step episodes)",
+    )
+    gen.add_argument(
+        "--data-dir", type=Path, default=None, help=f"output directory (default: ${DATA_DIR_ENV} or {DEFAULT_DATA_DIR})"
+    )
+    gen.add_argument("--workers", type=int, default=1, help="worker processes")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument(
+        "--shards", type=int, default=1, help="split into this many files under <data-dir>/<dataset_name>/ (100M-style)"
+    )
+    gen.add_argument(
+        "--val-fraction",
+        type=float,
+        default=DEFAULT_VAL_FRACTION,
+        help="validation episodes per train episode (at least one per file)",
+    )
+    gen.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    gen.add_argument(
+        "--format",
+        choices=("npz", "minari"),
+        default="npz",
+        help="npz: OGBench files; minari: a Minari dataset (relabelled for --task) under the Minari root "
+        "(--data-dir, else $MINARI_DATASETS_PATH, else ~/.minari/datasets)",
+    )
+    gen.add_argument(
+        "--task",
+        type=int,
+        choices=tasks,
+        default=1,
+        help="with --format minari: the single task whose rewards/terminations the dataset stores",
+    )
+    gen.add_argument(
+        "--dataset-id",
+        default=None,
+        help="with --format minari: the Minari id (default rql/<dataset without -vN>-task<N>-v0)",
+    )
+
+    info = sub.add_parser("info", help="summarise a dataset file, shard directory, or dataset name")
+    info.add_argument("dataset", help="path to a .npz file / shard directory, or a dataset name in --data-dir")
+    info.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"where to look up dataset names (default: ${DATA_DIR_ENV} or {DEFAULT_DATA_DIR})",
+    )
+    info.add_argument(
+        "--task",
+        type=int,
+        choices=tasks,
+        default=None,
+        help="relabel with this single-task reward through ogbench and report success",
+    )
+    info.add_argument(
+        "--minari",
+        action="store_true",
+        help="DATASET is a Minari id under the Minari root (--data-dir, else $MINARI_DATASETS_PATH); "
+        "assumed when no such file exists but the Minari dataset does",
+    )
+    return parser
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    for flag, value in (("--num-transitions", args.num_transitions), ("--workers", args.workers)):
+        if value < 1:
+            raise DataConfigError(f"{flag}={value} must be >= 1; pass a positive count")
+    if args.shards < 1:
+        raise DataConfigError(f"--shards={args.shards} must be >= 1; pass a positive count")
+
+
+def _cmd_generate_minari(args: argparse.Namespace) -> int:
+    from rql_lightning.data.minari_write import generate_minari_dataset
+
+    if args.shards > 1:
+        raise DataConfigError(f"--shards={args.shards} with --format minari: a Minari dataset is one; drop --shards")
+    root = minari_root(args.data_dir)
+    dataset_id = args.dataset_id or minari_id_of(args.dataset_name, args.task)
+    ds = generate_minari_dataset(
+        args.dataset_name,
+        args.task,
+        dataset_id,
+        root,
+        args.num_transitions,
+        seed=args.seed,
+        num_workers=args.workers,
+        progress=not args.no_progress,
+        val_fraction=args.val_fraction,
+    )
+    print(f"wrote Minari dataset {dataset_id} ({ds.total_episodes} episodes, {ds.total_steps} steps) in {root}")
+    print(f"train on it with: rql-train data=minari data.dataset_id={dataset_id} data.data_dir={root}")
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    _check_counts(args)
+    if args.format == "minari":
+        return _cmd_generate_minari(args)
+    data_dir = (args.data_dir or default_data_dir()).expanduser()
+    name = args.dataset_name
+    target = data_dir / name if args.shards > 1 else dataset_file(data_dir, name)
+    path = generate_play_dataset(
+        name,
+        target,
+        args.num_transitions,
+        seed=args.seed,
+        num_workers=args.workers,
+        progress=not args.no_progress,
+        val_fraction=args.val_fraction,
+        num_shards=args.shards,
+    )
+    if args.shards > 1:
+        print(f"{args.shards} shards (each with its -val.npz) are in {path}")
+    else:
+        print(f"wrote {path} and {path.name[: -len('.npz')]}{VAL_SUFFIX}")
+    return 0
+
+
+def _cmd_info_minari(args: argparse.Namespace) -> int:
+    """Summarise a Minari dataset as the trainer sees it (after conversion and validation)."""
+    import numpy as np
+
+    from rql_lightning.data.minari import MinariDataModule
+
+    dm = MinariDataModule(args.dataset, chunk_size=1, data_dir=args.data_dir)
+    arrays = dm.load_arrays()
+    ds = dm.dataset
+    print(f"dataset:     {args.dataset} (Minari, {minari_root(args.data_dir) / args.dataset})")
+    print(f"transitions: {len(arrays)}")
+    print(f"episodes:    {ds.total_episodes}")
+    print(f"obs dim:     {arrays.observations.shape[1]}")
+    print(f"action dim:  {arrays.actions.shape[1]}")
+    print(f"eval env:    {dm.eval_env_gym_id} (recovered by Minari)")
+    terminal = float(np.mean(arrays.masks == 0))
+    r_min, r_max = float(arrays.rewards.min()), float(arrays.rewards.max())
+    print(f"rewards:     range [{r_min:g}, {r_max:g}], terminal-state rate {terminal:.4f}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from rql_lightning.data.info import looks_like_minari, relabel_stats, resolve_dataset, summarise
+
+    if args.minari or looks_like_minari(args.dataset, args.data_dir):
+        return _cmd_info_minari(args)
+    path, files = resolve_dataset(args.dataset, args.data_dir)
+    s = summarise(files)
+    print(f"dataset:     {path}" + (f" ({len(files)} shards)" if len(files) > 1 else ""))
+    print(f"transitions: {s.transitions}")
+    print(f"episodes:    {s.episodes}")
+    print(f"obs dim:     {s.obs_dim}")
+    print(f"action dim:  {s.action_dim}")
+    if args.task is not None:
+        success_rate, r_min, r_max = relabel_stats(base_dataset_name(files[0]), files, args.task)
+        print(f"task {args.task}:      success rate {success_rate:.4f}, reward range [{r_min:g}, {r_max:g}]")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``rql-data`` console script; returns the exit status (2: one ``error:`` line)."""
+    args = _build_parser().parse_args(argv)
+    command = _cmd_generate if args.command == "generate" else _cmd_info
+    return user_errors_as_one_line(lambda: command(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from rql_lightning.cli.common import fail, user_errors_as_one_line
+from rql_lightning.cli.common import fail, silence_unactionable_warnings, user_errors_as_one_line
 from rql_lightning.config import CONF_DIR
 
 USAGE = "rql-eval ckpt_path=<run>/checkpoints/last.ckpt [eval.episodes=50] [eval.video_episodes=2]"
@@ -22,6 +22,7 @@ def _run_dir(ckpt_path: str) -> str:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def _hydra_main(cfg: DictConfig) -> float:
+    silence_unactionable_warnings()
     from hydra.core.hydra_config import HydraConfig
 
     from rql_lightning.checkpoint_eval import evaluate_checkpoint

@@ -10,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rql_lightning.checks import check_run_dir_arguments
-from rql_lightning.cli.common import USAGE_EXIT_CODE, fail, user_errors_as_one_line
+from rql_lightning.cli.common import USAGE_EXIT_CODE, fail, silence_unactionable_warnings, user_errors_as_one_line
 from rql_lightning.config import CONF_DIR, print_config_tree
 from rql_lightning.errors import UserError
 
@@ -35,6 +35,7 @@ def _is_first_process() -> bool:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
+    silence_unactionable_warnings()
     from rql_lightning.training import train
 
     if cfg.get("extras", {}).get("print_config") and _is_first_process():

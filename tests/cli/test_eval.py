@@ -1,0 +1,72 @@
+"""``rql-eval`` on a real checkpoint of a real ``rql-train`` run: the run's protocol, eval.json, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.test_cli import TINY, TRACEBACK, explain, rql_train
+
+RQL_EVAL = str(Path(sys.executable).with_name("rql-eval"))
+
+
+def rql_eval(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([RQL_EVAL, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained_run(cube_single_dataset, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("evalrun")
+    run_dir = root / "run"
+    proc = rql_train(
+        ["trainer.max_steps=10", f"data.dataset_path={cube_single_dataset}", *TINY, f"hydra.run.dir={run_dir}"],
+        cwd=root,
+    )
+    assert proc.returncode == 0, explain(proc)
+    return run_dir
+
+
+@pytest.mark.slow
+def test_rql_eval_repeats_the_runs_own_evaluation_and_logs_it(trained_run, tmp_path):
+    summary = json.loads((trained_run / "summary.json").read_text())
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    proc = rql_eval(
+        [f"ckpt_path={ckpt}", "eval.episodes=2", "eval.num_envs=1", "eval.video_episodes=1"],
+        cwd=tmp_path,
+        env={"MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"},
+    )
+    assert proc.returncode == 0, explain(proc)
+    (out_dir,) = (trained_run / "eval").iterdir()
+    record = json.loads((out_dir / "eval.json").read_text())
+    # Same env, seed and episodes as the run's final evaluation: the same numbers.
+    assert record["env"] == summary["eval_env"] and record["step"] == 10 and record["episodes"] == 2
+    assert record["success_rate"] == summary["success_rate"] and record["return"] == summary["return"]
+    assert f"success rate: {record['success_rate']:.2f}" in proc.stdout
+
+    acc = EventAccumulator(str(out_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("eval/success_rate")] == [(10, record["success_rate"])]
+    if "Rendering disabled" not in proc.stderr:
+        assert "eval/video" in acc.Tags()["images"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("what", ["missing", "not-a-checkpoint", "no-argument"])
+def test_rql_eval_bad_checkpoint_is_one_line(what, cube_single_dataset, tmp_path):
+    args = {
+        "missing": [f"ckpt_path={tmp_path / 'nope.ckpt'}"],
+        "not-a-checkpoint": [f"ckpt_path={cube_single_dataset}"],
+        "no-argument": [],
+    }[what]
+    proc = rql_eval(args, cwd=tmp_path)
+    assert proc.returncode == 2, explain(proc)
+    assert TRACEBACK not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "ckpt_path" in errors[0], explain(proc)
