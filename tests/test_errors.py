@@ -39,7 +39,7 @@ def one_line_error(proc) -> str:
     ("override", "expected"),
     [
         ("task.id=7", "task.id=7 is not a task of cube-single; valid ids: 1 2 3 4 5"),
-        ("trainer.max_steps=-5", "trainer.max_steps=-5 must be a positive number of steps"),
+        ("trainer.max_steps=-5", "trainer.max_steps=-5 must be >= 1; a positive number of steps (or -1"),
         ("model.actor_lr=-0.001", "model.actor_lr=-0.001 must be > 0"),
         ("trainer.devices=0", "trainer.devices=0 must be >= 1"),
         ("trainer.accelerator=gpu", "no GPU is visible; use trainer.accelerator=cpu"),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rql_lightning.errors import UserError
+from rql_lightning.schema import validate
 
 NUM_TASK_IDS = 5  # every OGBench single-task environment has tasks 1..5
 
@@ -25,19 +26,44 @@ def available_tasks(conf_dir: str | Path) -> list[str]:
 
 
 def check_config(cfg: Any) -> None:
-    """Numbers that must be positive, a valid task id, devices that exist."""
+    """Every setting within its declared range (:mod:`rql_lightning.schema`), a task id of the task,
+    devices and a sampling device this machine and this torch build can serve."""
     task_id = cfg.task.get("id")
     if not isinstance(task_id, int) or not 1 <= task_id <= NUM_TASK_IDS:
         raise UserError(f"task.id={task_id} is not a task of {cfg.task.name}; valid ids: 1 2 3 4 5")
-    if cfg.trainer.get("max_steps", -1) is not None and not (cfg.trainer.max_steps > 0 or cfg.trainer.max_steps == -1):
-        raise UserError(f"trainer.max_steps={cfg.trainer.max_steps} must be a positive number of steps")
-    for key in ("actor_lr", "critic_lr"):
-        value = cfg.model.get(key)
-        if value is not None and not value > 0:
-            raise UserError(f"model.{key}={value} must be > 0 (the paper uses 3e-4)")
-    if cfg.data.get("batch_size") is not None and not cfg.data.batch_size > 0:
-        raise UserError(f"data.batch_size={cfg.data.batch_size} must be > 0 (the paper uses 256)")
+    validate(cfg)
     check_devices(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("devices", 1))
+    check_sampling_device(str(cfg.data.get("device", "cpu")))
+    check_precision(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("precision", "32-true"))
+
+
+def check_precision(accelerator: str, precision: Any) -> None:
+    """fp16 needs a GPU (Lightning would silently switch a CPU run to bf16); bf16 needs one that has it."""
+    import torch
+
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    name = str(precision)
+    if not on_gpu and name.startswith("16"):
+        raise UserError(
+            f"trainer.precision={name} is not supported on CPU; use trainer.precision=bf16-mixed or 32-true"
+        )
+    if on_gpu and name.startswith("bf16") and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise UserError(f"trainer.precision={name} needs a GPU with bfloat16 (Ampere or newer); use 32-true")
+
+
+def check_sampling_device(device: str) -> None:
+    """``data.device``: where windows are sampled; CUDA needs a CUDA build of torch and a visible GPU."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return
+    if torch.version.cuda is None:
+        raise UserError(
+            f"data.device={device} but this torch build has no CUDA (torch {torch.__version__}); "
+            "use data.device=cpu, or install a CUDA build (make install TORCH_SPEC=torch)"
+        )
+    if not torch.cuda.is_available():
+        raise UserError(f"data.device={device} but no GPU is visible; use data.device=cpu")
 
 
 def check_devices(accelerator: str, devices: Any) -> None:

@@ -55,11 +55,37 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path is not None:
         signature = {k: model.hparams[k] for k in ("obs_dim", "action_dim", "chunk_size") if k in model.hparams}
         check_checkpoint(ckpt_path, signature)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=make_loggers(cfg) or False)
+    callbacks = make_callbacks(cfg)
+    trainer = make_trainer(cfg, callbacks)
     log_batch_semantics(trainer.world_size, datamodule)
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(Path(ckpt_path).expanduser()) if ckpt_path else None)
     return summarize(trainer, cfg)
+
+
+def make_callbacks(cfg: DictConfig) -> list:
+    """The ``callbacks`` group's callbacks; ``eval.episodes=0`` means no evaluation."""
+    from hydra.utils import instantiate
+
+    groups = dict(cfg.get("callbacks") or {})
+    if cfg.get("eval", {}).get("episodes", 1) == 0:
+        groups.pop("evaluation", None)
+    return [instantiate(c) for c in groups.values() if c is not None]
+
+
+def make_trainer(cfg: DictConfig, callbacks: list) -> L.Trainer:
+    """The Trainer; a combination Lightning cannot serve (e.g. 16-mixed on CPU) is one line, not a traceback."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return instantiate(cfg.trainer, callbacks=callbacks, logger=make_loggers(cfg) or False)
+    except InstantiationException as err:
+        cause = err.__cause__ or err.__context__
+        if isinstance(cause, MisconfigurationException | ValueError):
+            message = " ".join(str(cause).split())
+            raise UserError(f"trainer: {message}; change the trainer.* settings named there") from None
+        raise
 
 
 def make_loggers(cfg: DictConfig) -> list:
@@ -88,18 +114,17 @@ def log_batch_semantics(world_size: int, datamodule: Any) -> None:
 
 
 def summarize(trainer: L.Trainer, cfg: DictConfig) -> dict[str, Any]:
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    from rql_lightning.callbacks.evaluation import EvaluationCallback
-
+    """Where the run went, and its last evaluation: the ``eval/*`` numbers the evaluation callback
+    publishes in ``trainer.callback_metrics`` (see ``rql_lightning.callbacks.history``)."""
     summary: dict[str, Any] = {"task": cfg.task.name, "task_id": cfg.task.id, "seed": cfg.seed}
     summary["step"] = trainer.global_step
-    for cb in trainer.callbacks:
-        if isinstance(cb, EvaluationCallback) and cb.last_result is not None:
-            summary["success_rate"] = cb.last_result.success_rate
-            summary["return"] = cb.last_result.mean_return
-        if isinstance(cb, ModelCheckpoint):
-            summary["checkpoint"] = cb.last_model_path or cb.best_model_path
+    metrics = trainer.callback_metrics
+    for key, name in (("eval/success_rate", "success_rate"), ("eval/return", "return")):
+        if key in metrics:
+            summary[name] = float(metrics[key])
+    checkpoint = trainer.checkpoint_callback  # Lightning's accessor of its ModelCheckpoint
+    if checkpoint is not None:
+        summary["checkpoint"] = checkpoint.last_model_path or checkpoint.best_model_path
     if trainer.logger is not None and getattr(trainer.logger, "log_dir", None):
         summary["tensorboard"] = trainer.logger.log_dir
     return summary
