@@ -75,13 +75,18 @@ def test_unwritable_output_dir_check_names_the_fix(tmp_path):
 
 def test_checkpoint_from_another_task_or_corrupt(tmp_path):
     other = tmp_path / "other.ckpt"
-    torch.save({"hyper_parameters": {"obs_dim": 40, "action_dim": 5, "chunk_size": 5}, "state_dict": {}}, other)
-    with pytest.raises(UserError, match=r"trained on another task or model: obs_dim 40 \(checkpoint\) vs 28"):
-        check_checkpoint(other, {"obs_dim": 28, "action_dim": 5, "chunk_size": 5})
+    hp = {"obs_dim": 40, "action_dim": 5, "chunk_size": 5}
+    torch.save({"hyper_parameters": hp, "state_dict": {}, "global_step": 3}, other)
+    with pytest.raises(UserError, match=r"does not fit this run: obs_dim=40 in the checkpoint, 28 here \(obs/action"):
+        check_checkpoint(other, {**hp, "obs_dim": 28})
     corrupt = tmp_path / "corrupt.ckpt"
     corrupt.write_bytes(other.read_bytes()[:100])
     with pytest.raises(UserError, match="is not a readable checkpoint"):
         check_checkpoint(corrupt, {"obs_dim": 28})
+    not_lightning = tmp_path / "weights.pt"
+    torch.save({"weights": torch.zeros(2)}, not_lightning)
+    with pytest.raises(UserError, match="is not a Lightning checkpoint"):
+        check_checkpoint(not_lightning)
 
 
 def test_config_checks_accept_the_defaults():

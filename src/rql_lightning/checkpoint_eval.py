@@ -89,7 +89,7 @@ def evaluate_checkpoint(
     """Run the evaluation protocol on a checkpoint; writes ``eval.json`` and TensorBoard events to ``output_dir``."""
     import torch
 
-    check_checkpoint(ckpt_path, {})
+    check_checkpoint(ckpt_path)
     run_dir = run_dir_of(ckpt_path)
     run_cfg = load_run_config(run_dir)
     summary = _read_json(run_dir / "summary.json")

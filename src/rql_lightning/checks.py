@@ -120,8 +120,24 @@ def check_run_dir_arguments(argv: list[str]) -> None:
             )
 
 
-def check_checkpoint(ckpt_path: str | Path, expected: dict[str, Any]) -> None:
-    """The checkpoint exists, is readable, and was trained on the same kind of data and model."""
+# Hyperparameters that fix the shapes of the networks and of what they read: a checkpoint only fits a run
+# that agrees on all of them.
+SHAPE_KEYS = (
+    "obs_dim",
+    "action_dim",
+    "chunk_size",
+    "flow_steps",
+    "num_critics",
+    "actor_hidden_dims",
+    "critic_hidden_dims",
+    "critic_layer_norm",
+    "num_seeds",
+)
+DATA_KEYS = ("obs_dim", "action_dim")
+
+
+def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint from disk (memory-mapped), or a one-line UserError saying why not."""
     import torch
 
     path = Path(ckpt_path).expanduser()
@@ -133,17 +149,54 @@ def check_checkpoint(ckpt_path: str | Path, expected: dict[str, Any]) -> None:
         raise UserError(
             f"ckpt_path={ckpt_path} is not a readable checkpoint ({type(err).__name__}); it may be truncated"
         ) from None
-    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-    mismatched = [
-        f"{key} {hparams[key]} (checkpoint) vs {value} (this run)"
-        for key, value in expected.items()
-        if key in hparams and hparams[key] != value
-    ]
-    if mismatched:
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "global_step" not in ckpt:
+        raise UserError(f"ckpt_path={ckpt_path} is not a Lightning checkpoint of rql-train; point it at a .ckpt")
+    return ckpt
+
+
+def check_checkpoint(
+    ckpt_path: str | Path, run_hparams: dict[str, Any] | None = None, module_class: str | None = None
+) -> None:
+    """The checkpoint is readable and fits this run: same model class, same network and data shapes.
+
+    Names every key that differs and how to resume correctly, instead of a wall of size mismatches."""
+    ckpt = read_checkpoint(ckpt_path)
+    if run_hparams is None:
+        return
+    saved = ckpt.get("hyper_parameters") or {}
+    saved_class = ckpt.get("module_class")
+    if module_class and saved_class and saved_class != module_class:
         raise UserError(
-            f"ckpt_path={ckpt_path} was trained on another task or model: {'; '.join(mismatched)}. "
-            "Resume with the task and model settings it was trained with."
+            f"ckpt_path={ckpt_path} was written by {saved_class}, this run builds {module_class}; resume with the "
+            "model it was trained with (its run's .hydra/config.yaml names it), or drop ckpt_path to start anew"
         )
+    if not saved_class:  # older checkpoints: hyperparameters of another method mean another class
+        foreign = sorted((set(saved) ^ set(run_hparams)) - {"name"})
+        if foreign:
+            raise UserError(
+                f"ckpt_path={ckpt_path} was written by another model class (hyperparameters {', '.join(foreign)} "
+                "differ); resume with the model it was trained with, or drop ckpt_path to start anew"
+            )
+    differ = [k for k in SHAPE_KEYS if k in saved and k in run_hparams and _plain(saved[k]) != _plain(run_hparams[k])]
+    if differ:
+        where = "; ".join(
+            f"{_config_key(k)}={_plain(saved[k])} in the checkpoint, {_plain(run_hparams[k])} here" for k in differ
+        )
+        data_hint = (
+            " (obs/action dims come from the data: another task or dataset)" if set(differ) & set(DATA_KEYS) else ""
+        )
+        raise UserError(
+            f"ckpt_path={ckpt_path} does not fit this run: {where}{data_hint}; resume with the checkpoint's "
+            "settings (its run's .hydra/config.yaml lists them), or drop ckpt_path to start a new run"
+        )
+
+
+def _config_key(hparam: str) -> str:
+    return hparam if hparam in DATA_KEYS else f"model.{hparam}"
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple | list) else value
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:

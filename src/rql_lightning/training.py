@@ -53,8 +53,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("fit")
     model = instantiate(cfg.model, obs_dim=datamodule.obs_dim, action_dim=datamodule.action_dim, _convert_="all")
     if ckpt_path is not None:
-        signature = {k: model.hparams[k] for k in ("obs_dim", "action_dim", "chunk_size") if k in model.hparams}
-        check_checkpoint(ckpt_path, signature)
+        cls = type(model)
+        check_checkpoint(ckpt_path, dict(model.hparams), f"{cls.__module__}.{cls.__qualname__}")
     callbacks = make_callbacks(cfg)
     trainer = make_trainer(cfg, callbacks)
     log_batch_semantics(trainer.world_size, datamodule)

@@ -63,7 +63,7 @@ def main() -> None:
         fail(f"ckpt_path={ckpt[-1]} does not exist; point it at a .ckpt (e.g. <run>/checkpoints/last.ckpt)")
     from rql_lightning.checks import check_checkpoint
 
-    user_errors_as_one_line(lambda: check_checkpoint(path, {}))
+    user_errors_as_one_line(lambda: check_checkpoint(path))
     if not OmegaConf.has_resolver("rql_run_dir"):
         OmegaConf.register_new_resolver("rql_run_dir", _run_dir)
     _hydra_main()

@@ -45,6 +45,45 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return summary.get("success_rate")
 
 
+# Flags that make Hydra print or sweep instead of running one job: nothing to validate up front.
+_NOT_ONE_JOB = ("-m", "--multirun", "-c", "--cfg", "-p", "--package", "-h", "--help", "--hydra-help", "-i", "--info")
+_OWN_PRIMARY = ("-cp", "--config-path", "-cn", "--config-name")
+
+
+def validate_before_hydra(argv: list[str]) -> None:
+    """Compose and check the run's config before Hydra creates its directory or rewrites its
+    ``.hydra/config.yaml``: a bad value never touches an existing run (or its checkpoints).
+
+    Composition problems themselves (an unknown group option, a typo in a key) are left to Hydra,
+    which reports them; ``--config-dir`` (a user's own config groups) is searched as Hydra would."""
+    from rql_lightning.checks import check_config
+    from rql_lightning.config import compose_config
+
+    flags = [a.split("=", 1)[0] for a in argv if a.startswith("-")]
+    if any(f in _NOT_ONE_JOB or f in _OWN_PRIMARY for f in flags):
+        return
+    overrides, extra_dirs, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-cd", "--config-dir") and i + 1 < len(argv):
+            extra_dirs.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--config-dir="):
+            extra_dirs.append(arg.split("=", 1)[1])
+        elif not arg.startswith("-"):
+            overrides.append(arg)
+        i += 1
+    if extra_dirs:
+        paths = ",".join(f"file://{os.path.abspath(d)}" for d in extra_dirs)
+        overrides.append(f"hydra.searchpath=[{paths}]")
+    try:
+        cfg = compose_config(overrides)
+    except Exception:  # noqa: BLE001 (Hydra reports composition errors itself, in its own words)
+        return
+    check_config(cfg)
+
+
 def train_main() -> None:
     """Console script ``rql-train``.
 
@@ -56,6 +95,7 @@ def train_main() -> None:
 
     try:
         check_run_dir_arguments(sys.argv[1:])
+        validate_before_hydra(sys.argv[1:])
     except UserError as err:
         fail(str(err))
     try:
