@@ -82,8 +82,9 @@ def measure(variant: str, dataset: str, path: str, batch_size: int, chunk_size: 
     import ogbench
     import torch
 
-    from rql_lightning.data.datamodule import sampler_from_arrays
-    from rql_lightning.data.ogbench import ACTION_CLIP_EPS, OfflineArrays, load_npz, make_singletask_env
+    from rql_lightning.data.arrays import OfflineArrays
+    from rql_lightning.data.ogbench import ACTION_CLIP_EPS, load_npz, make_singletask_env
+    from rql_lightning.data.windows import sampler_from_arrays
 
     name = singletask(dataset)
     env = make_singletask_env(name)

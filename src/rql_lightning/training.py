@@ -49,9 +49,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Plain containers, not OmegaConf ones: hyperparameters are pickled into checkpoints, and Lightning
     # resumes with torch.load(weights_only=True), which refuses ListConfig/DictConfig.
     datamodule = instantiate(cfg.data, _convert_="all")
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    model = instantiate(cfg.model, obs_dim=datamodule.obs_dim, action_dim=datamodule.action_dim, _convert_="all")
+    obs_dim, action_dim = datamodule.dims()  # from the env's or the file's spaces: nothing loaded yet
+    model = instantiate(cfg.model, obs_dim=obs_dim, action_dim=action_dim, _convert_="all")
     if ckpt_path is not None:
         cls = type(model)
         check_checkpoint(ckpt_path, dict(model.hparams), f"{cls.__module__}.{cls.__qualname__}")

@@ -14,115 +14,27 @@ takes, split open so that observations are held once:
    which yields OGBench's regular transition layout (identical to ``compact_dataset=False``, minus
    ``next_observations``: windows read ``s_{t+h}`` from ``observations``) without a second copy.
 
+Where files are found and how to obtain them: :mod:`rql_lightning.naming`, :mod:`rql_lightning.data.obtain`.
 On top of that we apply the reference's conventions: actions clipped to ``[-1 + eps, 1 - eps]`` and,
 for sparse tasks, rewards mapped to ``-(r != 0)``.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import urllib.error
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rql_lightning.data.validate import (
-    ACTION_TOLERANCE,
-    DatasetError,
-    check_npz_keys,
-    check_transitions,
-)
+from rql_lightning.data.arrays import OfflineArrays
+from rql_lightning.data.errors import DatasetNotFoundError
+from rql_lightning.data.obtain import obtain_hint
+from rql_lightning.data.validate import ACTION_TOLERANCE, check_npz_keys, check_transitions
+from rql_lightning.naming import dataset_name_of, eval_env_name_of, val_path_of
 
-DEFAULT_DATA_DIR = "~/.ogbench/data"
-DATA_DIR_ENV = "OGBENCH_DATA_DIR"
 ACTION_CLIP_EPS = 1e-5
-VAL_SUFFIX = "-val.npz"
 # Rows moved per step of the in-place compaction (bounds its temporary copy).
 _COMPACT_BLOCK_ROWS = 1 << 16
-
-_SINGLETASK = re.compile(r"^(?P<dataset>.+)-singletask-task(?P<task>\d+)-(?P<version>v\d+)$")
-
-
-class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """A dataset file is absent and could not be fetched; the message says how to get it."""
-
-
-@dataclass
-class OfflineArrays:
-    """Per-transition arrays in OGBench's regular layout (float32, one row per transition)."""
-
-    observations: np.ndarray  # (N, O)
-    actions: np.ndarray  # (N, A)
-    rewards: np.ndarray  # (N,)
-    terminals: np.ndarray  # (N,) 1 on each episode's last transition
-    masks: np.ndarray  # (N,) 0 where the task is completed
-
-    def __len__(self) -> int:
-        return len(self.observations)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in vars(self).values())
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
-
-
-def val_path_of(path: Path) -> Path:
-    path = Path(path)
-    return path.with_name(path.name[: -len(".npz")] + VAL_SUFFIX)
-
-
-def dataset_name_of(singletask_name: str) -> str:
-    """``cube-single-play-singletask-task1-v0`` -> ``cube-single-play-v0`` (the file's name)."""
-    m = _SINGLETASK.match(singletask_name)
-    if m is None:
-        raise ValueError(
-            f"'{singletask_name}' is not an OGBench single-task name like 'cube-single-play-singletask-task1-v0'"
-        )
-    return f"{m['dataset']}-{m['version']}"
-
-
-def eval_env_name_of(singletask_name: str) -> str:
-    """``cube-single-play-singletask-task1-v0`` -> ``cube-single-singletask-task1-v0`` (gym id)."""
-    m = _SINGLETASK.match(singletask_name)
-    if m is None:
-        raise ValueError(f"'{singletask_name}' is not an OGBench single-task name")
-    env = m["dataset"].rsplit("-", 1)[0]  # drop the data kind (play, navigate, ...)
-    return f"{env}-singletask-task{m['task']}-{m['version']}"
-
-
-def obtain_hint(dataset_name: str, data_dir: Path) -> str:
-    """The command that puts ``<data_dir>/<dataset_name>.npz`` (and its -val.npz) in place."""
-    from rql_lightning.data.generate import SUPPORTED_DATASETS
-
-    fetch = f"python -c \"import ogbench; ogbench.download_datasets(['{dataset_name}'], '{data_dir}')\""
-    if dataset_name in SUPPORTED_DATASETS:
-        generate = f"rql-data generate {dataset_name} --data-dir {data_dir}"
-        return f"{fetch} (needs network), or generate it locally: {generate}"
-    return f"{fetch} (needs network; rql-data can generate only manipulation play datasets)"
-
-
-def fetch_official(dataset_name: str, data_dir: Path) -> Path:
-    """Download ``<dataset_name>.npz`` and its ``-val.npz`` with ogbench's downloader (skips files present)."""
-    import ogbench.utils
-
-    data_dir = Path(data_dir).expanduser()
-    path = data_dir / f"{dataset_name}.npz"
-    try:
-        ogbench.utils.download_datasets([dataset_name], str(data_dir))
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", None) or err
-        raise DatasetNotFoundError(
-            f"{path} (or its {VAL_SUFFIX}) is not in {data_dir} (data.data_dir / ${DATA_DIR_ENV}) and downloading "
-            f"it from OGBench failed ({reason}). Get it with: {obtain_hint(dataset_name, data_dir)}"
-        ) from None
-    return path
-
 
 # ------------------------------------------------------------------------------------------- loading
 
@@ -148,7 +60,7 @@ def read_compact(path: Path, env_name: str) -> dict[str, np.ndarray]:
     Observations/actions/terminals as float32; ``valids = 1 - terminals`` (0 on each episode's final
     observation) and ``terminals`` also set on the row before it (ogbench's compact convention).
     """
-    with np.load(path) as file:
+    with np.load(path, allow_pickle=False) as file:
         ds = {k: file[k] for k in required_keys(env_name)}
     for k in ("observations", "actions", "terminals"):
         ds[k] = ds[k].astype(np.float32, copy=False)

@@ -1,4 +1,4 @@
-"""100M-transition datasets: a directory of ``.npz`` shards, a few in memory at a time.
+"""The shard schedule: which group of shards serves batch ``k``, loaded in the background, memory bounded.
 
 OGBench's 100M variants (``cube-quadruple-play-100m-v0``, ``puzzle-4x4-play-100m-v0``) and
 ``rql-data generate --shards N`` are directories of OGBench-format files (each with its ``-val.npz``);
@@ -8,8 +8,8 @@ Schedule
     Shards (sorted ``*.npz`` minus ``*-val.npz``) form groups of ``shards_in_memory`` consecutive files.
     Batch ``k`` is drawn from group ``(k // swap_interval) % num_groups``: a deterministic function of
     ``k``, so with the (seed, rank, step) batch seeding a resumed or DDP run draws the same batches.
-    Each group is loaded through the same path as a single file (ogbench's loader, validation,
-    single-task relabelling, :func:`rql_lightning.data.ogbench.load_npz`), its shards concatenated.
+    What loading a group means is the caller's (:class:`rql_lightning.data.sharded.OGBenchShardLoader`
+    loads OGBench files through the single-file path); this module only schedules.
 
 Background loading
     When group ``g`` becomes active, group ``g + 1`` starts loading in a background thread (numpy's
@@ -28,120 +28,20 @@ Background loading
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from rql_lightning.data.datamodule import WindowStream, sampler_from_arrays
-from rql_lightning.data.ogbench import (
-    ACTION_CLIP_EPS,
-    DATA_DIR_ENV,
-    OfflineArrays,
-    dataset_name_of,
-    load_npz,
-    make_singletask_env,
-)
-from rql_lightning.data.validate import ACTION_TOLERANCE, check_windows
-from rql_lightning.data.windows import WindowSampler
+from rql_lightning.data.errors import DataConfigError
+from rql_lightning.data.windows import WindowSampler, WindowStream
 
 log = logging.getLogger("rql_lightning")
 
 STALL_POLICIES = ("wait", "continue")
-OGBENCH_DATASET_URL = "https://rail.eecs.berkeley.edu/datasets/ogbench"
-
-
-def list_shards(directory: Path) -> list[Path]:
-    """Train shards of a directory: sorted ``*.npz`` minus ``*-val.npz`` (empty if it does not exist)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.glob("*.npz") if not p.name.endswith("-val.npz"))
-
-
-def shards_hint(dataset: str, singletask_name: str, data_dir: Path) -> str:
-    """How to obtain a shard directory: the official download, or local generation."""
-    from rql_lightning.data.generate import SUPPORTED_DATASETS
-
-    text = (
-        f"Download OGBench's shards into {data_dir}/{dataset}/ (e.g. wget -r -np -nH --cut-dirs=2 -A '*.npz' "
-        f"-P {data_dir} {OGBENCH_DATASET_URL}/{dataset}/)"
-    )
-    base = dataset_name_of(singletask_name)
-    if base in SUPPORTED_DATASETS:
-        text += (
-            f", or generate shards locally: rql-data generate {base} --shards 100 --num-transitions 100000000 "
-            f"--data-dir {data_dir} and train with data.dataset_path={data_dir}/{base}"
-        )
-    return text + f", or train on the 1M-transition file instead: data.data_kind=standard data.dataset={base}"
-
-
-def concat_arrays(parts: Sequence[OfflineArrays]) -> OfflineArrays:
-    if len(parts) == 1:
-        return parts[0]
-    return OfflineArrays(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in vars(parts[0])})
-
-
-class OGBenchShardLoader:
-    """Loads a group of shard files into one :class:`WindowSampler` on ``device`` (reusing one env)."""
-
-    def __init__(
-        self,
-        singletask_name: str,
-        chunk_size: int,
-        batch_size: int,
-        device: torch.device,
-        *,
-        sparse: bool = False,
-        action_clip_eps: float = ACTION_CLIP_EPS,
-        action_tolerance: float = ACTION_TOLERANCE,
-    ) -> None:
-        self.singletask_name = singletask_name
-        self.chunk_size, self.batch_size, self.device = chunk_size, batch_size, device
-        self.kwargs = dict(sparse=sparse, action_clip_eps=action_clip_eps, action_tolerance=action_tolerance)
-        self._env = None  # built on first use (and rebuilt after pickling: MuJoCo state does not travel)
-        self._lock = threading.Lock()  # the env is used for relabelling: one load at a time
-
-    @property
-    def env(self):
-        if self._env is None:
-            self._env = make_singletask_env(self.singletask_name)
-        return self._env
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_env": None, "_lock": None}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
-    def __call__(self, paths: Sequence[Path]) -> WindowSampler:
-        with self._lock:
-            parts = [
-                load_npz(
-                    p,
-                    self.singletask_name,
-                    self.env,
-                    fix=f"delete {p.name} and fetch or regenerate that shard",
-                    **self.kwargs,
-                )
-                for p in paths
-            ]
-        arrays = concat_arrays(parts)
-        del parts
-        source = str(paths[0]) if len(paths) == 1 else f"shards {paths[0]} .. {paths[-1].name}"
-        check_windows(source, arrays.terminals, self.chunk_size, self.batch_size)
-        return sampler_from_arrays(arrays, self.chunk_size, self.device)
-
-    def close(self) -> None:
-        if self._env is not None:
-            self._env.close()
-            self._env = None
 
 
 class ShardCycler:
@@ -159,11 +59,12 @@ class ShardCycler:
         on_stall: str = "wait",
     ) -> None:
         if not shards:
-            raise ValueError("ShardCycler needs at least one shard")
-        if swap_interval < 1 or shards_in_memory < 1:
-            raise ValueError(f"swap_interval ({swap_interval}) and shards_in_memory ({shards_in_memory}) must be >= 1")
+            raise DataConfigError("ShardCycler got no shards; pass at least one shard file")
+        for key, value in (("data.shard_swap_interval", swap_interval), ("data.shards_in_memory", shards_in_memory)):
+            if value < 1:
+                raise DataConfigError(f"{key}={value} must be >= 1; pass a positive count")
         if on_stall not in STALL_POLICIES:
-            raise ValueError(f"on_stall={on_stall!r}; expected one of {STALL_POLICIES}")
+            raise DataConfigError(f"data.shard_stall={on_stall!r} is unknown; use one of {STALL_POLICIES}")
         self.shards = [Path(p) for p in shards]
         m = shards_in_memory
         self.groups = [self.shards[i : i + m] for i in range(0, len(self.shards), m)]
@@ -304,19 +205,11 @@ class ShardCycler:
 class ShardedWindowStream(WindowStream):
     """:class:`WindowStream` whose batch ``k`` comes from the shard group active at step ``k``."""
 
-    def __init__(self, cycler: ShardCycler, batch_size: int, seed: int, rank: int = 0, start: int = 0) -> None:
-        super().__init__(cycler, batch_size, seed, rank, start)  # type: ignore[arg-type]  (has .device)
+    def __init__(
+        self, cycler: ShardCycler, batch_size: int, seed: int, rank: int = 0, start: int = 0, world_size: int = 1
+    ) -> None:
+        super().__init__(cycler, batch_size, seed, rank, start, world_size)  # type: ignore[arg-type]  (has .device)
         self.cycler = cycler
 
     def sampler_at(self, index: int) -> WindowSampler:
         return self.cycler.sampler_for(index)
-
-
-__all__ = [
-    "DATA_DIR_ENV",
-    "OGBenchShardLoader",
-    "ShardCycler",
-    "ShardedWindowStream",
-    "list_shards",
-    "shards_hint",
-]

@@ -2,12 +2,13 @@
 
 A bad dataset otherwise surfaces far from its cause: a NaN as a NaN loss hours in, a missing terminal
 as windows that straddle two episodes, an action scale mismatch as a policy that never learns. Each
-check raises a :class:`DatasetError` subclass (a ``ValueError``) whose message names the source (file,
-shard or Minari id), what is wrong, and what to do about it.
+check raises a :class:`~rql_lightning.data.errors.DatasetError` subclass (a ``UserError``) whose
+message names the source (file, shard or Minari id), what is wrong, and what to do about it.
 
 Checks, in the order loaders run them:
 
-* :func:`check_npz_keys` - the file is a readable ``.npz`` holding the keys the loader needs;
+* :func:`check_npz_keys` - the file is a readable ``.npz`` holding the keys the loader needs, none of
+  them pickled objects (read from the array headers, nothing loaded);
 * :func:`check_transitions` - per-row arrays: 2-D observations/actions of one length, not empty,
   finite, actions within ``[-1, 1]`` up to ``action_tolerance``, the last row closing an episode,
   and dims equal to the environment's spaces when one is at hand;
@@ -22,65 +23,52 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from rql_lightning.errors import UserError
+from rql_lightning.data.errors import (
+    ActionRangeError,
+    BatchTooLargeError,
+    ChunkTooLongError,
+    DatasetFormatError,
+    EmptyDatasetError,
+    EpisodeBoundaryError,
+    NonFiniteDataError,
+    SpaceMismatchError,
+)
+from rql_lightning.data.npz import ArrayHeader, npz_headers
 
 ACTION_TOLERANCE = 1e-3
 
-
-class DatasetError(UserError, ValueError):
-    """A dataset cannot be trained on as it is; the message says which one and how to fix it."""
-
-
-class DatasetFormatError(DatasetError):
-    """Unreadable file, missing keys, or arrays of the wrong rank or length."""
-
-
-class EmptyDatasetError(DatasetError):
-    """No transitions at all."""
+__all__ = [
+    "ACTION_TOLERANCE",
+    "check_npz_keys",
+    "check_transitions",
+    "check_windows",
+    "episode_lengths",
+]
 
 
-class NonFiniteDataError(DatasetError):
-    """NaN or inf in observations, actions or rewards."""
-
-
-class ActionRangeError(DatasetError):
-    """Actions outside ``[-1, 1]`` beyond the tolerance (the flow policy's output range)."""
-
-
-class EpisodeBoundaryError(DatasetError):
-    """The last transition does not close an episode (truncated file, or terminals missing)."""
-
-
-class SpaceMismatchError(DatasetError):
-    """Observation or action dims differ from the environment's spaces."""
-
-
-class ChunkTooLongError(DatasetError):
-    """Every episode is shorter than ``chunk_size``: no window would be valid."""
-
-
-class BatchTooLargeError(DatasetError):
-    """``batch_size`` exceeds the number of transitions."""
-
-
-def check_npz_keys(path, required: Iterable[str], fix: str) -> list[str]:
-    """The keys of ``path`` (an ``.npz``); raises if it is unreadable or lacks one of ``required``."""
+def check_npz_keys(path, required: Iterable[str], fix: str) -> dict[str, ArrayHeader]:
+    """The array headers of ``path`` (an ``.npz``); raises if it is unreadable, lacks a key, or pickles objects."""
     try:
-        with np.load(path) as data:
-            keys = list(data.files)
+        headers = npz_headers(path)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise DatasetFormatError(
             f"{path} is not a readable .npz ({type(err).__name__}: {err}); it may be a truncated download. "
             f"To fix: {fix}"
         ) from None
-    missing = [k for k in required if k not in keys]
+    missing = [k for k in required if k not in headers]
     if missing:
         raise DatasetFormatError(
-            f"{path} lacks the key(s) {missing} (it has {sorted(keys)}); an OGBench-format file holds "
+            f"{path} lacks the key(s) {missing} (it has {sorted(headers)}); an OGBench-format file holds "
             f"observations, actions, terminals and the qpos/qvel/button_states that single-task relabelling reads. "
             f"To fix: {fix}"
         )
-    return keys
+    pickled = sorted(k for k, (_, dtype) in headers.items() if dtype.hasobject)
+    if pickled:
+        raise DatasetFormatError(
+            f"{path} stores {pickled} as object (pickled) arrays, which are not loaded (unpickling runs code); "
+            f"save them as numeric arrays (np.asarray(x, dtype=np.float32)). To fix: {fix}"
+        )
+    return headers
 
 
 def _first_bad_row(mask: np.ndarray) -> int:

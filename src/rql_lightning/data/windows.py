@@ -1,4 +1,4 @@
-"""The ``(h + 1)``-step window sampler and the window semantics RQL trains on.
+"""Windows and streams: the ``(h + 1)``-step window sampler, the semantics RQL trains on, and batch streams.
 
 This module is the one place that decides what a window means:
 
@@ -11,14 +11,20 @@ This module is the one place that decides what a window means:
 * ``action_mask`` zeroes the action dims of chunk step ``k >= 1`` when ``terminals[t+k-1]`` is set.
 
 Sampling is a handful of gathers on whatever device the arrays live on: no Python loop
-over the batch.
+over the batch. :class:`WindowStream` turns a sampler into the endless, resumable batch stream a
+DataLoader serves: batch ``k`` of rank ``r`` is a function of ``(seed, r, k)`` only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
+from torch.utils.data import IterableDataset
 
 from rql_lightning.batch import ChunkBatch
+from rql_lightning.data.arrays import OfflineArrays
+from rql_lightning.seeding import BATCH_STREAM, stream_seed
 
 
 def windows_to_batch(
@@ -110,3 +116,61 @@ class WindowSampler:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> ChunkBatch:
         return self.gather(self.sample_indices(batch_size, generator))
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto``: the GPU when there is one; anything else as torch reads it."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def sampler_from_arrays(arrays: OfflineArrays, chunk_size: int, device: torch.device) -> WindowSampler:
+    """A sampler over ``arrays``, moved to ``device`` once."""
+
+    def t(a):
+        return torch.from_numpy(a).to(device)
+
+    return WindowSampler(
+        t(arrays.observations), t(arrays.actions), t(arrays.rewards), t(arrays.terminals), t(arrays.masks), chunk_size
+    )
+
+
+class WindowStream(IterableDataset):
+    """Endless batches from a :class:`WindowSampler`; batch ``k`` depends only on ``(seed, rank, k)``.
+
+    Seeding each batch from its index makes a resumed run draw exactly the batches the
+    uninterrupted run would have, whatever Lightning prefetched before the checkpoint.
+
+    ``world_size > 1`` splits one global batch (``data.global_batch_size``): every rank draws the
+    indices of the same ``batch_size * world_size`` windows, seeded as rank 0, and keeps its own
+    slice, so the ranks' batches together are exactly the batch one process would draw.
+    """
+
+    def __init__(
+        self, sampler: WindowSampler, batch_size: int, seed: int, rank: int = 0, start: int = 0, world_size: int = 1
+    ) -> None:
+        self.sampler, self.batch_size = sampler, batch_size
+        self.seed, self.rank, self.start, self.world_size = seed, rank, start, world_size
+        self.generator = torch.Generator(device=sampler.device)
+
+    def batch_seed(self, index: int) -> int:
+        return stream_seed(self.seed, 0 if self.world_size > 1 else self.rank, index, BATCH_STREAM)
+
+    def sampler_at(self, index: int) -> WindowSampler:
+        """The sampler batch ``index`` is drawn from (one sampler here; the active shard when sharded)."""
+        return self.sampler
+
+    def batch(self, index: int) -> ChunkBatch:
+        self.generator.manual_seed(self.batch_seed(index))
+        sampler = self.sampler_at(index)
+        if self.world_size == 1:
+            return sampler.sample(self.batch_size, self.generator)
+        idx = sampler.sample_indices(self.batch_size * self.world_size, self.generator)  # (W * B, h+1)
+        return sampler.gather(idx[self.rank * self.batch_size : (self.rank + 1) * self.batch_size])
+
+    def __iter__(self) -> Iterator[ChunkBatch]:
+        index = self.start
+        while True:
+            yield self.batch(index)
+            index += 1

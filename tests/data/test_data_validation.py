@@ -7,9 +7,9 @@ import ogbench
 import pytest
 
 import rql_lightning.data.ogbench as og
-from rql_lightning.data.datamodule import ArrayDataModule, OGBenchDataModule
-from rql_lightning.data.ogbench import OfflineArrays, load_singletask
-from rql_lightning.data.validate import (
+from rql_lightning.data.arrays import OfflineArrays
+from rql_lightning.data.datamodule import ArrayDataModule
+from rql_lightning.data.errors import (
     ActionRangeError,
     BatchTooLargeError,
     ChunkTooLongError,
@@ -20,6 +20,8 @@ from rql_lightning.data.validate import (
     NonFiniteDataError,
     SpaceMismatchError,
 )
+from rql_lightning.data.ogbench import load_singletask
+from rql_lightning.data.ogbench_datamodule import OGBenchDataModule
 
 NAME = "cube-single-play-singletask-task1-v0"
 FILE = "cube-single-play-v0.npz"
@@ -208,6 +210,20 @@ def test_array_checks_apply_to_in_memory_arrays():
         ArrayDataModule(episodes([]), chunk_size=2, batch_size=4).setup("fit")
 
 
-def test_dataset_errors_are_value_errors_and_not_found_is_both():
-    assert issubclass(DatasetError, ValueError)
-    assert issubclass(og.DatasetNotFoundError, DatasetError) and issubclass(og.DatasetNotFoundError, FileNotFoundError)
+def test_a_missing_file_is_a_user_error_caught_as_file_not_found(tmp_path):
+    """Callers that catch FileNotFoundError or ValueError keep working; the CLI prints it as one line."""
+    from rql_lightning.errors import UserError
+
+    missing = tmp_path / FILE
+    for catch in (FileNotFoundError, ValueError, UserError):
+        with pytest.raises(catch, match=str(missing)):
+            load_singletask(NAME, missing)
+
+
+def test_pickled_object_arrays_are_one_line_error(tmp_path, good):
+    """An .npz holding an object array is refused before numpy would unpickle it."""
+    train, val = good
+    pickled = np.array([{"a": 1}] * len(train["qpos"]), dtype=object)
+    path = write_pair(tmp_path / "data", {**train, "qpos": pickled}, val)
+    err = load_error(path)
+    assert isinstance(err, DatasetFormatError) and "object (pickled)" in str(err) and "qpos" in str(err)

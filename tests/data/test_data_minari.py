@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
+from rql_lightning.cli import data as data_cli
 from rql_lightning.config import compose_config
-from rql_lightning.data import cli as data_cli
-from rql_lightning.data.minari import MINARI_ROOT_ENV, MinariDataModule, write_play_dataset_as_minari
-from rql_lightning.data.ogbench import DatasetNotFoundError, load_singletask
-from rql_lightning.data.validate import ActionRangeError, NonFiniteDataError
+from rql_lightning.data.errors import ActionRangeError, DatasetNotFoundError, NonFiniteDataError
+from rql_lightning.data.minari import MINARI_ROOT_ENV, MinariDataModule
+from rql_lightning.data.minari_write import write_play_dataset_as_minari
+from rql_lightning.data.ogbench import load_singletask
 from rql_lightning.modules.rql import RQLModule
 from rql_lightning.training import train
 
@@ -187,3 +188,42 @@ def test_cli_generates_a_minari_dataset_and_summarises_it(tmp_path, capsys):
     assert data_cli.main(["info", "rql/cube-single-play-task2-v0", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "transitions: 1000" in out and "eval env:    cube-single-singletask-task2-v0" in out
+
+
+def test_dims_and_identity_come_from_the_dataset_without_loading_episodes(minari_env, tmp_path, monkeypatch):
+    dm = MinariDataModule(PLAY_ID, chunk_size=5)
+    assert dm.dims() == (28, 5)  # the dataset's spaces, before prepare_data/setup
+    ident = dm.identity()
+    assert ident["source"] == "minari" and ident["dataset"] == PLAY_ID and ident["size_bytes"] > 0
+    assert ident["key"] == f"minari:{PLAY_ID}#{ident['fingerprint']}"
+    assert MinariDataModule(PLAY_ID, chunk_size=5).identity() == ident  # the same data, the same key
+    monkeypatch.setenv(MINARI_ROOT_ENV, str(tmp_path))
+    write_episodes("test/other-v0", [episode(5, True, np.random.default_rng(2))])
+    other = MinariDataModule("test/other-v0", chunk_size=2).identity()
+    assert other["key"] != ident["key"] and other["fingerprint"] != ident["fingerprint"]
+
+
+def test_quickstart_experiment_composes_with_minari(minari_env, tmp_path):
+    """experiment=quickstart sets data.generate_if_missing/generate_transitions: Minari accepts both."""
+    cfg = compose_config(
+        [f"paths.output_dir={tmp_path}", "experiment=quickstart", "data=minari", f"data.dataset_id={PLAY_ID}"]
+    )
+    dm = instantiate(cfg.data, _convert_="all")
+    assert isinstance(dm, MinariDataModule) and dm.generate_if_missing
+    dm.prepare_data()  # present: nothing to generate
+    assert dm.dims() == (28, 5)
+
+
+@pytest.mark.slow
+def test_generate_if_missing_writes_an_rql_minari_id(tmp_path):
+    dm = MinariDataModule(
+        "rql/cube-single-play-task1-v0", chunk_size=5, batch_size=32, data_dir=str(tmp_path),
+        generate_if_missing=True, generate_transitions=10, generate_workers=1,
+    )  # fmt: skip
+    dm.prepare_data()
+    assert dm.dataset is None  # prepare_data sets no state (Lightning runs it on one rank per node)
+    dm.setup("fit")
+    assert dm.dims() == (28, 5) and len(dm.train_sampler.terminals) == 1000  # one 1001-step episode
+    with pytest.raises(DatasetNotFoundError, match="rql-data generate"):
+        other = MinariDataModule("someone/else-v0", chunk_size=5, data_dir=str(tmp_path), generate_if_missing=True)
+        other.prepare_data()

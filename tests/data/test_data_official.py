@@ -15,8 +15,10 @@ import pytest
 from hydra.utils import instantiate
 
 from rql_lightning.config import compose_config
-from rql_lightning.data.datamodule import OGBenchDataModule
-from rql_lightning.data.ogbench import DatasetNotFoundError, load_singletask
+from rql_lightning.data.errors import DatasetNotFoundError
+from rql_lightning.data.ogbench import load_singletask
+from rql_lightning.data.ogbench_datamodule import OGBenchDataModule, OGBenchSource
+from rql_lightning.data.sharded import ShardedOGBenchDataModule
 
 NAME = "cube-single-play-singletask-task1-v0"
 DATASET = "cube-single-play-v0"
@@ -60,7 +62,7 @@ def offline(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
 
 
-def config_datamodule(tmp_path, *overrides: str) -> OGBenchDataModule:
+def config_datamodule(tmp_path, *overrides: str) -> OGBenchSource:
     cfg = compose_config([f"paths.output_dir={tmp_path / 'run'}", *overrides])
     return instantiate(cfg.data, _convert_="all")
 
@@ -130,7 +132,7 @@ def test_download_disabled_names_the_commands(tmp_path):
 def test_sharded_task_looks_for_its_directory(tmp_path, offline):
     """cube-quadruple's 100M data is a shard directory; absent, the error names it and how to get it."""
     dm = config_datamodule(tmp_path, "task=cube-quadruple", f"data.data_dir={tmp_path}")
-    assert dm.sharded and dm.resolve_path() == tmp_path / "cube-quadruple-play-100m-v0"
+    assert isinstance(dm, ShardedOGBenchDataModule) and dm.resolve_path() == tmp_path / "cube-quadruple-play-100m-v0"
     with pytest.raises(DatasetNotFoundError) as info:
         dm.prepare_data()
     message = str(info.value)
@@ -141,13 +143,13 @@ def test_sharded_task_looks_for_its_directory(tmp_path, offline):
 
 def test_sharded_task_without_shards_generates_a_single_file_when_asked(tmp_path, monkeypatch):
     """task=cube-quadruple data.generate_if_missing=true: no 100M directory, so the 1M-style file is generated."""
-    import rql_lightning.data.generate as generate
+    import rql_lightning.data.ogbench_datamodule as single_file
 
     calls = []
-    monkeypatch.setattr(generate, "ensure_play_dataset", lambda name, *args, **kwargs: calls.append(name))
+    monkeypatch.setattr(single_file, "ensure_play_dataset", lambda name, *args, **kwargs: calls.append(name))
     dm = config_datamodule(
         tmp_path, "task=cube-quadruple", f"data.data_dir={tmp_path}", "data.generate_if_missing=true"
     )
     dm.prepare_data()
-    assert calls == ["cube-quadruple-play-v0"] and not dm.sharded
+    assert calls == ["cube-quadruple-play-v0"] and not isinstance(dm, ShardedOGBenchDataModule)
     assert dm.resolve_path().name == "cube-quadruple-play-v0.npz"

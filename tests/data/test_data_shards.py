@@ -10,11 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from rql_lightning.data.datamodule import OGBenchDataModule, WindowStream, sampler_from_arrays
+from rql_lightning.data.arrays import OfflineArrays
 from rql_lightning.data.generate import generate_play_dataset
-from rql_lightning.data.ogbench import OfflineArrays
-from rql_lightning.data.shards import ShardCycler, ShardedWindowStream, list_shards
+from rql_lightning.data.ogbench_datamodule import OGBenchDataModule
+from rql_lightning.data.select import ogbench_datamodule
+from rql_lightning.data.sharded import ShardedOGBenchDataModule
+from rql_lightning.data.shards import ShardCycler, ShardedWindowStream
+from rql_lightning.data.windows import WindowStream, sampler_from_arrays
 from rql_lightning.modules.rql import RQLModule
+from rql_lightning.naming import list_shards
 
 NAME = "cube-single-play-singletask-task1-v0"
 EPISODE_STEPS = 100  # short episodes: 2 train episodes (198 transitions) per shard
@@ -29,8 +33,8 @@ def shard_dir(tmp_path_factory):
     )
 
 
-def datamodule(shard_dir, interval: int, **kwargs) -> OGBenchDataModule:
-    dm = OGBenchDataModule(
+def datamodule(shard_dir, interval: int, **kwargs) -> ShardedOGBenchDataModule:
+    dm = ShardedOGBenchDataModule(
         NAME, chunk_size=H, batch_size=BATCH, dataset_path=str(shard_dir), shard_swap_interval=interval, **kwargs
     )
     dm.prepare_data()
@@ -42,7 +46,7 @@ def test_every_shard_visited_in_order_without_stalls_and_two_groups_at_most(shar
     dm = datamodule(shard_dir, interval=2)
     cycler = dm.shards
     assert (
-        dm.sharded
+        isinstance(dm, ShardedOGBenchDataModule)
         and cycler.num_groups == 3
         and [p.name for p in cycler.shards] == [f"cube-single-play-v0-00{i}.npz" for i in range(3)]
     )
@@ -91,7 +95,8 @@ def test_shards_in_memory_groups_consecutive_shards(shard_dir):
 
 
 def test_trains_across_shard_swaps(shard_dir):
-    dm = OGBenchDataModule(NAME, chunk_size=H, batch_size=BATCH, dataset_path=str(shard_dir), shard_swap_interval=2)
+    dm = ogbench_datamodule(NAME, chunk_size=H, batch_size=BATCH, dataset_path=str(shard_dir), shard_swap_interval=2)
+    assert isinstance(dm, ShardedOGBenchDataModule)  # a directory is shards, whatever data_kind says
     model = RQLModule(
         obs_dim=28, action_dim=5, chunk_size=H, flow_steps=2, num_critics=2, actor_hidden_dims=[16],
         critic_hidden_dims=[16], log_every=1,
@@ -178,8 +183,8 @@ def test_sharded_datamodule_pickles_for_ddp_spawn(shard_dir):
 
 
 def test_explicit_file_overrides_a_sharded_task(cube_single_dataset):
-    dm = OGBenchDataModule(NAME, chunk_size=H, data_kind="100m_shards", dataset_path=str(cube_single_dataset))
-    assert not dm.sharded
+    dm = ogbench_datamodule(NAME, chunk_size=H, data_kind="100m_shards", dataset_path=str(cube_single_dataset))
+    assert isinstance(dm, OGBenchDataModule) and not isinstance(dm, ShardedOGBenchDataModule)
 
 
 def test_list_shards_skips_validation_files(shard_dir, tmp_path):

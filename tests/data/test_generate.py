@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rql_lightning.data import cli
+from rql_lightning.cli import data as cli
 from rql_lightning.data.generate import (
     DEFAULT_EPISODE_STEPS,
     SUPPORTED_DATASETS,
-    _EpisodeCollector,
     ensure_play_dataset,
     generate_play_dataset,
 )
+from rql_lightning.data.generate.protocol import EpisodeCollector
 
 CUBE_SINGLE = "cube-single-play-v0"
 CUBE_SINGLE_OB_DIM = 28
@@ -134,7 +134,7 @@ def test_unknown_name_raises(tmp_path):
 
 
 def test_scene_health_check():
-    collector = object.__new__(_EpisodeCollector)
+    collector = object.__new__(EpisodeCollector)
     collector._env_name = "scene-v0"
     qpos = np.zeros((3, 30))
     qpos[:, 14:17] = [0.4, 0.0, 0.02]
@@ -167,11 +167,12 @@ def test_cli_generate_and_info(tmp_path, capsys, cube_single):
     assert "success rate" in out and "reward range" in out
 
 
-def test_cli_info_missing_file_is_one_line(tmp_path, monkeypatch):
+def test_cli_info_missing_file_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(cli.DATA_DIR_ENV, str(tmp_path))
     with pytest.raises(SystemExit) as exc:
         cli.main(["info", CUBE_SINGLE])
-    message = str(exc.value.code)
+    assert exc.value.code == 2
+    message = capsys.readouterr().err.strip()
     assert "\n" not in message
     assert str(tmp_path / f"{CUBE_SINGLE}.npz") in message
     assert f"rql-data generate {CUBE_SINGLE}" in message
@@ -181,8 +182,9 @@ def test_cli_info_missing_file_is_one_line(tmp_path, monkeypatch):
 def test_worker_failure_raises_instead_of_hanging():
     from concurrent.futures.process import BrokenProcessPool
 
-    from rql_lightning.data.generate import _collect_in_pool, _EpisodeSpec
+    from rql_lightning.data.generate.collect import collect_in_pool
+    from rql_lightning.data.generate.protocol import EpisodeSpec
 
-    episodes = _collect_in_pool("not-a-dataset", 0, TINY_STEPS, [_EpisodeSpec(0, 0)], workers=1)
+    episodes = collect_in_pool("not-a-dataset", 0, TINY_STEPS, [EpisodeSpec(0, 0)], workers=1)
     with pytest.raises(BrokenProcessPool):
         next(episodes)

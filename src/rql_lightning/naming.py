@@ -1,0 +1,169 @@
+"""OGBench and Minari naming rules, each written once: what a name or path means (no file is read).
+
+OGBench names a single-task variant ``<env>-<kind>-singletask-task<N>-<version>``
+(``cube-single-play-singletask-task1-v0``): its dataset file is ``<env>-<kind>-<version>.npz``
+(``cube-single-play-v0.npz``, validation split ``cube-single-play-v0-val.npz`` beside it) and it is
+evaluated in the gym env ``<env>-singletask-task<N>-<version>`` (``cube-single-singletask-task1-v0``).
+100M-transition variants are directories of shards ``<dataset>-NNN.npz`` (each with its ``-val.npz``).
+A Minari dataset's evaluation env is written ``minari:<dataset id or folder>``.
+
+Imports nothing of ours, so every layer (data, envs, callbacks, results) can use it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# ----- where data lives -------------------------------------------------------------------------
+DATA_DIR_ENV = "OGBENCH_DATA_DIR"  # ogbench's own variable
+DEFAULT_DATA_DIR = "~/.ogbench/data"  # ogbench's own default
+GENERATED_DIR_ENV = "RQL_DATA_DIR"  # where generate_if_missing caches generated files
+DEFAULT_GENERATED_DIR = "~/.cache/rql-lightning/data"
+MINARI_ROOT_ENV = "MINARI_DATASETS_PATH"  # Minari's own variable
+DEFAULT_MINARI_ROOT = "~/.minari/datasets"  # Minari's own default
+
+# ----- file and env names -----------------------------------------------------------------------
+NPZ_SUFFIX = ".npz"
+VAL_SUFFIX = "-val.npz"
+SHARD_INDEX_WIDTH = 3
+MINARI_PREFIX = "minari:"  # "minari:<dataset id>": the env that Minari recovers for that dataset
+
+_SINGLETASK = re.compile(r"^(?P<dataset>.+)-singletask-task(?P<task>\d+)-(?P<version>v\d+)$")
+# <env>-<kind>[-<size>]-<version>: cube-single-play-v0, puzzle-4x4-play-100m-v0, antmaze-giant-navigate-v0
+_DATASET = re.compile(r"^(?P<env>.+)-(?P<kind>[a-z]+)(?P<size>-\d+m)?-(?P<version>v\d+)$")
+_SHARD_SUFFIX = re.compile(r"-\d{3,}$")
+_VERSION_SUFFIX = re.compile(r"-v\d+$")
+
+
+@dataclass(frozen=True)
+class SingleTask:
+    """The parts of ``<dataset prefix>-singletask-task<N>-<version>``."""
+
+    prefix: str  # cube-single-play
+    task: int
+    version: str  # v0
+
+    @property
+    def dataset(self) -> str:
+        return f"{self.prefix}-{self.version}"
+
+    @property
+    def env(self) -> str:
+        env = self.prefix.rsplit("-", 1)[0]  # drop the data kind (play, navigate, ...)
+        return f"{env}-singletask-task{self.task}-{self.version}"
+
+
+def parse_singletask(name: str) -> SingleTask:
+    """Split an OGBench single-task dataset name; ``ValueError`` if it is not one."""
+    m = _SINGLETASK.match(name) if isinstance(name, str) else None
+    if m is None:
+        raise ValueError(f"'{name}' is not an OGBench single-task name like 'cube-single-play-singletask-task1-v0'")
+    return SingleTask(m["dataset"], int(m["task"]), m["version"])
+
+
+def dataset_name_of(singletask_name: str) -> str:
+    """``cube-single-play-singletask-task1-v0`` -> ``cube-single-play-v0`` (the dataset file's name)."""
+    return parse_singletask(singletask_name).dataset
+
+
+def eval_env_name_of(singletask_name: str) -> str:
+    """``cube-single-play-singletask-task1-v0`` -> ``cube-single-singletask-task1-v0`` (the gym id)."""
+    return parse_singletask(singletask_name).env
+
+
+def singletask_name_of(dataset_name: str, task: int) -> str:
+    """``cube-single-play-v0``, 1 -> ``cube-single-play-singletask-task1-v0``."""
+    if not _VERSION_SUFFIX.search(dataset_name):
+        raise ValueError(f"'{dataset_name}' is not an OGBench dataset name like 'cube-single-play-v0'")
+    prefix, version = dataset_name.rsplit("-", 1)
+    return f"{prefix}-singletask-task{task}-{version}"
+
+
+def dataset_env_name(dataset_name: str) -> str:
+    """``cube-single-play-v0`` (or ``...-play-100m-v0``) -> ``cube-single-v0``: the gym id of its env."""
+    m = _DATASET.match(dataset_name)
+    if m is None:
+        raise ValueError(f"'{dataset_name}' is not an OGBench dataset name like 'cube-single-play-v0'")
+    return f"{m['env']}-{m['version']}"
+
+
+def base_dataset_name(path: str | Path) -> str:
+    """``.../cube-single-play-v0-007-val.npz`` -> ``cube-single-play-v0`` (shard and val suffixes dropped)."""
+    name = Path(path).name
+    stem = name[: -len(NPZ_SUFFIX)] if name.endswith(NPZ_SUFFIX) else name
+    if stem.endswith("-val"):
+        stem = stem[: -len("-val")]
+    return _SHARD_SUFFIX.sub("", stem)
+
+
+# ----- paths -------------------------------------------------------------------------------------
+def default_data_dir() -> Path:
+    """Where OGBench keeps datasets: ``$OGBENCH_DATA_DIR`` if set, else ``~/.ogbench/data``."""
+    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
+
+
+def default_generated_dir() -> Path:
+    """Where generated files are cached: ``$RQL_DATA_DIR`` if set, else ``~/.cache/rql-lightning/data``."""
+    return Path(os.environ.get(GENERATED_DIR_ENV) or DEFAULT_GENERATED_DIR).expanduser()
+
+
+def minari_root(data_dir: str | Path | None = None) -> Path:
+    """The Minari datasets root: ``data_dir``, else ``$MINARI_DATASETS_PATH``, else ``~/.minari/datasets``."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    return Path(os.environ.get(MINARI_ROOT_ENV) or DEFAULT_MINARI_ROOT).expanduser()
+
+
+def dataset_file(data_dir: str | Path, dataset_name: str) -> Path:
+    """``<data_dir>/<dataset>.npz``."""
+    return Path(data_dir).expanduser() / f"{dataset_name}{NPZ_SUFFIX}"
+
+
+def val_path_of(path: str | Path) -> Path:
+    """``x.npz`` -> ``x-val.npz`` (the validation split OGBench keeps beside every file)."""
+    path = Path(path)
+    return path.with_name(path.name[: -len(NPZ_SUFFIX)] + VAL_SUFFIX)
+
+
+def is_val_path(path: str | Path) -> bool:
+    return Path(path).name.endswith(VAL_SUFFIX)
+
+
+def shard_path(directory: str | Path, dataset_name: str, index: int) -> Path:
+    """``<directory>/<dataset>-NNN.npz``: shard ``index`` of a 100M-style dataset."""
+    return Path(directory) / f"{dataset_name}-{index:0{SHARD_INDEX_WIDTH}d}{NPZ_SUFFIX}"
+
+
+def list_shards(directory: str | Path) -> list[Path]:
+    """Train shards of a directory: sorted ``*.npz`` minus ``*-val.npz`` (empty if it does not exist)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob(f"*{NPZ_SUFFIX}") if not is_val_path(p))
+
+
+# ----- Minari -----------------------------------------------------------------------------------
+def minari_id_of(dataset_name: str, task: int) -> str:
+    """The id ``rql-data generate --format minari`` gives: ``rql/cube-single-play-task1-v0``."""
+    return f"rql/{_VERSION_SUFFIX.sub('', dataset_name)}-task{task}-v0"
+
+
+def minari_env_name(where: str | Path) -> str:
+    """``minari:<dataset id or folder>``: the evaluation env Minari recovers for that dataset."""
+    return f"{MINARI_PREFIX}{where}"
+
+
+def is_minari_env_name(name: str) -> bool:
+    return isinstance(name, str) and name.startswith(MINARI_PREFIX)
+
+
+_RQL_MINARI_ID = re.compile(r"^rql/(?P<prefix>.+)-task(?P<task>\d+)-v0$")
+
+
+def parse_minari_id(dataset_id: str) -> tuple[str, int] | None:
+    """``rql/cube-single-play-task1-v0`` -> (``cube-single-play-v0``, 1); None for ids not written by rql-data."""
+    m = _RQL_MINARI_ID.match(dataset_id)
+    return (f"{m['prefix']}-v0", int(m["task"])) if m else None
