@@ -1,0 +1,88 @@
+"""Figures that read at a glance: learning curves per environment and an overview bar chart of all of them.
+
+Both are built without pyplot, so they change no global matplotlib state (save them, or display them in a
+notebook). Step axes are in training batches, labelled in thousands (``100k``, ``1.5M``); every axis starts
+at step 0, so a curve with a single evaluation is a point at its step rather than an axis zoomed into it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from rql_lightning.results.aggregate import Results, learning_curves
+from rql_lightning.results.load import Run
+
+__all__ = ["format_steps", "plot_curves", "plot_overview"]
+
+
+def format_steps(x: float, _pos: int | None = None) -> str:
+    """A step count for an axis: ``0``, ``500``, ``2.5k``, ``100k``, ``1M``."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def _step_axis(ax, max_step: float) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, min_n_ticks=2))
+    ax.xaxis.set_major_formatter(FuncFormatter(format_steps))
+    ax.set_xlim(0, max(max_step, 1) * 1.05)
+    ax.set_xlabel("training step")
+
+
+def plot_curves(runs: Iterable[Run], env: str) -> Figure:
+    """Learning curves of one environment: one panel per method, one line per task, mean ± s.e. over seeds."""
+    curves = learning_curves(r for r in runs if r.env == env)
+    methods = sorted({m for (m, _, _) in curves}) or ["(no curves)"]
+    max_step = max((float(steps.max()) for steps, _, _ in curves.values()), default=1.0)
+    fig = Figure(figsize=(4.5 * len(methods), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(methods), sharey=True, squeeze=False)[0]
+    for ax, method in zip(axes, methods, strict=True):
+        for (m, _, tid), (steps, mean, se) in sorted(curves.items()):
+            if m != method:
+                continue
+            color = f"C{(tid - 1) % 10}"  # the same colour for a task in every panel
+            ax.plot(steps, 100 * mean, marker="o", markersize=4, color=color, label=f"task {tid}")
+            band = np.nan_to_num(se)
+            ax.fill_between(steps, 100 * (mean - band), 100 * (mean + band), color=color, alpha=0.2, linewidth=0)
+        ax.set_title(f"{env}: {method}", fontsize=10)
+        _step_axis(ax, max_step)
+        ax.set_ylim(-2, 102)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    axes[0].set_ylabel("success rate (%)")
+    return fig
+
+
+def plot_overview(res: Results) -> Figure:
+    """Final success per environment per method (the paper's bar chart), error bars ± one s.e. over seeds.
+
+    With more than one environment the last group is the average over environments.
+    """
+    groups = [*res.envs, "average"] if len(res.envs) > 1 else list(res.envs)
+    methods = res.methods or ["(no runs)"]
+    width = 0.8 / len(methods)
+    size = (max(4.5, 2.5 + len(groups) * (0.35 + 0.3 * len(methods))), 3.6)
+    fig = Figure(figsize=size, layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(groups))
+    for i, m in enumerate(methods):
+        stats = [res.average.get(m) if g == "average" else res.env.get((m, g)) for g in groups]
+        heights = [math.nan if s is None else 100 * s.mean for s in stats]
+        errors = [math.nan if s is None else 100 * s.se for s in stats]  # NaN: no bar (one seed)
+        offset = (i - (len(methods) - 1) / 2) * width
+        bars = ax.bar(x + offset, heights, width, yerr=errors, capsize=3, label=m, color=f"C{i % 10}")
+        ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=2)  # a zero bar still reads "0"
+    ax.set_xticks(x, groups, rotation=20 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center")
+    ax.set_ylabel("final success rate (%)")
+    ax.set_ylim(0, 110)
+    ax.set_title("Final success rate, mean ± s.e. over seeds", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig

@@ -1,0 +1,177 @@
+"""The aggregated results as the paper's tables: Markdown for reading, CSV rows for other tools.
+
+Markdown shows percentages (mean ± standard error); CSV holds fractions in [0, 1] and NaN for an undefined
+standard error. Columns are the table columns of :func:`~rql_lightning.results.load.label_runs`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rql_lightning.results.aggregate import Results, Stat
+from rql_lightning.results.load import Run
+
+__all__ = [
+    "env_markdown",
+    "task_markdown",
+    "data_markdown",
+    "to_markdown",
+    "env_rows",
+    "task_rows",
+    "run_rows",
+    "csv_text",
+    "ENV_FIELDS",
+    "TASK_FIELDS",
+    "RUN_FIELDS",
+]
+
+_STAT = ["success_mean", "success_se"]
+ENV_FIELDS = ["method", "model", "data_source", "env", *_STAT, "n_envs", "n_tasks", "n_seeds", "n_runs"]
+TASK_FIELDS = ["method", "model", "data_key", "env", "task_id", *_STAT, "n_seeds"]
+RUN_FIELDS = [
+    "method", "model", "data_source", "data_key", "env", "task_id", "seed",
+    "success_rate", "return", "step", "eval_step", "status", "path",
+]  # fmt: skip
+
+
+def _header(first: Sequence[str], methods: Sequence[str]) -> list[str]:
+    return ["| " + " | ".join([*first, *methods]) + " |", "|" + "---|" * (len(first) + len(methods))]
+
+
+def env_markdown(res: Results) -> str:
+    """Rows: environments and their average; columns: methods; cells: mean ± s.e. in percent."""
+    grids = Counter((s.n_tasks, s.n_seeds) for s in res.env.values())
+    usual = grids.most_common(1)[0][0] if grids else (0, 0)
+    lines = _header(["environment"], res.methods)
+    for env in res.envs:
+        cells = []
+        for m in res.methods:
+            s = res.env.get((m, env))
+            grid = "" if s is None or (s.n_tasks, s.n_seeds) == usual else f" ({s.n_tasks}×{s.n_seeds})"
+            cells.append("" if s is None else s.fmt() + grid)
+        lines.append(f"| {env} | " + " | ".join(cells) + " |")
+    cells = []
+    for m in res.methods:
+        s = res.average.get(m)
+        part = "" if s is None or s.n_envs == len(res.envs) else f" ({s.n_envs} of {len(res.envs)})"
+        cells.append("" if s is None else s.fmt() + part)
+    envs = f"{len(res.envs)} env" + ("s" if len(res.envs) != 1 else "")
+    lines.append(f"| **average ({envs})** | " + " | ".join(cells) + " |")
+    caption = (
+        f"Final success rate (%), mean ± standard error over seeds; each cell pools {usual[0]} task(s) × "
+        f"{usual[1]} seed(s) unless marked (tasks×seeds); an average over fewer environments is marked (k of n)."
+    )
+    return caption + "\n\n" + "\n".join(lines)
+
+
+def _task_keys(res: Results) -> list[tuple[str, int]]:
+    return sorted({(env, tid) for (_, env, tid) in res.task}, key=lambda k: (res.envs.index(k[0]), k[1]))
+
+
+def task_markdown(res: Results) -> str:
+    """Rows: (environment, task); columns: methods; cells: mean ± s.e. over seeds (n seeds) in percent."""
+    lines = _header(["environment", "task"], res.methods)
+    for env, tid in _task_keys(res):
+        cells = []
+        for m in res.methods:
+            s = res.task.get((m, env, tid))
+            cells.append("" if s is None else f"{s.fmt()} (n={s.n_seeds})")
+        lines.append(f"| {env} | {tid} | " + " | ".join(cells) + " |")
+    return "Final success rate (%) per task, mean ± standard error over n seeds.\n\n" + "\n".join(lines)
+
+
+def data_markdown(res: Results) -> str:
+    """What each column trained on, per task: the data key (``<source>:<dataset>#<fingerprint>``)."""
+    lines = _header(["environment", "task"], res.methods)
+    for env, tid in _task_keys(res):
+        cells = [f"`{res.data[(m, env, tid)]}`" if (m, env, tid) in res.data else "" for m in res.methods]
+        lines.append(f"| {env} | {tid} | " + " | ".join(cells) + " |")
+    return "Training data of each cell (runs on different data are never pooled).\n\n" + "\n".join(lines)
+
+
+def to_markdown(res: Results) -> str:
+    """The environment, task and data tables, each under a heading."""
+    return (
+        f"## Success rate by environment\n\n{env_markdown(res)}\n\n"
+        f"## Success rate by task\n\n{task_markdown(res)}\n\n"
+        f"## Data\n\n{data_markdown(res)}\n"
+    )
+
+
+def _stat_row(keys: dict[str, Any], s: Stat, counts: Sequence[str]) -> dict[str, Any]:
+    stats = {"success_mean": round(s.mean, 6), "success_se": round(s.se, 6)}
+    return {**keys, **stats, **{c: getattr(s, c) for c in counts}}
+
+
+def env_rows(res: Results) -> list[dict[str, Any]]:
+    """One row per (method, env), plus ``env=average`` per method."""
+    counts = ("n_envs", "n_tasks", "n_seeds", "n_runs")
+    rows = []
+    for m in res.methods:
+        base = {"method": m, "model": res.models.get(m, m)}
+        every: set[str] = set()
+        for env in res.envs:
+            if (m, env) in res.env:
+                every.update(res.sources[(m, env)])
+                source = "+".join(res.sources[(m, env)])
+                rows.append(_stat_row({**base, "data_source": source, "env": env}, res.env[(m, env)], counts))
+        if m in res.average:
+            keys = {**base, "data_source": "+".join(sorted(every)), "env": "average"}
+            rows.append(_stat_row(keys, res.average[m], counts))
+    return rows
+
+
+def task_rows(res: Results) -> list[dict[str, Any]]:
+    """One row per (method, env, task)."""
+    order = sorted(res.task.items(), key=lambda kv: (kv[0][0], res.envs.index(kv[0][1]), kv[0][2]))
+    return [
+        _stat_row(
+            {
+                "method": m,
+                "model": res.models.get(m, m),
+                "data_key": res.data[(m, env, tid)],
+                "env": env,
+                "task_id": tid,
+            },
+            s,
+            ("n_seeds",),
+        )
+        for (m, env, tid), s in order
+    ]
+
+
+def run_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
+    """One row per run used."""
+    return [
+        {
+            "method": r.method,
+            "model": r.model,
+            "data_source": r.data.source,
+            "data_key": r.data.key,
+            "env": r.env,
+            "task_id": r.task_id,
+            "seed": r.seed,
+            "success_rate": r.success_rate,
+            "return": r.mean_return,
+            "step": r.step,
+            "eval_step": r.eval_step,
+            "status": r.status,
+            "path": str(r.path),
+        }
+        for r in runs
+    ]
+
+
+def csv_text(rows: list[dict[str, Any]], fieldnames: Sequence[str] | None = None) -> str:
+    """Rows as CSV text (header from ``fieldnames``, else the first row's keys)."""
+    buf = io.StringIO()
+    names = list(fieldnames) if fieldnames is not None else list(rows[0]) if rows else []
+    if names:
+        writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()
