@@ -1,7 +1,8 @@
-"""The vocabulary data hands the math: a batch of chunked windows. Imports nothing of ours.
+"""The vocabulary data hands the math: a batch of chunked windows, and the random draws of an update.
 
 ``data/`` produces :class:`ChunkBatch` es (``data/windows.py`` decides what a window means);
-``losses.py`` and ``modules/`` consume them.
+``losses.py`` and ``modules/`` consume them together with one :class:`Draws` per update. Both
+are plain tensor records, so this module imports nothing of ours and every layer may use it.
 """
 
 from __future__ import annotations
@@ -30,3 +31,49 @@ class ChunkBatch:
 
     def __len__(self) -> int:
         return self.observations.shape[0]
+
+
+@dataclass
+class Draws:
+    """Every random number of one update, batch-first, shared by all methods.
+
+    A method reads the fields it needs; the losses themselves draw nothing, so a test can pin
+    every number (``tests/fixtures`` holds the reference's). ``D = h * A``.
+
+    next_noise (B, D): start noise of the policy's action at ``s'`` (the bootstrap).
+    policy_noise (B, D): start noise of the policy's action at ``s`` (FQL's distillation).
+    depth (B,): RQL's reversal depths ``d``.
+    bc_noise (B, D), bc_time (B, 1): ``x0`` and flow time ``t`` of the flow-matching path.
+    """
+
+    next_noise: torch.Tensor
+    policy_noise: torch.Tensor
+    depth: torch.Tensor
+    bc_noise: torch.Tensor
+    bc_time: torch.Tensor
+
+    @classmethod
+    def sample(
+        cls,
+        batch_size: int,
+        chunk_dim: int,
+        flow_steps: int,
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+    ) -> Draws:
+        """Noises ``N(0, I)``, ``bc_time ~ U(0, 1)``; depths: half ``U(0, 1)``, half ``k / F`` with ``k ~ U{0..F}``."""
+        kw = {"device": device, "generator": generator}
+        n_uniform = batch_size // 2
+        depth = torch.cat(
+            [
+                torch.rand(n_uniform, **kw),
+                torch.randint(flow_steps + 1, (batch_size - n_uniform,), **kw).float() / flow_steps,
+            ]
+        )
+        return cls(
+            next_noise=torch.randn(batch_size, chunk_dim, **kw),
+            policy_noise=torch.randn(batch_size, chunk_dim, **kw),
+            depth=depth,
+            bc_noise=torch.randn(batch_size, chunk_dim, **kw),
+            bc_time=torch.rand(batch_size, 1, **kw),
+        )

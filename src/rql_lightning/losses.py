@@ -1,63 +1,45 @@
-"""RQL's losses as plain functions of (networks, batch, random draws).
+"""Loss pieces as plain functions of (networks, batch, draws), and RQL's two losses built from them.
 
-Every random number a step uses lives in :class:`RQLDraws`, so a test can pin them; the
-functions themselves are deterministic. Equation numbers refer to ``RQL_SPEC.md``'s
-"One training step".
+Every random number comes in a :class:`~rql_lightning.batch.Draws`, so the functions are
+deterministic. The shared pieces (:func:`critic_at`, :func:`td_target`, :func:`expectile_loss`,
+:func:`flow_matching_loss`) are what RQL, FQL, flow BC and ``examples/my_flow_policy.py`` have in
+common. Equation numbers refer to ``RQL_SPEC.md``'s "One training step".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
-from rql_lightning.batch import ChunkBatch
+from rql_lightning.batch import ChunkBatch, Draws
 from rql_lightning.flow import FlowPolicy
 from rql_lightning.nets import EnsembleMLP
 
 
-@dataclass
-class RQLDraws:
-    """The random draws of one update, batch-first.
+# ----- shared pieces ---------------------------------------------------------------------------
+def critic_at(
+    critic: EnsembleMLP, obs: torch.Tensor, x: torch.Tensor, f: torch.Tensor | float, detach_params: bool = False
+) -> torch.Tensor:
+    """Every member's ``Q_j(s, x, f)``: ``obs (B, O)``, ``x (B, D)``, ``f (B, 1)`` or a flow time -> ``(K, B)``.
 
-    next_noise (B, D): x0' for the bootstrap state.  depth (B,): reversal depths d.
-    bc_noise (B, D): x0 of the flow-matching path.   bc_time (B, 1): its flow time t.
-    """
-
-    next_noise: torch.Tensor
-    depth: torch.Tensor
-    bc_noise: torch.Tensor
-    bc_time: torch.Tensor
-
-    @classmethod
-    def sample(
-        cls,
-        batch_size: int,
-        chunk_dim: int,
-        flow_steps: int,
-        device: torch.device | str = "cpu",
-        generator: torch.Generator | None = None,
-    ) -> RQLDraws:
-        """Half the depths ``U(0, 1)``, the other half on the Euler grid ``k / F``, ``k ~ U{0..F}``."""
-        kw = {"device": device, "generator": generator}
-        n_uniform = batch_size // 2
-        depth = torch.cat(
-            [
-                torch.rand(n_uniform, **kw),
-                torch.randint(flow_steps + 1, (batch_size - n_uniform,), **kw).float() / flow_steps,
-            ]
-        )
-        return cls(
-            next_noise=torch.randn(batch_size, chunk_dim, **kw),
-            depth=depth,
-            bc_noise=torch.randn(batch_size, chunk_dim, **kw),
-            bc_time=torch.rand(batch_size, 1, **kw),
-        )
+    Complete chunks sit at ``f = 1``, noise at ``f = 0``. ``detach_params`` holds the critic's
+    weights fixed (an actor's Q term: the gradient reaches the actor only)."""
+    if not isinstance(f, torch.Tensor):
+        f = torch.full_like(obs[:, :1], f)
+    return critic(torch.cat([obs, x, f], dim=-1), detach_params=detach_params).squeeze(-1)
 
 
 def expectile_weight(diff: torch.Tensor, expectile: float) -> torch.Tensor:
     """``|kappa - 1(diff < 0)|``: kappa above the target, 1 - kappa below it."""
     return torch.where(diff >= 0, expectile, 1.0 - expectile)
+
+
+def expectile_loss(diff: torch.Tensor, expectile: float, valid: torch.Tensor) -> torch.Tensor:
+    """``mean_{j,b} valid_b |kappa - 1(diff < 0)| diff^2`` for ``diff = y - Q`` of shape ``(K, B)``.
+
+    Invalid windows count as zeros in the mean (the reference's normalisation)."""
+    return (valid * expectile_weight(diff, expectile) * diff.square()).mean()
 
 
 def n_step_return(rewards: torch.Tensor, discount: float) -> torch.Tensor:
@@ -71,39 +53,57 @@ def pessimistic_value(qs: torch.Tensor, rho: float) -> torch.Tensor:
     return qs.mean(dim=0) - rho * qs.std(dim=0, correction=0)
 
 
-def td_target(
-    target_critic: EnsembleMLP,
-    batch: ChunkBatch,
-    next_noise: torch.Tensor,
-    discount: float,
-    rho: float,
-    chunk_size: int,
-) -> torch.Tensor:
-    """Step 2: ``y = R_h + gamma^h m (mean - rho std) Q_bar(s', x0', 0)``. Returns ``(B,)``."""
-    next_obs = batch.next_observations
-    f0 = torch.zeros_like(next_obs[:, :1])
-    next_qs = target_critic(torch.cat([next_obs, next_noise, f0], dim=-1)).squeeze(-1)  # (K, B)
-    bootstrap = pessimistic_value(next_qs, rho) * batch.bootstrap_mask
-    return n_step_return(batch.rewards, discount) + discount**chunk_size * bootstrap
+def td_target(batch: ChunkBatch, next_value: torch.Tensor, discount: float) -> torch.Tensor:
+    """``y = R_h + gamma^h m V(s')`` for ``next_value (B,)``, ``h = rewards.shape[1]``. Returns ``(B,)``."""
+    horizon = batch.rewards.shape[1]
+    return n_step_return(batch.rewards, discount) + discount**horizon * (batch.bootstrap_mask * next_value)
 
 
+class FlowMatching(NamedTuple):
+    """:func:`flow_matching_loss`'s result: the loss, the path point ``x_t (B, D)``, the velocity ``(B, D)``."""
+
+    loss: torch.Tensor
+    x_t: torch.Tensor
+    velocity: torch.Tensor
+
+
+def flow_matching_loss(
+    policy: FlowPolicy, batch: ChunkBatch, draws: Draws, weight: torch.Tensor | None = None
+) -> FlowMatching:
+    """Flow-matching BC on dataset chunks: ``mean_{b,i} w_b m_{b,i} (v(s, x_t, t) - (a - x0))_{b,i}^2``.
+
+    ``x_t = (1 - t) x0 + t a`` with ``x0 = draws.bc_noise``, ``t = draws.bc_time``; ``m`` masks
+    actions past an episode's end, and the mean divides by ``B * D``. ``weight (B,)`` defaults to 1."""
+    obs, chunk, t, x0 = batch.observations, batch.action_chunks, draws.bc_time, draws.bc_noise
+    x_t = (1.0 - t) * x0 + t * chunk
+    pred = policy.velocity(obs, x_t, t)
+    err = batch.action_mask * (pred - (chunk - x0)).square()
+    if weight is not None:
+        err = weight.unsqueeze(-1) * err
+    return FlowMatching(err.mean(), x_t, pred)
+
+
+# ----- RQL -------------------------------------------------------------------------------------
 def critic_loss(
     critic: EnsembleMLP,
     target_critic: EnsembleMLP,
     policy: FlowPolicy,
     batch: ChunkBatch,
-    draws: RQLDraws,
+    draws: Draws,
     discount: float,
     expectile: float,
     rho: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Steps 1-3: reverse the flow (no gradient), regress every member on the shared target."""
+    """Steps 1-3: reverse the flow (no gradient), regress every member on the shared target.
+
+    ``y = R_h + gamma^h m (mean - rho std)_j Qbar_j(s', x0', 0)``, one target for every point of
+    the reversed trajectory."""
     with torch.no_grad():
         x_f, f = policy.reverse(batch.observations, batch.action_chunks, draws.depth)
-        y = td_target(target_critic, batch, draws.next_noise, discount, rho, policy.chunk_size)
-    q = critic(torch.cat([batch.observations, x_f, f], dim=-1)).squeeze(-1)  # (K, B)
-    diff = y - q
-    loss = (batch.valid * expectile_weight(diff, expectile) * diff.square()).mean()
+        next_qs = critic_at(target_critic, batch.next_observations, draws.next_noise, 0.0)  # (K, B)
+        y = td_target(batch, pessimistic_value(next_qs, rho), discount)
+    q = critic_at(critic, batch.observations, x_f, f)  # (K, B)
+    loss = expectile_loss(y - q, expectile, batch.valid)
     return loss, {"q": q, "td_target": y, "x_f": x_f, "f": f}
 
 
@@ -111,17 +111,17 @@ def actor_loss(
     policy: FlowPolicy,
     critic: EnsembleMLP,
     batch: ChunkBatch,
-    draws: RQLDraws,
+    draws: Draws,
     alpha: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Step 4: flow-matching BC plus one Euler step of Q improvement (critic weights held fixed)."""
-    obs, chunk, t, x0 = batch.observations, batch.action_chunks, draws.bc_time, draws.bc_noise
-    x_t = (1.0 - t) * x0 + t * chunk
-    pred = policy.velocity(obs, x_t, t)
-    bc = (batch.action_mask * (pred - (chunk - x0)).square()).mean()
+    """Step 4: flow-matching BC plus one Euler step of Q improvement (critic weights held fixed).
+
+    ``L_actor = q_term + alpha * bc_loss`` with ``q_term = -mean_b valid_b mean_j Q_j(s, x_t + u dt', t + dt')``."""
+    bc, x_t, pred = flow_matching_loss(policy, batch, draws)
+    t = draws.bc_time
     dt = 1.0 / policy.flow_steps
     x_next = x_t + pred * torch.clamp(1.0 - t, max=dt)
     f_next = torch.clamp(t + dt, max=1.0)
-    q_pe = critic(torch.cat([obs, x_next, f_next], dim=-1), detach_params=True).squeeze(-1).mean(dim=0)
+    q_pe = critic_at(critic, batch.observations, x_next, f_next, detach_params=True).mean(dim=0)
     q_term = -(q_pe * batch.valid).mean()
-    return q_term + alpha * bc, {"bc_loss": bc, "q_loss": q_term, "q_pe": q_pe, "pred": pred}
+    return q_term + alpha * bc, {"bc_loss": bc, "q_term": q_term, "q_pe": q_pe, "pred": pred}

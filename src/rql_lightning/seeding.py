@@ -2,23 +2,41 @@
 
 Batches and draws of training step ``k`` on rank ``r`` come from generators seeded here, so a
 resumed run repeats exactly what an uninterrupted one would do, and DDP ranks never share
-random numbers. Integer tuples hash identically in every process (no hash randomisation).
+random numbers. The seed is numpy's ``SeedSequence`` hash of the four integers (a documented,
+versioned algorithm; Python promises no stable hash of a tuple across versions).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 BATCH_STREAM = 0
 DRAW_STREAM = 1
 
+_WORD = 2**32
+
 
 def stream_seed(seed: int, rank: int, step: int, stream: int) -> int:
-    return hash((int(seed), int(rank), int(step), int(stream))) & (2**63 - 1)
+    """A 63-bit seed for (seed, rank, step, stream), each taken mod ``2**64`` (so ``-1`` is a seed too).
+
+    Each integer enters the ``SeedSequence`` as two fixed 32-bit words, so distinct tuples
+    never share an entropy pool (numpy's own encoding of a list of ints has variable width)."""
+    words = []
+    for value in (seed, rank, step, stream):
+        value = int(value) % _WORD**2
+        words += [value % _WORD, value // _WORD]
+    state = np.random.SeedSequence(words).generate_state(1, np.uint64)
+    return int(state[0]) & (2**63 - 1)
 
 
 def seeded_generator(
-    seed: int, rank: int, step: int, stream: int, device: torch.device | str = "cpu", generator=None
+    seed: int,
+    rank: int,
+    step: int,
+    stream: int,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
 ) -> torch.Generator:
     """A generator on ``device`` seeded for (seed, rank, step, stream); reuses ``generator`` if given."""
     g = generator if generator is not None else torch.Generator(device=device)

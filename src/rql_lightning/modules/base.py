@@ -2,8 +2,10 @@
 
 It owns the networks (flow actor, critic ensemble, their targets), the manual optimization
 step, the target updates, evaluation-time sampling and logging. A method subclasses it and
-fills in two hooks, :meth:`critic_loss` and :meth:`actor_loss` (and, if it samples
-differently, :meth:`draw` and :meth:`sample_chunks`); see ``rql.py``.
+fills in two hooks, :meth:`critic_loss` and :meth:`actor_loss`, both ``(batch, draws) -> (loss,
+info)`` on a :class:`~rql_lightning.batch.ChunkBatch` and the update's
+:class:`~rql_lightning.batch.Draws` (and, if it evaluates another network,
+:meth:`sample_chunks`); see ``rql.py``.
 
 Update order (the reference's): both losses at the pre-step weights, one backward pass,
 targets moved toward the pre-step weights, then one Adam step. The actor and critic share one
@@ -20,16 +22,21 @@ import lightning as L
 import numpy as np
 import torch
 
-from rql_lightning.batch import ChunkBatch
+from rql_lightning.batch import ChunkBatch, Draws
 from rql_lightning.errors import NonFiniteError
 from rql_lightning.flow import FlowPolicy
-from rql_lightning.losses import RQLDraws
 from rql_lightning.nets import EnsembleMLP
 from rql_lightning.seeding import DRAW_STREAM, seeded_generator
 
 
 class FlowQModule(L.LightningModule):
-    """Base class: flow actor + critic ensemble, targets, one manual update per batch."""
+    """Base class: flow actor + critic ensemble, targets, one manual update per batch.
+
+    ``name`` is the method's short name in results tables (saved with the hyperparameters);
+    without it, :attr:`method_name` is the class's :attr:`default_name`.
+    """
+
+    default_name: str = "flowq"
 
     def __init__(
         self,
@@ -52,6 +59,7 @@ class FlowQModule(L.LightningModule):
         seed: int = 0,
         check_finite_every: int = 1,
         skip_nonfinite: bool = False,
+        name: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -66,10 +74,15 @@ class FlowQModule(L.LightningModule):
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("skipped_updates", torch.zeros((), dtype=torch.long))
 
+    @property
+    def method_name(self) -> str:
+        """The short name results tables use: ``name`` if given, else the class's ``default_name``."""
+        return self.hparams.get("name") or self.default_name
+
     # ----- hooks a method fills in -------------------------------------------------------
-    def draw(self, batch_size: int, generator: torch.Generator | None = None) -> RQLDraws:
+    def draw(self, batch_size: int, generator: torch.Generator | None = None) -> Draws:
         """All random numbers of one update, on the module's device."""
-        return RQLDraws.sample(batch_size, self.policy.chunk_dim, self.policy.flow_steps, self.device, generator)
+        return Draws.sample(batch_size, self.policy.chunk_dim, self.policy.flow_steps, self.device, generator)
 
     def step_generator(self, step: int) -> torch.Generator:
         """The generator for training step ``step``'s draws: a function of (seed, rank, step) only.
@@ -82,10 +95,10 @@ class FlowQModule(L.LightningModule):
             g = self._step_generator = torch.Generator(device=self.device)
         return seeded_generator(self.hparams.seed, self.global_rank, step, DRAW_STREAM, generator=g)
 
-    def critic_loss(self, batch: ChunkBatch, draws: RQLDraws) -> tuple[torch.Tensor, dict]:
+    def critic_loss(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError("a FlowQModule subclass defines critic_loss(batch, draws)")
 
-    def actor_loss(self, batch: ChunkBatch, draws: RQLDraws) -> tuple[torch.Tensor, dict]:
+    def actor_loss(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError("a FlowQModule subclass defines actor_loss(batch, draws)")
 
     @torch.no_grad()
@@ -94,23 +107,23 @@ class FlowQModule(L.LightningModule):
         return self.ema_policy.split_chunk(self.ema_policy.sample(obs, noise))
 
     # ----- the shared update --------------------------------------------------------------
-    def compute_losses(self, batch: ChunkBatch, draws: RQLDraws) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    def compute_losses(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Both losses at the current weights: ``(critic_loss, actor_loss, info)``."""
-        q_loss, q_info = self.critic_loss(batch, draws)
-        pi_loss, pi_info = self.actor_loss(batch, draws)
-        return q_loss, pi_loss, {**q_info, **pi_info}
+        critic_term, critic_info = self.critic_loss(batch, draws)
+        actor_term, actor_info = self.actor_loss(batch, draws)
+        return critic_term, actor_term, {**critic_info, **actor_info}
 
-    def update(self, batch: ChunkBatch, draws: RQLDraws, optimizer: torch.optim.Optimizer) -> dict:
+    def update(self, batch: ChunkBatch, draws: Draws, optimizer: torch.optim.Optimizer) -> dict:
         """One full update; returns the loss terms (tensors, not synced to host)."""
-        q_loss, pi_loss, info = self._losses_fn()(batch, draws)
+        critic_term, actor_term, info = self._losses_fn()(batch, draws)
         optimizer.zero_grad(set_to_none=True)
-        self._backward(q_loss + pi_loss)
+        self._backward(critic_term + actor_term)
         every = self.hparams.check_finite_every
-        if every > 0 and self.global_step % every == 0 and not self._finite_or_skip(q_loss, pi_loss, optimizer):
-            return {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(), **info}
-        self._targets_fn()()
-        optimizer.step()
-        return {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(), **info}
+        checked = every > 0 and self.global_step % every == 0
+        if not checked or self._finite_or_skip(critic_term, actor_term, optimizer):
+            self._targets_fn()()
+            optimizer.step()
+        return {"critic_loss": critic_term.detach(), "actor_loss": actor_term.detach(), **info}
 
     def _targets_fn(self):
         """``update_targets``, compiled into one fused kernel per network when ``compile=True``.
@@ -122,13 +135,13 @@ class FlowQModule(L.LightningModule):
             self._compiled_targets = torch.compile(self.update_targets, dynamic=False)
         return self._compiled_targets
 
-    def _finite_or_skip(self, q_loss: torch.Tensor, pi_loss: torch.Tensor, optimizer) -> bool:
+    def _finite_or_skip(self, critic_term: torch.Tensor, actor_term: torch.Tensor, optimizer) -> bool:
         """NaN/inf guard, every ``check_finite_every`` steps (it costs one host sync).
 
         Raises :class:`NonFiniteError` naming the step and the term, or, with ``skip_nonfinite``,
         drops the update (weights, targets and Adam state untouched; the step still counts so the
         next batch is a new one) and counts it."""
-        terms = {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach()}
+        terms = {"critic_loss": critic_term.detach(), "actor_loss": actor_term.detach()}
         for name, net in (("actor gradient", self.policy), ("critic gradient", self.critic)):
             grads = [p.grad for p in net.parameters() if p.grad is not None]
             if grads:

@@ -6,30 +6,29 @@ policy (a TD critic of the behaviour policy would only be a diagnostic). The net
 exist, so checkpoints have the same keys as every :class:`FlowQModule` (``policy``,
 ``ema_policy``, ``critic``, ``target_critic``); ``conf/model/bc.yaml`` makes the unused critic
 tiny. The target critic's Polyak update is then a no-op up to rounding. The evaluation policy is
-the base class's: the EMA flow from the given noise. Draws are the base class's ``RQLDraws``; only ``bc_noise``
-and ``bc_time`` are read.
+the base class's: the EMA flow from the given noise. Of the update's :class:`Draws`, only
+``bc_noise`` and ``bc_time`` are read.
 """
 
 from __future__ import annotations
 
 import torch
 
-from rql_lightning.batch import ChunkBatch
-from rql_lightning.losses import RQLDraws
+from rql_lightning import losses
+from rql_lightning.batch import ChunkBatch, Draws
 from rql_lightning.modules.base import FlowQModule
 
 
 class FlowBCModule(FlowQModule):
-    """Flow-matching BC on dataset chunks, masked past episode ends (``losses.actor_loss``'s BC term)."""
+    """Flow-matching BC on dataset chunks, masked past episode ends (:func:`losses.flow_matching_loss`)."""
 
-    def critic_loss(self, batch: ChunkBatch, draws: RQLDraws) -> tuple[torch.Tensor, dict]:
+    default_name = "bc"
+
+    def critic_loss(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, dict]:
         return batch.observations.new_zeros(()), {}
 
-    def actor_loss(self, batch: ChunkBatch, draws: RQLDraws) -> tuple[torch.Tensor, dict]:
-        obs, chunk, t, x0 = batch.observations, batch.action_chunks, draws.bc_time, draws.bc_noise
-        x_t = (1.0 - t) * x0 + t * chunk
-        pred = self.policy.velocity(obs, x_t, t)
-        bc = (batch.action_mask * (pred - (chunk - x0)).square()).mean()
+    def actor_loss(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, dict]:
+        bc = losses.flow_matching_loss(self.policy, batch, draws).loss
         return bc, {"bc_loss": bc.detach()}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

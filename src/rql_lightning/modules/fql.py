@@ -21,53 +21,26 @@ and its action-chunked form ``ColinQiyangLi/qc`` ``agents/acfql.py``):
 
 The evaluation policy is the *online* one-step policy (as in the reference; the EMA copy of
 the BC flow is kept by the base class but not used). The Q term is not weighted by ``valid``
-(it depends on ``s`` only), the critic loss is, as in ``acfql.py``.
+(it depends on ``s`` only), the critic loss is, as in ``acfql.py``. Of the update's
+:class:`Draws`, ``next_noise`` is ``z'``, ``policy_noise`` is ``z``, and ``bc_noise``/``bc_time``
+make the flow-matching path; ``depth`` is not read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from rql_lightning import losses
-from rql_lightning.batch import ChunkBatch
+from rql_lightning.batch import ChunkBatch, Draws
+from rql_lightning.losses import critic_at
 from rql_lightning.modules.base import FlowQModule
 from rql_lightning.nets import MLP
 
 
-@dataclass
-class FQLDraws:
-    """The random draws of one FQL update, batch-first.
-
-    next_noise (B, D): z' of the one-step policy at s'.   distill_noise (B, D): z at s.
-    bc_noise (B, D): x0 of the flow-matching path.        bc_time (B, 1): its flow time t.
-    """
-
-    next_noise: torch.Tensor
-    distill_noise: torch.Tensor
-    bc_noise: torch.Tensor
-    bc_time: torch.Tensor
-
-    @classmethod
-    def sample(
-        cls,
-        batch_size: int,
-        chunk_dim: int,
-        device: torch.device | str = "cpu",
-        generator: torch.Generator | None = None,
-    ) -> FQLDraws:
-        kw = {"device": device, "generator": generator}
-        return cls(
-            next_noise=torch.randn(batch_size, chunk_dim, **kw),
-            distill_noise=torch.randn(batch_size, chunk_dim, **kw),
-            bc_noise=torch.randn(batch_size, chunk_dim, **kw),
-            bc_time=torch.rand(batch_size, 1, **kw),
-        )
-
-
 class FQLModule(FlowQModule):
     """FQL: BC flow + one-step policy distilled from it and pushed up the critic."""
+
+    default_name = "fql"
 
     def __init__(
         self,
@@ -86,56 +59,39 @@ class FQLModule(FlowQModule):
         d = self.policy.chunk_dim
         self.onestep = MLP(self.policy.obs_dim + d, list(self.hparams.actor_hidden_dims), d)
 
-    # ----- networks ------------------------------------------------------------------------
     def onestep_chunk(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """The one-step policy's unclipped chunk ``(B, D)``."""
         return self.onestep(torch.cat([obs, noise], dim=-1))
 
-    @staticmethod
-    def q_values(critic, obs: torch.Tensor, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
-        """``Q_j(s, x, f = 1)`` for complete chunks: ``(K, B)``."""
-        f1 = torch.ones_like(obs[:, :1])
-        return critic(torch.cat([obs, x, f1], dim=-1), detach_params=detach_params).squeeze(-1)
-
     # ----- hooks -----------------------------------------------------------------------------
-    def draw(self, batch_size: int, generator: torch.Generator | None = None) -> FQLDraws:
-        return FQLDraws.sample(batch_size, self.policy.chunk_dim, self.device, generator)
-
-    def critic_loss(self, batch: ChunkBatch, draws: FQLDraws) -> tuple[torch.Tensor, dict]:
+    def critic_loss(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, dict]:
         hp = self.hparams
         with torch.no_grad():
             next_obs = batch.next_observations
             next_x = self.onestep_chunk(next_obs, draws.next_noise).clamp(-1.0, 1.0)
-            next_qs = self.q_values(self.target_critic, next_obs, next_x)
+            next_qs = critic_at(self.target_critic, next_obs, next_x, 1.0)
             next_q = next_qs.min(dim=0).values if hp.q_agg == "min" else losses.pessimistic_value(next_qs, hp.rho)
-            y = losses.n_step_return(batch.rewards, hp.discount) + hp.discount**self.chunk_size * (
-                batch.bootstrap_mask * next_q
-            )
-        q = self.q_values(self.critic, batch.observations, batch.action_chunks)  # (K, B)
-        diff = y - q
-        weight = 2.0 * losses.expectile_weight(diff, hp.expectile)
-        loss = (batch.valid * weight * diff.square()).mean()
+            y = losses.td_target(batch, next_q, hp.discount)
+        q = critic_at(self.critic, batch.observations, batch.action_chunks, 1.0)  # (K, B)
+        loss = 2.0 * losses.expectile_loss(y - q, hp.expectile, batch.valid)
         return loss, {"q": q.detach(), "td_target_mean": y.mean()}
 
-    def actor_loss(self, batch: ChunkBatch, draws: FQLDraws) -> tuple[torch.Tensor, dict]:
+    def actor_loss(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, dict]:
         hp = self.hparams
-        obs, chunk, t, x0 = batch.observations, batch.action_chunks, draws.bc_time, draws.bc_noise
-        # BC flow matching (masked past episode ends).
-        x_t = (1.0 - t) * x0 + t * chunk
-        pred = self.policy.velocity(obs, x_t, t)
-        bc = (batch.action_mask * (pred - (chunk - x0)).square()).mean()
+        obs = batch.observations
+        bc = losses.flow_matching_loss(self.policy, batch, draws).loss
         # Distillation of the BC flow into the one-step policy (same noise, no gradient to the flow).
         with torch.no_grad():
-            target = self.policy.sample(obs, draws.distill_noise)
-        x = self.onestep_chunk(obs, draws.distill_noise)
+            target = self.policy.sample(obs, draws.policy_noise)
+        x = self.onestep_chunk(obs, draws.policy_noise)
         distill = (x - target).square().mean()
         # Q term, critic weights fixed.
-        q = self.q_values(self.critic, obs, x.clamp(-1.0, 1.0), detach_params=True).mean(dim=0)
-        q_loss = -q.mean()
+        q = critic_at(self.critic, obs, x.clamp(-1.0, 1.0), 1.0, detach_params=True).mean(dim=0)
+        q_term = -q.mean()
         if hp.normalize_q_loss:
-            q_loss = q_loss / q.abs().mean().detach().clamp_min(1e-6)
-        loss = bc + hp.alpha * distill + q_loss
-        return loss, {"bc_loss": bc.detach(), "distill_loss": distill.detach(), "q_loss": q_loss.detach()}
+            q_term = q_term / q.abs().mean().detach().clamp_min(1e-6)
+        loss = bc + hp.alpha * distill + q_term
+        return loss, {"bc_loss": bc.detach(), "distill_loss": distill.detach(), "q_term": q_term.detach()}
 
     # ----- evaluation and optimizer -----------------------------------------------------------
     @torch.no_grad()

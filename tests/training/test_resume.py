@@ -8,6 +8,7 @@ import torch
 
 from rql_lightning.config import compose_config
 from rql_lightning.training import train
+from tests.test_cli import TINY
 
 
 def run(dataset: Path, out: Path, steps: int, ckpt: Path | None = None) -> dict:
@@ -15,12 +16,8 @@ def run(dataset: Path, out: Path, steps: int, ckpt: Path | None = None) -> dict:
         f"data.dataset_path={dataset}",
         f"paths.output_dir={out}",
         f"trainer.max_steps={steps}",
-        "trainer.enable_progress_bar=false",
+        *(o for o in TINY if not o.startswith(("callbacks.", "trainer.log_every_n_steps"))),
         "trainer.log_every_n_steps=1",
-        "model.num_critics=2",
-        "model.actor_hidden_dims=[32,32]",
-        "model.critic_hidden_dims=[32,32]",
-        "data.batch_size=32",
         "callbacks.checkpoint.every_n_train_steps=5",
         "~callbacks.evaluation",
     ]

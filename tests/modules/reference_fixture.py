@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rql_lightning.batch import Draws
 from rql_lightning.data.windows import windows_to_batch
-from rql_lightning.losses import RQLDraws
 from rql_lightning.modules.rql import RQLModule
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "rql_reference_step_A.npz"
 
 
@@ -90,9 +90,12 @@ def batch_from_fixture(fx: dict[str, np.ndarray]):
     )
 
 
-def draws_from_fixture(fx: dict[str, np.ndarray]) -> RQLDraws:
-    return RQLDraws(
-        next_noise=t(fx["draw.next_noise"]),
+def draws_from_fixture(fx: dict[str, np.ndarray]) -> Draws:
+    """The reference's draws; ``policy_noise`` (which RQL does not read) is NaN, so any use would show."""
+    next_noise = t(fx["draw.next_noise"])
+    return Draws(
+        next_noise=next_noise,
+        policy_noise=torch.full_like(next_noise, float("nan")),
         depth=t(fx["draw.d"]),
         bc_noise=t(fx["draw.x0"]),
         bc_time=t(fx["draw.t"]),

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rql_lightning.config import compose_config
 from rql_lightning.modules.rql import RQLModule
-from tests.test_learning import two_mode_sampler
+from tests.modules.two_mode import two_mode_sampler
 
 
 def make(compile_: bool) -> RQLModule:
@@ -38,10 +37,3 @@ def test_compiled_update_matches_eager_update():
         torch.testing.assert_close(a["critic_loss"], b["critic_loss"], rtol=1e-5, atol=1e-6)
     for (key, x), y in zip(eager.state_dict().items(), compiled.state_dict().values(), strict=True):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=key)
-
-
-def test_gpu_fast_experiment_turns_on_every_fast_path_switch():
-    cfg = compose_config(["experiment=gpu_fast", "paths.output_dir=/tmp/unused"])
-    assert cfg.model.compile and cfg.model.compile_mode == "reduce-overhead"
-    assert cfg.data.device == "cuda" and cfg.tf32
-    assert cfg.model.check_finite_every == cfg.trainer.log_every_n_steps == cfg.model.log_every

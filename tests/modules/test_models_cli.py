@@ -6,19 +6,18 @@ The example runs as a user would: `PYTHONPATH=examples rql-train --config-dir ex
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
-from tests.test_cli import explain, rql_train
+from tests.test_cli import TINY, explain, rql_train
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-TINY = [
-    "model.actor_hidden_dims=[16]",
-    "model.critic_hidden_dims=[16]",
-    "data.batch_size=16",
+EXAMPLES = str(Path(__file__).resolve().parents[2] / "examples")
+# The shared tiny networks, checkpoints every 3 steps, no evaluation.
+OVERRIDES = [
+    *(o for o in TINY if not o.startswith(("callbacks.evaluation", "callbacks.checkpoint"))),
     "callbacks.checkpoint.every_n_train_steps=3",
-    "trainer.enable_progress_bar=false",
     "~callbacks.evaluation",
 ]
 
@@ -31,7 +30,7 @@ def test_model_trains_checkpoints_and_resumes_through_rql_train(model, cube_sing
         extra = ["--config-dir", EXAMPLES]
         monkeypatch.setenv("PYTHONPATH", EXAMPLES + os.pathsep + os.environ.get("PYTHONPATH", ""))
     run = tmp_path / "run"
-    common = [*extra, f"model={model}", f"data.dataset_path={cube_single_dataset}", f"hydra.run.dir={run}", *TINY]
+    common = [*extra, f"model={model}", f"data.dataset_path={cube_single_dataset}", f"hydra.run.dir={run}", *OVERRIDES]
     first = rql_train([*common, "trainer.max_steps=3"], cwd=tmp_path)
     assert first.returncode == 0, explain(first)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)

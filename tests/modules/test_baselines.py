@@ -1,6 +1,6 @@
 """The baselines built on FlowQModule (FQL, flow BC) and the worked example of docs/extending.md.
 
-(a) On the two-mode problem of ``test_learning``, FQL's evaluation policy picks the better mode
+(a) On the two-mode problem of ``two_mode.py``, FQL's evaluation policy picks the better mode
 and flow BC keeps both; (b) every module trains inside a Trainer and its checkpoint reloads to
 the same evaluation policy; (c) actor-side losses give no gradient to the critic and the critic
 loss none to the actors.
@@ -17,12 +17,14 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, IterableDataset
 
+from rql_lightning.batch import Draws
 from rql_lightning.config import compose_config
 from rql_lightning.modules.bc import FlowBCModule
-from rql_lightning.modules.fql import FQLDraws, FQLModule
-from tests.test_learning import BAD, GOOD, two_mode_sampler
+from rql_lightning.modules.fql import FQLModule
+from rql_lightning.modules.rql import RQLModule
+from tests.modules.two_mode import BAD, GOOD, two_mode_sampler
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TINY = dict(obs_dim=1, action_dim=1, chunk_size=1, flow_steps=10, num_critics=2)
 
 
@@ -115,6 +117,18 @@ def test_trains_in_a_trainer_and_checkpoint_round_trips(name, example_cls, tmp_p
     assert expected.shape == (32, 1, 1)
     assert torch.equal(loaded.sample_chunks(obs, noise), expected)
     assert torch.equal(fresh.sample_chunks(obs, noise), expected)
+    assert loaded.method_name == m.method_name
+
+
+def test_method_name_is_the_class_default_unless_given(example_cls, tmp_path):
+    defaults = {RQLModule: "rql", FQLModule: "fql", FlowBCModule: "bc", example_cls: "awfbc"}
+    assert {cls: small(cls).method_name for cls in defaults} == defaults
+    named = small(FQLModule, name="fql-normq")
+    assert named.method_name == "fql-normq"
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.strategy.connect(named)
+    trainer.save_checkpoint(tmp_path / "named.ckpt")
+    assert FQLModule.load_from_checkpoint(tmp_path / "named.ckpt").method_name == "fql-normq"
 
 
 def test_fql_evaluates_the_online_one_step_policy():
@@ -148,15 +162,15 @@ def test_gradients_stay_separated(name, example_cls):
     m = small(cls)
     batch = two_mode_sampler(64).sample(16, torch.Generator().manual_seed(0))
     draws = m.draw(16, torch.Generator().manual_seed(1))
-    q_loss, _ = m.critic_loss(batch, draws)
-    pi_loss, _ = m.actor_loss(batch, draws)
+    critic_loss, _ = m.critic_loss(batch, draws)
+    actor_loss, _ = m.actor_loss(batch, draws)
     actors = list(m.policy.parameters()) + (list(m.onestep.parameters()) if name == "fql" else [])
     critic = list(m.critic.parameters())
-    assert all(g is None for g in torch.autograd.grad(pi_loss, critic, allow_unused=True, retain_graph=True))
-    assert all(g is not None for g in torch.autograd.grad(pi_loss, actors, allow_unused=True))
-    if q_loss.requires_grad:
-        assert all(g is None for g in torch.autograd.grad(q_loss, actors, allow_unused=True, retain_graph=True))
-        assert all(g is not None for g in torch.autograd.grad(q_loss, critic, allow_unused=True))
+    assert all(g is None for g in torch.autograd.grad(actor_loss, critic, allow_unused=True, retain_graph=True))
+    assert all(g is not None for g in torch.autograd.grad(actor_loss, actors, allow_unused=True))
+    if critic_loss.requires_grad:
+        assert all(g is None for g in torch.autograd.grad(critic_loss, actors, allow_unused=True, retain_graph=True))
+        assert all(g is not None for g in torch.autograd.grad(critic_loss, critic, allow_unused=True))
     else:
         assert name == "bc"
 
@@ -166,7 +180,7 @@ def test_fql_draws_pin_the_update():
     m = small(FQLModule)
     batch = two_mode_sampler(64).sample(16, torch.Generator().manual_seed(0))
     d1, d2 = (m.draw(16, torch.Generator().manual_seed(5)) for _ in range(2))
-    assert isinstance(d1, FQLDraws)
+    assert isinstance(d1, Draws)
     assert torch.equal(m.actor_loss(batch, d1)[0], m.actor_loss(batch, d2)[0])
     assert torch.equal(m.critic_loss(batch, d1)[0], m.critic_loss(batch, d2)[0])
 
@@ -182,7 +196,8 @@ def test_model_configs_compose_and_instantiate(model, example_cls, tmp_path):
     m = instantiate(cfg.model, obs_dim=3, action_dim=2)
     assert m.chunk_size == cfg.task.chunk_size
     if model == "fql":
-        assert m.hparams.alpha == cfg.task.alpha and m.hparams.num_critics == 2
+        assert m.hparams.alpha == cfg.task.fql.alpha and m.hparams.q_agg == cfg.task.fql.q_agg
+        assert m.hparams.num_critics == 2
 
 
 def test_fql_min_target_equals_mean_minus_one_std_for_two_critics():

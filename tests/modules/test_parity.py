@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rql_lightning import losses
-from tests.reference_fixture import (
+from tests.modules.reference_fixture import (
     all_params,
     batch_from_fixture,
     draws_from_fixture,
@@ -35,7 +35,7 @@ def test_reversed_states_targets_and_losses_match_reference(fx):
     close(batch.action_mask, fx["out.ac_mask"])
     close(losses.n_step_return(batch.rewards, float(fx["discount"])), fx["out.n_step_rewards"])
 
-    q_loss, q_info = losses.critic_loss(
+    critic_loss, q_info = losses.critic_loss(
         m.critic,
         m.target_critic,
         m.policy,
@@ -49,28 +49,28 @@ def test_reversed_states_targets_and_losses_match_reference(fx):
     close(q_info["f"], fx["out.f"])
     close(q_info["td_target"], fx["out.td_target"], rel=2e-6)
     close(q_info["q"], fx["out.q"], rel=2e-6)
-    close(q_loss, fx["out.critic_loss"], rel=2e-6)
+    close(critic_loss, fx["out.critic_loss"], rel=2e-6)
 
-    pi_loss, pi_info = losses.actor_loss(m.policy, m.critic, batch, draws, float(fx["alpha"]))
+    actor_loss, pi_info = losses.actor_loss(m.policy, m.critic, batch, draws, float(fx["alpha"]))
     close(pi_info["pred"], fx["out.pred"], rel=2e-6)
     close(pi_info["q_pe"], fx["out.q_pe"], rel=2e-6)
     close(pi_info["bc_loss"], fx["out.bc_loss"], rel=2e-6)
-    close(pi_info["q_loss"], fx["out.actor_loss"], rel=2e-6)
-    close(q_loss + pi_loss, fx["out.total_loss"], rel=2e-6)
+    close(pi_info["q_term"], fx["out.actor_loss"], rel=2e-6)
+    close(critic_loss + actor_loss, fx["out.total_loss"], rel=2e-6)
     close(q_info["q"].mean(), fx["out.q_mean"], rel=2e-6)
 
 
 def test_gradients_match_reference_and_stay_separated(fx):
     m = module_from_fixture(fx)
     batch, draws = batch_from_fixture(fx), draws_from_fixture(fx)
-    q_loss, _ = m.critic_loss(batch, draws)
-    pi_loss, _ = m.actor_loss(batch, draws)
+    critic_loss, _ = m.critic_loss(batch, draws)
+    actor_loss, _ = m.actor_loss(batch, draws)
     # The critic's gradient comes from the critic loss alone, the actor's from the actor loss alone.
-    critic_grads = torch.autograd.grad(pi_loss, list(m.critic.parameters()), allow_unused=True)
+    critic_grads = torch.autograd.grad(actor_loss, list(m.critic.parameters()), allow_unused=True)
     assert all(g is None for g in critic_grads)
-    actor_grads = torch.autograd.grad(q_loss, list(m.policy.parameters()), allow_unused=True, retain_graph=True)
+    actor_grads = torch.autograd.grad(critic_loss, list(m.policy.parameters()), allow_unused=True, retain_graph=True)
     assert all(g is None for g in actor_grads)
-    (q_loss + pi_loss).backward()
+    (critic_loss + actor_loss).backward()
     for key, p in all_params(m):
         if key.startswith("target_"):
             assert p.grad is None, key
