@@ -104,3 +104,41 @@ def test_ddp_two_processes_match_single_process_on_union_of_batches(tmp_path):
     # The two ranks sampled different windows.
     a, b = (first_batch(sampler, r, 0) for r in (0, 1))
     assert not torch.equal(a.observations, b.observations)
+
+
+def _fit(model, datamodule, devices: int, out_dir) -> None:
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp_spawn" if devices > 1 else "auto",
+        max_steps=STEPS,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[SaveWeights(out_dir)],
+    )
+    trainer.fit(model, datamodule=datamodule)
+
+
+@pytest.mark.slow
+def test_global_batch_split_over_two_ranks_equals_one_process_with_the_full_batch(tmp_path):
+    """data.global_batch_size: 2 ranks x 16 train exactly like 1 process x 32 (windows and draws alike)."""
+    arrays = synthetic_arrays()
+    (tmp_path / "ddp").mkdir()
+    (tmp_path / "one").mkdir()
+    model = small_module()
+    initial = copy.deepcopy(model.state_dict())
+    split = ArrayDataModule(arrays, chunk_size=H, batch_size=999, global_batch_size=2 * BATCH, seed=SEED)
+    _fit(model, split, devices=2, out_dir=tmp_path / "ddp")
+    single = small_module()
+    single.load_state_dict(initial)
+    _fit(single, ArrayDataModule(arrays, chunk_size=H, batch_size=2 * BATCH, seed=SEED), 1, tmp_path / "one")
+    ddp, one = torch.load(tmp_path / "ddp" / "rank0.pt"), torch.load(tmp_path / "one" / "rank0.pt")
+    moved = 0
+    for key, value in one.items():
+        torch.testing.assert_close(
+            ddp[key], value, rtol=1e-5, atol=1e-6, msg=f"global-batch DDP != one process in {key}"
+        )
+        moved += int(not torch.equal(value, initial[key]))
+    assert moved > 0

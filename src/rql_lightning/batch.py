@@ -52,6 +52,10 @@ class Draws:
     bc_noise: torch.Tensor
     bc_time: torch.Tensor
 
+    def rows(self, index: slice) -> Draws:
+        """The draws of rows ``index`` (a rank's share of a global batch's draws)."""
+        return Draws(**{name: value[index] for name, value in vars(self).items()})
+
     @classmethod
     def sample(
         cls,

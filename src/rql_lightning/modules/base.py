@@ -84,7 +84,7 @@ class FlowQModule(L.LightningModule):
         """All random numbers of one update, on the module's device."""
         return Draws.sample(batch_size, self.policy.chunk_dim, self.policy.flow_steps, self.device, generator)
 
-    def step_generator(self, step: int) -> torch.Generator:
+    def step_generator(self, step: int, rank: int | None = None) -> torch.Generator:
         """The generator for training step ``step``'s draws: a function of (seed, rank, step) only.
 
         So a resumed run draws exactly what the uninterrupted one would have, and DDP ranks
@@ -93,7 +93,8 @@ class FlowQModule(L.LightningModule):
         g = getattr(self, "_step_generator", None)
         if g is None or g.device != self.device:
             g = self._step_generator = torch.Generator(device=self.device)
-        return seeded_generator(self.hparams.seed, self.global_rank, step, DRAW_STREAM, generator=g)
+        rank = self.global_rank if rank is None else rank
+        return seeded_generator(self.hparams.seed, rank, step, DRAW_STREAM, generator=g)
 
     def critic_loss(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError("a FlowQModule subclass defines critic_loss(batch, draws)")
@@ -187,8 +188,18 @@ class FlowQModule(L.LightningModule):
         else:  # used outside a Trainer (tests, notebooks)
             loss.backward()
 
+    def step_draws(self, batch_size: int) -> Draws:
+        """This step's draws. Under ``data.global_batch_size`` (one batch split across ranks) they are the
+        whole global batch's draws, seeded as rank 0, and this rank keeps its rows: so N ranks together
+        draw exactly what one process with the full batch draws, as the windows do."""
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world > 1 and getattr(self.trainer.datamodule, "global_batch_size", None):
+            full = self.draw(batch_size * world, self.step_generator(self.global_step, rank=0))
+            return full.rows(slice(self.global_rank * batch_size, (self.global_rank + 1) * batch_size))
+        return self.draw(batch_size, self.step_generator(self.global_step))
+
     def training_step(self, batch: ChunkBatch, batch_idx: int) -> None:
-        draws = self.draw(len(batch), self.step_generator(self.global_step))
+        draws = self.step_draws(len(batch))
         info = self.update(batch, draws, self.optimizers())
         if batch_idx % self.hparams.log_every == 0:
             self.log_dict(self.train_metrics(info), on_step=True, on_epoch=False)
