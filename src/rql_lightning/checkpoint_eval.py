@@ -104,20 +104,20 @@ def evaluate_checkpoint(
     if seed is None:
         seed = int((run_cfg or {}).get("seed", module.hparams.get("seed", 0)))
 
-    from rql_lightning.callbacks.evaluation import EvaluationCallback
+    from rql_lightning.callbacks.protocol import evaluate_module
 
-    protocol = EvaluationCallback(
-        env_name=env,
+    start = time.monotonic()
+    result = evaluate_module(
+        module,
+        env,
         num_episodes=episodes,
         num_envs=num_envs,
         seed=seed,
         video_episodes=video_episodes,
-        video_frame_skip=video_frame_skip,
-        video_width=video_size[0],
-        video_height=video_size[1],
+        frame_skip=video_frame_skip,
+        width=video_size[0],
+        height=video_size[1],
     )
-    start = time.monotonic()
-    result = protocol.evaluate_module(module)
     record = {
         "ckpt_path": str(Path(ckpt_path).expanduser().absolute()),
         "step": step,
@@ -132,25 +132,19 @@ def evaluate_checkpoint(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / EVAL_FILENAME).write_text(json.dumps(record, indent=2) + "\n")
-    _log_to_tensorboard(out, record, result, protocol)
+    _log_to_tensorboard(out, record, result)
     record["output_dir"] = str(out)
     return record
 
 
-def _log_to_tensorboard(out: Path, record: dict[str, Any], result: Any, protocol: Any) -> None:
+def _log_to_tensorboard(out: Path, record: dict[str, Any], result: Any) -> None:
     from lightning.pytorch.loggers import TensorBoardLogger
+
+    from rql_lightning.callbacks.video import log_video
 
     logger = TensorBoardLogger(str(out), name="tensorboard", version="", default_hp_metric=False)
     metrics = {f"eval/{k}": float(record[k]) for k in ("success_rate", "return", "length", "episodes")}
     logger.log_metrics(metrics, step=record["step"])
-    if getattr(result, "videos", None):
-        protocol._log_videos(_LoggerOnly(logger), result.videos, record["step"])
+    if result.videos:
+        log_video([logger], "eval/video", result.videos, record["step"], fps=15.0)
     logger.finalize("success")
-
-
-class _LoggerOnly:
-    """What the evaluation callback's video logging reads of a trainer: its loggers."""
-
-    def __init__(self, logger: Any) -> None:
-        self.loggers = [logger]
-        self.logger = logger

@@ -124,6 +124,9 @@ def summarize(trainer: L.Trainer, cfg: DictConfig) -> dict[str, Any]:
     checkpoint = trainer.checkpoint_callback  # Lightning's accessor of its ModelCheckpoint
     if checkpoint is not None:
         summary["checkpoint"] = checkpoint.last_model_path or checkpoint.best_model_path
-    if trainer.logger is not None and getattr(trainer.logger, "log_dir", None):
-        summary["tensorboard"] = trainer.logger.log_dir
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    tensorboard = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    if tensorboard:
+        summary["tensorboard"] = tensorboard[0].log_dir
     return summary

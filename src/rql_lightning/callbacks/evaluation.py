@@ -1,4 +1,7 @@
-"""Periodic policy evaluation on an OGBench single-task environment.
+"""Periodic policy evaluation during training: when to evaluate, on which ranks, and where results go.
+
+What an evaluation is (module contract, policy noise, episode seeds) is :mod:`rql_lightning.callbacks.protocol`;
+this callback schedules it, shares it over DDP ranks, logs it and publishes it.
 
 Schedule
     The schedule counts *training batches* (``trainer.fit_loop.total_batch_idx + 1`` in
@@ -9,59 +12,45 @@ Schedule
     number of gradient-update rounds in both cases, is restored from checkpoints by Lightning's loop state,
     and is also the x-axis used for the logged ``eval/*`` metrics.
 
-Module contract
-    ``pl_module.act(obs: np.ndarray (N, obs_dim), generator: torch.Generator) -> (N, h, act_dim)`` (numpy or
-    tensor), sampling with the EMA actor, and ``pl_module.chunk_size: int`` (h, actions executed open loop per
-    policy call).  ``act`` is called under ``torch.no_grad()`` with every submodule in eval mode; each
-    submodule's train/eval flag is restored afterwards, and torch/numpy global RNG states are left untouched.
-
-Policy noise
-    The callback owns the ``torch.Generator`` (on ``pl_module.device``).  By default (``episode_noise=True``)
-    ``act`` is called one observation at a time with the generator re-seeded from ``(seed, episode index,
-    chunk index in the episode)``, so every episode's noise is a function of the weights, the seed and the
-    episode only: results are then identical whatever ``num_envs`` and the number of DDP ranks (the price:
-    ``num_envs`` small ``act`` calls per chunk instead of one batched call).  ``episode_noise=False`` makes one
-    batched call per chunk step with the generator seeded once per evaluation (deterministic for a given
-    ``num_envs`` and world size only).
-
 DDP
     Every rank evaluates its share of the episodes (rank ``r`` of ``W`` runs episodes ``r, r + W, ...``, episode
-    ``k`` seeded ``seed + k`` as in a single process); the per-episode outcomes are gathered with a
-    torchmetrics ``CatMetric`` (and the wall time with a ``MaxMetric``) synced over the default process group,
-    so ``last_result`` and ``history`` hold the same complete :class:`~rql_lightning.envs.EvalResult` on all
-    ranks, equal to a single-process evaluation.  ``render_episodes`` and ``video_episodes`` run on global
-    rank 0 only (their frames exist only there).
+    ``k`` seeded ``seed + k`` as in a single process); the per-episode outcomes are gathered with
+    ``LightningModule.all_gather`` (:mod:`~rql_lightning.callbacks.gather`), so every rank holds the same
+    complete :class:`~rql_lightning.envs.EvalResult`, equal to a single-process evaluation.
+    ``render_episodes`` and ``video_episodes`` run on global rank 0 only (their frames exist only there).
 
-Logging (global rank 0 only)
-    ``eval/success_rate``, ``eval/return``, ``eval/length``, ``eval/episodes`` and ``eval/time_s`` go to every
+Environments
+    Each rank's vector env (``num_envs`` worker processes when > 1) is built at the first evaluation and
+    kept for the next ones (:class:`~rql_lightning.envs.EvalEnvs`); it is closed in ``teardown`` and when
+    training raises.
+
+Results
+    Published for others to read (:mod:`rql_lightning.callbacks.history`): ``eval/*`` scalars in
+    ``trainer.callback_metrics`` and the :class:`~rql_lightning.callbacks.history.EvalHistory` on the
+    LightningModule (``last_result``/``history`` here are the same objects).  Global rank 0 also sends
+    ``eval/success_rate``, ``eval/return``, ``eval/length``, ``eval/episodes`` and ``eval/time_s`` to every
     ``trainer.loggers`` entry via ``log_metrics(..., step=<batches done>)`` (works in ``on_train_end`` too,
-    where ``pl_module.log`` is not allowed), a one-line summary via ``rank_zero_info``.  With
-    ``video_episodes > 0`` the extra rendered episodes (not counted in the statistics) go to every
-    :class:`~lightning.pytorch.loggers.TensorBoardLogger` as one animated GIF image summary ``eval/video``
-    (episodes side by side, shorter ones holding their last frame) -- the summary ``SummaryWriter.add_video``
-    writes, encoded here with Pillow because ``add_video`` silently writes nothing without ``moviepy<2``.
-    Rendering needs ``MUJOCO_GL=egl`` or ``osmesa`` set before MuJoCo is imported (see
-    :mod:`rql_lightning.envs`).
+    where ``pl_module.log`` is not allowed), a one-line summary via ``rank_zero_info``, and with
+    ``video_episodes > 0`` the extra rendered episodes as the GIF ``eval/video``
+    (:mod:`~rql_lightning.callbacks.video`).  Rendering needs ``MUJOCO_GL=egl`` or ``osmesa`` set before
+    MuJoCo is imported.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import math
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 
-from rql_lightning.envs import EvalResult, evaluate_policy, resolve_env_id
-from rql_lightning.seeding import stream_seed
+from rql_lightning.callbacks.gather import gather_episodes
+from rql_lightning.callbacks.history import EvalHistory, EvalPoint, publish
+from rql_lightning.callbacks.protocol import device_of, evaluate_module, noise_generator
+from rql_lightning.callbacks.video import log_video
+from rql_lightning.envs import EvalEnvs, EvalResult, resolve_env_id
 
-__all__ = ["EvaluationCallback", "gif_summary"]
-
-EVAL_NOISE_STREAM = 2  # stream id of the per-(episode, chunk) policy-noise seeds (0, 1: training batches, draws)
+__all__ = ["EvaluationCallback"]
 
 
 def _batches_done(trainer: L.Trainer) -> int:
@@ -69,46 +58,12 @@ def _batches_done(trainer: L.Trainer) -> int:
     return int(trainer.fit_loop.total_batch_idx) + 1
 
 
-def _tile(videos: list[np.ndarray]) -> np.ndarray:
-    """Episodes ``(T_i, H, W, 3)`` -> one ``(max T_i, rows * H, cols * W, 3)`` grid (shorter ones held)."""
-    t = max(v.shape[0] for v in videos)
-    h, w = videos[0].shape[1:3]
-    cols = math.ceil(math.sqrt(len(videos)))
-    rows = math.ceil(len(videos) / cols)
-    grid = np.zeros((t, rows * h, cols * w, 3), dtype=np.uint8)
-    for i, v in enumerate(videos):
-        r, c = divmod(i, cols)
-        padded = np.concatenate([v, np.repeat(v[-1:], t - v.shape[0], axis=0)]) if v.shape[0] < t else v
-        grid[:, r * h : (r + 1) * h, c * w : (c + 1) * w] = padded
-    return grid
-
-
-def gif_summary(tag: str, frames: np.ndarray, fps: float, summary_cls: Any = None):
-    """A TensorBoard ``Summary`` holding ``frames`` ``(T, H, W, 3)`` uint8 as an animated GIF image.
-
-    ``summary_cls``: the ``Summary`` protobuf class of the writer's package (default: tensorboard's).
-    """
-    from PIL import Image
-
-    if summary_cls is None:
-        from tensorboard.compat.proto.summary_pb2 import Summary
-    else:
-        Summary = summary_cls  # noqa: N806
-
-    images = [Image.fromarray(np.ascontiguousarray(f)) for f in frames]
-    buf = io.BytesIO()
-    duration = max(1, round(1000 / fps))
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
-    _, h, w, c = frames.shape
-    image = Summary.Image(height=h, width=w, colorspace=c, encoded_image_string=buf.getvalue())
-    return Summary(value=[Summary.Value(tag=tag, image=image)])
-
-
 class EvaluationCallback(L.Callback):
     """Evaluate ``pl_module.act`` every ``every_n_steps`` training batches and at the end of training.
 
     Args:
-        env_name: OGBench single-task env id or dataset name (see :func:`rql_lightning.envs.make_eval_env`).
+        env_name: OGBench single-task env id or dataset name, or ``minari:<dataset>``
+            (see :func:`rql_lightning.envs.make_eval_env`); None: the datamodule's ``eval_env_name``.
         num_episodes: episodes per evaluation in total over all DDP ranks (episode ``k`` is seeded ``seed + k``).
         every_n_steps: evaluation period in training batches (not ``global_step``, see module docstring);
             ``<= 0`` disables periodic evaluation.
@@ -123,7 +78,7 @@ class EvaluationCallback(L.Callback):
         video_frame_skip: keep every n-th frame of the rendered episodes (plus the first and last).
         video_fps: playback rate of the logged video.
         video_width, video_height: render size (env kwargs ``width``/``height``, unless ``env_kwargs`` sets them).
-        episode_noise: per-(episode, chunk) noise seeds, see the module docstring.
+        episode_noise: per-(episode, chunk) noise seeds, see :mod:`rql_lightning.callbacks.protocol`.
     """
 
     def __init__(
@@ -155,7 +110,6 @@ class EvaluationCallback(L.Callback):
                 f"need video_episodes >= 0, video_frame_skip >= 1, video_fps > 0; got {video_episodes}, "
                 f"{video_frame_skip}, {video_fps}"
             )
-        self.env_name = env_name
         self.num_episodes = int(num_episodes)
         self.every_n_steps = int(every_n_steps)
         self.num_envs = int(num_envs)
@@ -168,40 +122,57 @@ class EvaluationCallback(L.Callback):
         self.video_fps = float(video_fps)
         self.video_size = (int(video_width), int(video_height))
         self.episode_noise = bool(episode_noise)
-        self.last_result: EvalResult | None = None
-        self.history: list[tuple[int, EvalResult]] = []
+        self.results = EvalHistory(env_name=env_name)  # what this callback publishes
+        self.envs = EvalEnvs()
         self._last_eval_batch: int | None = None
-        self.restored_history: list[tuple[int, float, float, int]] = []  # summaries from a loaded checkpoint
         self._generator: torch.Generator | None = None
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """With ``env_name=None`` the datamodule names its evaluation env (``eval_env_name``): the
-        OGBench single-task env of its dataset, or ``minari:<id>`` for Minari's recovered env."""
-        if self.env_name is None:
-            name = getattr(trainer.datamodule, "eval_env_name", None)
-            if name is None:
-                raise ValueError(
-                    "the datamodule names no evaluation env; set callbacks.evaluation.env_name=<env id> "
-                    "or drop evaluation with ~callbacks.evaluation"
-                )
-            resolve_env_id(name)
-            self.env_name = name
+    # ------------------------------------------------------------- the record (see callbacks.history)
+
+    @property
+    def env_name(self) -> str | None:
+        return self.results.env_name
+
+    @property
+    def history(self) -> list[tuple[int, EvalResult]]:
+        """``(batches, result)`` of every evaluation in this process, in order."""
+        return self.results.results
+
+    @property
+    def last_result(self) -> EvalResult | None:
+        return self.results.last
+
+    @property
+    def restored_history(self) -> list[EvalPoint]:
+        """Summaries of the evaluations stored in the checkpoint this run resumed from."""
+        return self.results.restored
 
     @property
     def state_key(self) -> str:
         return self._generate_state_key(seed=self.seed)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "last_eval_batch": self._last_eval_batch,
-            "history": [(b, r.success_rate, r.mean_return, r.num_episodes) for b, r in self.history],
-        }
+        return {"last_eval_batch": self._last_eval_batch, "history": self.results.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._last_eval_batch = state_dict.get("last_eval_batch")
-        self.restored_history = list(state_dict.get("history", []))
+        self.results.load_state_dict(state_dict.get("history", []))
 
     # ------------------------------------------------------------------ hooks
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Publish the record on the module; with ``env_name=None`` take the datamodule's evaluation env
+        (``eval_env_name``): the OGBench single-task env of its dataset, or ``minari:<id>``."""
+        if self.results.env_name is None:
+            name = getattr(getattr(trainer, "datamodule", None), "eval_env_name", None)
+            if name is None:
+                raise ValueError(
+                    "the datamodule names no evaluation env; set callbacks.evaluation.env_name=<env id> "
+                    "or drop evaluation with ~callbacks.evaluation"
+                )
+            resolve_env_id(name)
+            self.results.env_name = name
+        publish(pl_module, self.results)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.every_n_steps <= 0:
@@ -217,10 +188,16 @@ class EvaluationCallback(L.Callback):
         if batches > 0 and batches != self._last_eval_batch:
             self.evaluate(trainer, pl_module, batches)
 
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.envs.discard()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.envs.close()
+
     # ------------------------------------------------------------- evaluation
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, batches: int) -> EvalResult:
-        """Evaluate now on every rank, gather, log at x = ``batches`` (rank 0); returns the gathered result.
+        """Evaluate now on every rank, gather, publish, log at x = ``batches`` (rank 0); the gathered result.
 
         Must be called on all ranks together (the gather is a collective).
         """
@@ -233,23 +210,19 @@ class EvaluationCallback(L.Callback):
             render_episodes=self.render_episodes if zero else 0,
             video_episodes=self.video_episodes if zero else 0,
         )
-        result = self._gather(local, pl_module.device)
-        if self.history:  # keep frames of the latest evaluation only
-            self.history[-1][1].frames, self.history[-1][1].videos = [], []
-        self.last_result = result
-        self.history.append((batches, result))
+        result = gather_episodes(pl_module, local, self.num_episodes, trainer.world_size)
+        self.results.record(batches, result)
+        metrics = {
+            "eval/success_rate": result.success_rate,
+            "eval/return": result.mean_return,
+            "eval/length": result.mean_length,
+            "eval/episodes": float(result.num_episodes),
+        }
+        trainer.callback_metrics.update({k: torch.tensor(v, dtype=torch.float64) for k, v in metrics.items()})
         if zero:
-            metrics = {
-                "eval/success_rate": result.success_rate,
-                "eval/return": result.mean_return,
-                "eval/length": result.mean_length,
-                "eval/episodes": float(result.num_episodes),
-                "eval/time_s": result.wall_time_s,
-            }
             for logger in trainer.loggers:
-                logger.log_metrics(metrics, step=batches)
-            if result.videos:
-                self._log_videos(trainer, result.videos, batches)
+                logger.log_metrics({**metrics, "eval/time_s": result.wall_time_s}, step=batches)
+            log_video(trainer.loggers, "eval/video", result.videos, batches, self.video_fps)
             where = f"batch={batches} global_step={trainer.global_step}"
             rank_zero_info(f"[eval] {self.env_name} {where}: {result.summary()}")
         return result
@@ -262,122 +235,32 @@ class EvaluationCallback(L.Callback):
         render_episodes: int | None = None,
         video_episodes: int | None = None,
     ) -> EvalResult:
-        """This rank's share of one evaluation of ``pl_module`` (no gathering, no logging).
+        """This rank's share of one evaluation of ``pl_module`` with this callback's settings and envs (no
+        gathering, no logging): :func:`~rql_lightning.callbacks.protocol.evaluate_module`.
 
         With the defaults it is the whole single-process evaluation; ``render_episodes``/``video_episodes``
         default to the callback's settings.
         """
-        chunk_size = int(pl_module.chunk_size)
-        device = pl_module.device
-        generator = self._get_generator(device)
-        generator.manual_seed(self.seed)
-        modes = [(m, m.training) for m in pl_module.modules()]
-        fork_devices = []
-        if device.type == "cuda":
-            fork_devices = [device.index if device.index is not None else torch.cuda.current_device()]
-        np_state = np.random.get_state()
-        seed = self.seed
-
-        def batched_policy(obs: np.ndarray) -> Any:
-            return pl_module.act(obs, generator)
-
-        def episode_policy(obs: np.ndarray, episodes: np.ndarray, chunks: np.ndarray) -> np.ndarray:
-            seeds = [
-                stream_seed(seed, int(e), int(c), EVAL_NOISE_STREAM) for e, c in zip(episodes, chunks, strict=True)
-            ]
-            if hasattr(pl_module, "act_seeded"):  # one batched call, each row's noise from its own seed
-                return pl_module.act_seeded(obs, seeds, generator)
-            out = []
-            for i in range(obs.shape[0]):
-                generator.manual_seed(seeds[i])
-                a = pl_module.act(obs[i : i + 1], generator)
-                out.append(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a))
-            return np.concatenate(out)
-
-        videos = self.video_episodes if video_episodes is None else int(video_episodes)
-        renders = self.render_episodes if render_episodes is None else int(render_episodes)
-        env_kwargs = dict(self.env_kwargs)
-        if videos or renders:
-            env_kwargs.setdefault("width", self.video_size[0])
-            env_kwargs.setdefault("height", self.video_size[1])
-        pl_module.eval()
-        try:
-            with torch.random.fork_rng(devices=fork_devices), torch.no_grad():
-                return evaluate_policy(
-                    episode_policy if self.episode_noise else batched_policy,
-                    self.env_name,
-                    num_episodes=self.num_episodes,
-                    num_envs=self.num_envs,
-                    seed=self.seed,
-                    chunk_size=chunk_size,
-                    render_episodes=renders,
-                    env_kwargs=env_kwargs,
-                    rank=rank,
-                    world_size=world_size,
-                    video_episodes=videos,
-                    frame_skip=self.video_frame_skip if videos else 1,
-                    episode_info=self.episode_noise,
-                )
-        finally:
-            for module, training in modes:
-                module.training = training
-            with contextlib.suppress(Exception):
-                np.random.set_state(np_state)
-
-    # ---------------------------------------------------------------- helpers
-
-    def _get_generator(self, device: torch.device) -> torch.Generator:
+        if self.env_name is None:
+            raise ValueError("env_name is not known yet: pass it, or let setup() take the datamodule's")
+        device = device_of(pl_module)
         if self._generator is None or self._generator.device != device:
-            try:
-                self._generator = torch.Generator(device=device)
-            except RuntimeError:
-                self._generator = torch.Generator()
-        return self._generator
-
-    def _gather(self, local: EvalResult, device: torch.device) -> EvalResult:
-        """All ranks' episodes, via torchmetrics (synced over the default group when distributed is up)."""
-        from torchmetrics.aggregation import CatMetric, MaxMetric
-
-        dtype = torch.float64 if device.type != "mps" else torch.float32
-        rows = CatMetric(nan_strategy="disable").set_dtype(dtype).to(device)
-        wall = MaxMetric(nan_strategy="disable").set_dtype(dtype).to(device)
-        table = np.stack(
-            [local.episode_ids, local.episode_successes, local.episode_returns, local.episode_lengths], axis=1
-        ).astype(np.float64)
-        rows.update(torch.as_tensor(table.reshape(-1), dtype=dtype, device=device))
-        wall.update(torch.tensor(local.wall_time_s, dtype=dtype, device=device))
-        table = rows.compute().cpu().numpy().reshape(-1, 4)
-        wall_time = float(wall.compute())
-        ids = table[:, 0].astype(np.int64)
-        if sorted(ids.tolist()) != list(range(self.num_episodes)):
-            raise RuntimeError(
-                f"evaluation gathered episodes {sorted(ids.tolist())}, expected 0..{self.num_episodes - 1}"
-            )
-        return EvalResult.from_episodes(
-            ids,
-            table[:, 1] > 0.5,
-            table[:, 2],
-            table[:, 3].astype(np.int64),
-            frames=local.frames,
-            videos=local.videos,
-            wall_time_s=wall_time,
+            self._generator = noise_generator(device)
+        return evaluate_module(
+            pl_module,
+            self.env_name,
+            num_episodes=self.num_episodes,
+            num_envs=self.num_envs,
+            seed=self.seed,
+            video_episodes=self.video_episodes if video_episodes is None else int(video_episodes),
+            frame_skip=self.video_frame_skip,
+            width=self.video_size[0],
+            height=self.video_size[1],
+            render_episodes=self.render_episodes if render_episodes is None else int(render_episodes),
+            env_kwargs=self.env_kwargs,
+            episode_noise=self.episode_noise,
+            rank=rank,
+            world_size=world_size,
+            envs=self.envs,
+            generator=self._generator,
         )
-
-    def _log_videos(self, trainer: L.Trainer, videos: list[np.ndarray], step: int) -> None:
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers:
-            return
-        grid = _tile(videos)
-        for logger in loggers:
-            writer = logger.experiment
-            try:
-                summary_cls = None
-                if type(writer).__module__.startswith("tensorboardX"):  # Lightning prefers it when installed
-                    from tensorboardX.proto.summary_pb2 import Summary as summary_cls
-                summary = gif_summary("eval/video", grid, self.video_fps, summary_cls)
-                writer._get_file_writer().add_summary(summary, step)  # what SummaryWriter.add_video does
-                writer.flush()
-            except Exception as err:  # noqa: BLE001  (videos are optional; never fail a run on them)
-                rank_zero_warn(f"eval video not logged: {type(err).__name__}: {err}")

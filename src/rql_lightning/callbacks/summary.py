@@ -1,20 +1,25 @@
 """``summary.json``: one small machine-readable record per run, for ``rql-results`` and notebooks.
 
 What it holds (``<output_dir>/summary.json``)
-    ``task`` (environment name, e.g. ``cube-double``), ``task_id``, ``seed``, ``model`` (the LightningModule's
-    class name) and ``model_class`` (its import path), ``status`` (``running``, ``finished``, ``failed`` or
-    ``interrupted``), ``step`` (``trainer.global_step``), ``success_rate`` / ``return`` / ``eval_step`` of the
-    last evaluation (``null`` before the first one), ``curve`` (every evaluation:
-    ``{"step", "success_rate", "return", "episodes"}``, with ``step`` in training batches as in the
-    :class:`~rql_lightning.callbacks.evaluation.EvaluationCallback` and its ``eval/*`` logs; a resumed run
-    includes the evaluations stored in its checkpoint), ``eval_env``, ``wall_time_s`` (this process, from fit
-    start), ``started_at`` / ``updated_at`` (UTC, ISO 8601), ``git_commit`` and ``git_dirty`` (of the
-    repository holding this source file, ``null`` when it is not a git checkout), and ``config``.
+    ``task`` (environment name, e.g. ``cube-double``), ``task_id``, ``seed``, ``model`` (the method's short
+    name: ``model.name``, else ``rql``/``fql``/``bc``, see :func:`~rql_lightning.callbacks.run_info.method_name`)
+    and ``model_class`` (its import path), ``data`` (what the run trained on: the datamodule's ``identity()``,
+    keys ``source``, ``dataset``, ``path``, ``size_bytes``, ``fingerprint``, ``key``; ``null`` without one),
+    ``status`` (``running``, ``finished``, ``failed`` or ``interrupted``), ``step`` (``trainer.global_step``),
+    ``success_rate`` / ``return`` / ``eval_step`` of the last evaluation (``null`` before the first one),
+    ``curve`` (every evaluation: ``{"step", "success_rate", "return", "episodes"}``, with ``step`` in training
+    batches as in the :class:`~rql_lightning.callbacks.evaluation.EvaluationCallback` and its ``eval/*``
+    logs; a resumed run includes the evaluations stored in its checkpoint), ``eval_env``, ``wall_time_s``
+    (this process, from fit start), ``started_at`` / ``updated_at`` (UTC, ISO 8601), ``git_commit`` and
+    ``git_dirty`` (of the repository holding this source file, ``null`` when it is not a git checkout), and
+    ``config``.  The evaluations are read from what the evaluation callback publishes on the module
+    (:func:`rql_lightning.callbacks.history.published`).
 
 When it is written
     At fit start, after every evaluation, at train end and when training raises, so a crashed or killed run
     still leaves its partial curve. Only global rank 0 writes, and each write replaces the file atomically
     (temporary file in the same directory, then :func:`os.replace`): a reader never sees half a file.
+    At train end the same record also goes to TensorBoard's HParams view (:mod:`~rql_lightning.callbacks.hparams`).
 
 Config
     ``config`` is the run's configuration as a plain dict. Pass it explicitly, or leave it ``None`` and the
@@ -29,7 +34,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -39,37 +43,13 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_warn
 
-from rql_lightning.callbacks.evaluation import EvaluationCallback
+from rql_lightning.callbacks.history import published
+from rql_lightning.callbacks.hparams import flatten, log_hparams
+from rql_lightning.callbacks.run_info import data_identity, git_state, load_hydra_config, method_name
 
-__all__ = ["RunSummaryCallback", "git_state"]
+__all__ = ["SUMMARY_FILENAME", "RunSummaryCallback"]
 
 SUMMARY_FILENAME = "summary.json"
-
-
-def git_state(path: str | Path | None = None) -> tuple[str | None, bool | None]:
-    """``(HEAD commit, has uncommitted changes to tracked files)`` of the git checkout holding ``path``.
-
-    ``(None, None)`` when git is missing or ``path`` is not inside a checkout.
-    """
-    cwd = Path(path) if path is not None else Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
-        )
-        if head.returncode != 0:
-            return None, None
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
-    return head.stdout.strip() or None, dirty
 
 
 def _now() -> str:
@@ -82,22 +62,6 @@ def _finite(x: Any) -> float | None:
         return None
     x = float(x)
     return x if math.isfinite(x) else None
-
-
-def _load_hydra_config(output_dir: Path) -> dict[str, Any] | None:
-    path = output_dir / ".hydra" / "config.yaml"
-    if not path.is_file():
-        return None
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.load(path)
-    # ``paths.output_dir`` is ``${hydra:runtime.output_dir}``, which only resolves inside a Hydra job.
-    if "paths" in cfg and "output_dir" in cfg.paths:
-        cfg.paths.output_dir = str(output_dir)
-    try:
-        return OmegaConf.to_container(cfg, resolve=True)
-    except Exception:  # an interpolation that needs Hydra's runtime: keep the config as written
-        return OmegaConf.to_container(cfg, resolve=False)
 
 
 class RunSummaryCallback(L.Callback):
@@ -135,6 +99,8 @@ class RunSummaryCallback(L.Callback):
         self._start: float | None = None
         self._started_at: str | None = None
         self._git: tuple[str | None, bool | None] | None = None
+        self._data: dict[str, Any] | None = None
+        self._data_read = False
         self._written_evals = -1
 
     # ------------------------------------------------------------------ hooks
@@ -147,7 +113,7 @@ class RunSummaryCallback(L.Callback):
         self._git = git_state()
         if self.config is None:
             try:
-                self.config = _load_hydra_config(self.output_dir)
+                self.config = load_hydra_config(self.output_dir)
             except Exception as err:  # a broken file must not stop training
                 rank_zero_warn(f"RunSummaryCallback: could not read {self.output_dir}/.hydra/config.yaml: {err}")
         self.write(trainer, pl_module, "running")
@@ -155,11 +121,13 @@ class RunSummaryCallback(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         # Cheap unless an evaluation has just finished (ours runs after the EvaluationCallback's hook when it
         # is listed after it, as in conf/callbacks/default.yaml; otherwise one batch later).
-        if trainer.is_global_zero and self._num_evals(trainer) != self._written_evals:
+        if trainer.is_global_zero and self._num_evals(pl_module) != self._written_evals:
             self.write(trainer, pl_module, "running")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.write(trainer, pl_module, "finished")
+        record = self.write(trainer, pl_module, "finished")
+        if record is not None:
+            self.log_hparams(trainer, pl_module, record)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self.write(trainer, pl_module, "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed")
@@ -167,50 +135,49 @@ class RunSummaryCallback(L.Callback):
     # ---------------------------------------------------------------- content
 
     @staticmethod
-    def _eval_callback(trainer: L.Trainer) -> EvaluationCallback | None:
-        for cb in trainer.callbacks:
-            if isinstance(cb, EvaluationCallback):
-                return cb
-        return None
-
-    def _num_evals(self, trainer: L.Trainer) -> int:
-        cb = self._eval_callback(trainer)
-        return len(cb.history) if cb is not None else 0
+    def _num_evals(pl_module: Any) -> int:
+        history = published(pl_module)
+        return len(history) if history is not None else 0
 
     @staticmethod
-    def _curve(cb: EvaluationCallback) -> list[dict[str, Any]]:
-        points: dict[int, dict[str, Any]] = {}
-        for step, success, ret, episodes in cb.restored_history:  # from the checkpoint a run resumed from
-            points[int(step)] = {"step": int(step), "success_rate": _finite(success), "return": _finite(ret)}
-            points[int(step)]["episodes"] = int(episodes)
-        for step, result in cb.history:
-            points[int(step)] = {
-                "step": int(step),
-                "success_rate": _finite(result.success_rate),
-                "return": _finite(result.mean_return),
-                "episodes": int(result.num_episodes),
+    def _curve(pl_module: Any) -> list[dict[str, Any]]:
+        history = published(pl_module)
+        points = history.curve() if history is not None else []
+        return [
+            {
+                "step": p.step,
+                "success_rate": _finite(p.success_rate),
+                "return": _finite(p.mean_return),
+                "episodes": p.episodes,
             }
-        return [points[s] for s in sorted(points)]
+            for p in points
+        ]
+
+    def _data_identity(self, trainer: Any) -> dict[str, Any] | None:
+        if not self._data_read:  # once per run: an identity may hash files
+            self._data, self._data_read = data_identity(trainer), True
+        return self._data
 
     def summary(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str) -> dict[str, Any]:
         """The record :meth:`write` stores (also usable on its own, e.g. in a notebook)."""
         cls = type(pl_module)
-        cb = self._eval_callback(trainer)
-        curve = self._curve(cb) if cb is not None else []
+        history = published(pl_module)
+        curve = self._curve(pl_module)
         last = curve[-1] if curve else {}
         git_commit, git_dirty = self._git or (None, None)
         return {
             "task": self.task,
             "task_id": self.task_id,
             "seed": self.seed,
-            "model": cls.__name__,
+            "model": method_name(pl_module),
             "model_class": f"{cls.__module__}.{cls.__qualname__}",
+            "data": self._data_identity(trainer),
             "status": status,
             "step": int(trainer.global_step),
             "eval_step": last.get("step"),
             "success_rate": last.get("success_rate"),
             "return": last.get("return"),
-            "eval_env": cb.env_name if cb is not None else None,
+            "eval_env": history.env_name if history is not None else None,
             "curve": curve,
             "wall_time_s": round(time.monotonic() - self._start, 3) if self._start is not None else None,
             "started_at": self._started_at,
@@ -221,13 +188,15 @@ class RunSummaryCallback(L.Callback):
             "config": self.config,
         }
 
-    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str) -> None:
-        """Atomically (re)write ``summary.json`` on global rank 0; a failure is a warning, never a crash."""
+    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str) -> dict[str, Any] | None:
+        """Atomically (re)write ``summary.json`` on global rank 0 and return the record written; a failure is
+        a warning, never a crash (then None)."""
         if not trainer.is_global_zero:
-            return
-        self._written_evals = self._num_evals(trainer)
+            return None
+        self._written_evals = self._num_evals(pl_module)
         try:
-            text = json.dumps(self.summary(trainer, pl_module, status), indent=2, default=str)
+            record = self.summary(trainer, pl_module, status)
+            text = json.dumps(record, indent=2, default=str)
             self.output_dir.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.output_dir, prefix=f".{self.path.name}.", suffix=".tmp")
             try:
@@ -239,3 +208,23 @@ class RunSummaryCallback(L.Callback):
                 raise
         except Exception as err:
             rank_zero_warn(f"RunSummaryCallback: could not write {self.path}: {err}")
+            return None
+        return record
+
+    @staticmethod
+    def log_hparams(trainer: L.Trainer, pl_module: L.LightningModule, record: dict[str, Any]) -> None:
+        """The record's config (the module's hyperparameters without one) and final numbers to TensorBoard's
+        HParams view; a failure is a warning."""
+        data = record["data"] or {}
+        config = record["config"] or {"model": dict(getattr(pl_module, "hparams", {}))}
+        params = {
+            **flatten(config),
+            "run.method": record["model"],
+            "run.data": str(data.get("key", "")),
+        }
+        metrics = {"final/success_rate": record["success_rate"], "final/return": record["return"]}
+        metrics["final/step"] = record["step"]
+        try:
+            log_hparams(getattr(trainer, "loggers", []), params, metrics)
+        except Exception as err:  # noqa: BLE001
+            rank_zero_warn(f"RunSummaryCallback: hyperparameters not logged: {type(err).__name__}: {err}")

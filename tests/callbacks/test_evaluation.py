@@ -1,14 +1,12 @@
-"""Vectorised chunked OGBench rollouts (rql_lightning.envs) and the Lightning EvaluationCallback."""
+"""The Lightning EvaluationCallback: schedule, noise, published results, kept envs, videos, DDP gathering."""
 
 from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import subprocess
 import sys
-import textwrap
 
 import lightning as L
 import numpy as np
@@ -16,190 +14,15 @@ import pytest
 import torch
 from torch import nn
 
-from rql_lightning.envs import evaluate_policy, make_eval_env, max_episode_steps, resolve_env_id
+from rql_lightning.callbacks.history import EvalHistory, EvalPoint, published
+from rql_lightning.callbacks.protocol import evaluate_module
 from rql_lightning.modules.rql import RQLModule
+from tests.envs.scripted import ACT_DIM, ENV, scripted_policy
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*precision lowered by casting:UserWarning"),
     pytest.mark.filterwarnings("ignore:.*DISPLAY environment variable is missing"),
 ]
-
-ENV = "cube-single-singletask-task1-v0"
-DATASET = "cube-single-play-singletask-task1-v0"
-ACT_DIM = 5
-T_MAX = 200
-
-# ------------------------------------------------------------------------------------------------ policies
-
-_CENTER = np.array([0.425, 0.0, 0.0])
-_GOAL = np.array([0.425, -0.1, 0.02])  # cube-single task1 goal (OGBench CubeEnv.set_tasks)
-
-
-def scripted_policy(obs: np.ndarray) -> np.ndarray:
-    """Deterministic, state-dependent pick-and-carry controller for cube-single task1 (chunk of 1).
-
-    Observation layout (CubeEnv, single cube): effector xyz 12:15, yaw cos/sin 15:17, gripper opening 17,
-    cube xyz 19:22, cube yaw cos/sin 26:28; positions are (x - center) * 10.  Holding the cube within 4 cm
-    of the goal already counts as success.
-    """
-    eff = obs[:, 12:15] / 10 + _CENTER
-    blk = obs[:, 19:22] / 10 + _CENTER
-    grip = obs[:, 17] / 3
-    yaw_err = np.arctan2(obs[:, 27], obs[:, 26]) - np.arctan2(obs[:, 16], obs[:, 15])
-    yaw_err = (yaw_err + np.pi / 4) % (np.pi / 2) - np.pi / 4
-    out = np.zeros((obs.shape[0], ACT_DIM))
-    for i in range(obs.shape[0]):
-        if blk[i, 2] > 0.03 and np.linalg.norm(blk[i] - eff[i]) < 0.03:  # holding: carry to the goal
-            near = np.linalg.norm(_GOAL[:2] - blk[i, :2]) < 0.01
-            out[i, :3] = (np.array([*_GOAL[:2], 0.06 if near else 0.08]) - eff[i]) / 0.05
-            out[i, 4] = 1.0
-        elif np.linalg.norm(blk[i, :2] - eff[i, :2]) > 0.01 or abs(yaw_err[i]) > 0.1:  # hover and align
-            out[i, :3] = (np.array([*blk[i, :2], 0.10]) - eff[i]) / 0.05
-            out[i, 3] = yaw_err[i] / 0.3
-            out[i, 4] = -1.0
-        elif eff[i, 2] > blk[i, 2] + 0.005 and grip[i] < 0.1:  # descend, open
-            out[i, :3] = (blk[i] - eff[i]) / 0.05
-            out[i, 4] = -1.0
-        else:  # close and lift
-            out[i, 4] = 1.0
-            out[i, 2] = 1.0 if grip[i] > 0.5 else 0.0
-    return out[:, None, :]
-
-
-class CountingZeroPolicy:
-    def __init__(self, chunk_size: int):
-        self.chunk_size = chunk_size
-        self.batch_sizes: list[int] = []
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        assert obs.dtype == np.float32 and obs.ndim == 2
-        self.batch_sizes.append(obs.shape[0])
-        return np.zeros((obs.shape[0], self.chunk_size, ACT_DIM), dtype=np.float32)
-
-
-# -------------------------------------------------------------------------------------------- envs.py
-
-
-def test_env_names_resolve_without_building():
-    assert resolve_env_id(ENV) == (ENV, False)
-    assert resolve_env_id(DATASET) == (ENV, True)
-    assert max_episode_steps(ENV) == max_episode_steps(DATASET) == T_MAX
-    for bad in ["cube-single-v0", "cube-single-play-v0", "cube-single-play-singletask-task9-v0", "nope"]:
-        with pytest.raises(ValueError, match="single-task") as err:
-            resolve_env_id(bad)
-        assert "\n" not in str(err.value) and ENV in str(err.value)
-    with pytest.raises(ValueError):
-        make_eval_env("cube-single-v0")
-
-
-@pytest.mark.slow
-def test_make_eval_env_from_id_and_dataset_name():
-    for name in (ENV, DATASET):
-        env = make_eval_env(name)
-        try:
-            assert env.spec.id == ENV and env.spec.max_episode_steps == T_MAX
-            obs, _ = env.reset(seed=0)
-            assert obs.shape == env.observation_space.shape == (28,)
-            assert env.action_space.shape == (ACT_DIM,)
-        finally:
-            env.close()
-
-
-@pytest.mark.slow
-def test_zero_policy_times_out_and_chunks_are_open_loop_single_env():
-    h = 7
-    policy = CountingZeroPolicy(h)
-    res = evaluate_policy(policy, ENV, num_episodes=3, num_envs=1, seed=0, chunk_size=h)
-    assert res.num_episodes == 3 and res.episode_returns.shape == (3,)
-    assert 0.0 <= res.success_rate <= 1.0 and res.success_rate == 0.0
-    np.testing.assert_array_equal(res.episode_lengths, [T_MAX] * 3)
-    np.testing.assert_array_equal(res.episode_returns, [-T_MAX] * 3)  # reward -1 per step while unsolved
-    assert res.mean_return == -T_MAX and res.frames == []
-    # one call per chunk: ceil(T/h) per episode, episodes run one after another on the single env
-    assert policy.batch_sizes == [1] * (3 * math.ceil(T_MAX / h))
-
-
-@pytest.mark.slow
-def test_zero_policy_two_async_envs_batch_the_policy_call():
-    h = 7
-    policy = CountingZeroPolicy(h)
-    res = evaluate_policy(policy, ENV, num_episodes=4, num_envs=2, seed=0, chunk_size=h)
-    np.testing.assert_array_equal(res.episode_lengths, [T_MAX] * 4)
-    # two waves of two lockstep episodes: ceil(T/h) batched calls per wave
-    assert policy.batch_sizes == [2] * (2 * math.ceil(T_MAX / h))
-
-
-@pytest.mark.slow
-def test_scripted_policy_terminates_at_success_and_is_reproducible_across_num_envs():
-    kw = dict(num_episodes=5, seed=3, chunk_size=1)
-    one = evaluate_policy(scripted_policy, ENV, num_envs=1, **kw)
-    two = evaluate_policy(scripted_policy, ENV, num_envs=2, **kw)
-    again = evaluate_policy(scripted_policy, ENV, num_envs=1, **kw)
-    # OGBench single-task envs terminate at success: every episode ends early with info['success'] True
-    assert one.success_rate == 1.0 and one.episode_successes.all()
-    assert (one.episode_lengths < T_MAX).all()
-    np.testing.assert_array_equal(one.episode_returns, -(one.episode_lengths - 1))  # reward 0 at success
-    assert len(set(one.episode_lengths.tolist())) > 1  # lengths differ, so the async envs desynchronise
-    for other in (two, again):  # episode k is seeded seed + k whichever env runs it
-        np.testing.assert_array_equal(other.episode_lengths, one.episode_lengths)
-        np.testing.assert_array_equal(other.episode_returns, one.episode_returns)
-        np.testing.assert_array_equal(other.episode_successes, one.episode_successes)
-    shifted = evaluate_policy(scripted_policy, ENV, num_envs=1, **{**kw, "seed": 4})
-    np.testing.assert_array_equal(shifted.episode_lengths[:4], one.episode_lengths[1:])
-    # DDP sharding: rank r of 2 runs episodes r, r + 2, ... with unchanged seeds; the union is `one`
-    for rank, ids in ((0, [0, 2, 4]), (1, [1, 3])):
-        part = evaluate_policy(scripted_policy, ENV, num_envs=1, rank=rank, world_size=2, **kw)
-        np.testing.assert_array_equal(part.episode_ids, ids)
-        np.testing.assert_array_equal(part.episode_lengths, one.episode_lengths[ids])
-        np.testing.assert_array_equal(part.episode_returns, one.episode_returns[ids])
-    empty = evaluate_policy(scripted_policy, ENV, num_envs=1, rank=5, world_size=6, **kw)  # no share: no env
-    assert empty.num_episodes == 0 and math.isnan(empty.success_rate)
-
-
-def test_policy_receives_episode_ids_and_chunk_indices():
-    calls = []
-
-    def policy(obs, episodes, chunks):
-        calls.append((episodes.tolist(), chunks.tolist()))
-        return np.zeros((len(obs), 2, ACT_DIM))
-
-    kw = dict(env_kwargs=dict(max_episode_steps=3), episode_info=True)
-    evaluate_policy(policy, ENV, num_episodes=3, num_envs=1, seed=0, chunk_size=2, rank=1, world_size=2, **kw)
-    assert calls == [([1], [0]), ([1], [1])]  # rank 1 of 2 runs episode 1 only: chunks at steps 0 and 2
-
-
-@pytest.mark.slow
-def test_bad_policy_output_is_rejected():
-    with pytest.raises(ValueError, match="expected"):
-        evaluate_policy(lambda o: np.zeros((len(o), 2, ACT_DIM)), ENV, 1, 1, 0, chunk_size=3)
-    with pytest.raises(ValueError, match="non-finite"):
-        evaluate_policy(lambda o: np.full((len(o), 3, ACT_DIM), np.nan), ENV, 1, 1, 0, chunk_size=3)
-
-
-@pytest.mark.slow
-def test_render_frames_with_egl(tmp_path):
-    """Runs in a fresh interpreter because MUJOCO_GL must be set before MuJoCo is imported."""
-    code = textwrap.dedent(
-        f"""
-        import numpy as np
-        from rql_lightning.envs import evaluate_policy
-        res = evaluate_policy(lambda o: np.zeros((len(o), 2, 5)), {ENV!r}, 2, 1, 0, 2, render_episodes=1,
-                              env_kwargs=dict(max_episode_steps=4, width=32, height=24))
-        assert res.episode_lengths.tolist() == [4, 4]
-        assert len(res.frames) == 1, len(res.frames)
-        f = res.frames[0]
-        assert f.shape == (5, 24, 32, 3) and f.dtype == np.uint8 and f.max() > 0, (f.shape, f.dtype)
-        print("RENDER_OK")
-        """
-    )
-    env = {**os.environ, "MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "egl"}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    if "Rendering disabled" in proc.stderr:
-        pytest.skip("no EGL rendering on this machine")
-    assert proc.returncode == 0 and "RENDER_OK" in proc.stdout, proc.stderr[-3000:]
-
-
-# ---------------------------------------------------------------------------------- EvaluationCallback
 
 
 def _tiny_module(chunk_size: int = 5):
@@ -294,6 +117,11 @@ def test_callback_schedules_on_batches_and_logs_to_tensorboard(tmp_path):
     assert noises[:9] == noises[9:] and len(set(noises[:9])) == 9
     # train/eval flags restored per submodule after each evaluation
     assert module.modes and all(m == (True, False) for m in module.modes)
+    # published: eval/* in callback_metrics, the history on the module; one vector env for both evaluations,
+    # closed at teardown
+    assert published(module) is cb.results and published(module).last is cb.last_result
+    assert trainer.callback_metrics["eval/success_rate"] == 0.0 and trainer.callback_metrics["eval/return"] == -12.0
+    assert cb.envs.builds == 1 and not cb.envs.alive
 
     acc = EventAccumulator(logger.log_dir)
     acc.Reload()
@@ -341,12 +169,12 @@ def test_callback_rejects_unknown_env():
 def test_gif_summary_tiles_episodes_of_different_lengths():
     from PIL import Image, ImageSequence
 
-    from rql_lightning.callbacks.evaluation import _tile, gif_summary
+    from rql_lightning.callbacks.video import gif_summary, tile
 
     a = np.zeros((3, 4, 6, 3), np.uint8)
     b = np.full((5, 4, 6, 3), 255, np.uint8)
     b[::2, 0, 0] = 0  # consecutive frames differ, so the GIF keeps all of them
-    grid = _tile([a, b, a])
+    grid = tile([a, b, a])
     assert grid.shape == (5, 8, 12, 3)  # 2x2 grid, padded to the longest episode
     assert (grid[:, :4, :6] == 0).all() and (grid[:, :4, 6:][:, 1:, 1:] == 255).all()
     np.testing.assert_array_equal(grid[:, 4:, :6], np.zeros((5, 4, 6, 3)))  # a, held at its last frame
@@ -361,7 +189,7 @@ def test_gif_summary_tiles_episodes_of_different_lengths():
 _VIDEO_SCRIPT = """
 import json, sys
 from rql_lightning.callbacks.evaluation import EvaluationCallback
-from tests.test_evaluation import ENV, _fit
+from tests.callbacks.test_evaluation import ENV, _fit
 from pathlib import Path
 cb = EvaluationCallback(ENV, num_episodes=1, every_n_steps=0, num_envs=1, video_episodes=2, video_frame_skip=2,
                         video_fps=10, video_width=32, video_height=24, env_kwargs=dict(max_episode_steps=6))
@@ -379,7 +207,7 @@ def test_video_episodes_logged_to_tensorboard_with_osmesa(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     env = {**os.environ, "MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
     proc = subprocess.run(
         [sys.executable, "-c", _VIDEO_SCRIPT, str(tmp_path)],
         env=env,
@@ -451,12 +279,14 @@ def _ddp_callback():
 
 
 class SaveEvalResult(L.Callback):
+    """Stores what the evaluation callback published, as any reader sees it (no search of trainer.callbacks)."""
+
     def __init__(self, out_dir):
         self.out_dir = out_dir
 
     def on_train_end(self, trainer, pl_module):
-        (cb,) = [c for c in trainer.callbacks if type(c).__name__ == "EvaluationCallback"]
-        r = cb.last_result
+        history = published(pl_module)
+        r = history.last
         rank = trainer.global_rank
         torch.save(pl_module.state_dict(), self.out_dir / f"weights{rank}.pt")
         np.savez(
@@ -467,7 +297,8 @@ class SaveEvalResult(L.Callback):
             successes=r.episode_successes,
             returns=r.episode_returns,
             lengths=r.episode_lengths,
-            history=[b for b, _ in cb.history],
+            history=[b for b, _ in history.results],
+            metric=float(trainer.callback_metrics["eval/success_rate"]),
         )
 
 
@@ -498,6 +329,11 @@ def test_ddp_two_ranks_split_episodes_and_agree_with_one_process(tmp_path):
     module = _ddp_module()
     module.load_state_dict(torch.load(tmp_path / "weights0.pt"))
     single = _ddp_callback().evaluate_module(module)
+    assert float(got["metric"]) == single.success_rate
+    # and the trainer-free entry point (rql-eval's) is the same protocol: the same episodes, noise and outcomes
+    free = evaluate_module(module, ENV, num_episodes=4, seed=7, env_kwargs=dict(max_episode_steps=DDP_T))
+    np.testing.assert_array_equal(free.episode_returns, single.episode_returns)
+    np.testing.assert_array_equal(free.episode_lengths, single.episode_lengths)
     assert float(got["success_rate"]) == single.success_rate
     assert float(got["mean_return"]) == single.mean_return
     np.testing.assert_array_equal(got["successes"], single.episode_successes)
@@ -523,3 +359,18 @@ def test_batched_seeded_actions_match_row_by_row_actions():
         rows.append(m.act(obs[i : i + 1], g))
     assert batched.shape == (5, 3, 2)
     np.testing.assert_allclose(batched, np.concatenate(rows), rtol=0, atol=1e-6)
+
+
+def test_history_state_keeps_every_evaluation_across_resumes():
+    """The checkpointed curve is the whole run's: restored evaluations plus this segment's."""
+    from rql_lightning.envs import EvalResult
+
+    empty = np.zeros(0)
+    first = EvalHistory("x")
+    first.record(100, EvalResult(0.25, -5.0, 4, empty, empty, empty))
+    second = EvalHistory("x")
+    second.load_state_dict(first.state_dict())  # resumed from the first segment's checkpoint
+    second.record(200, EvalResult(0.5, -3.0, 4, empty, empty, empty))
+    third = EvalHistory("x")
+    third.load_state_dict(second.state_dict())
+    assert third.curve() == [EvalPoint(100, 0.25, -5.0, 4), EvalPoint(200, 0.5, -3.0, 4)]

@@ -16,7 +16,7 @@ import torch
 from rql_lightning.checkpointing import AtomicCheckpointIO
 from rql_lightning.errors import NonFiniteError
 from rql_lightning.modules.rql import RQLModule
-from tests.test_learning import two_mode_sampler
+from tests.modules.two_mode import two_mode_sampler
 
 RQL_TRAIN = str(Path(sys.executable).with_name("rql-train"))
 

@@ -1,0 +1,96 @@
+"""Evaluation envs from a name: which gym id a name means, and building one wrapped env.
+
+The string rules (dataset name -> env id, the ``minari:`` prefix) live in :mod:`rql_lightning.naming`;
+this module adds what needs gymnasium's registry: whether the id exists, its time limit, the env itself.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gymnasium
+
+from rql_lightning.envs.wrappers import EvalEnvWrapper
+from rql_lightning.errors import UserError
+from rql_lightning.naming import MINARI_PREFIX, is_minari_env_name, parse_singletask
+
+__all__ = ["UnknownEnvError", "make_eval_env", "max_episode_steps", "resolve_env_id"]
+
+_EXAMPLES = "cube-single-singletask-task1-v0, cube-single-play-singletask-task1-v0, scene-singletask-task2-v0"
+
+
+class UnknownEnvError(UserError, ValueError):
+    """An evaluation env name that is neither an OGBench single-task env nor ``minari:<dataset>``."""
+
+
+def _ogbench_registry() -> dict[str, Any]:
+    import ogbench  # noqa: F401  (importing registers the OGBench environments with gymnasium)
+
+    return gymnasium.registry
+
+
+def resolve_env_id(env_name: str) -> tuple[str, bool]:
+    """Map an OGBench single-task env id or dataset name to its gymnasium id.
+
+    Returns ``(env_id, is_dataset_name)``.  ``minari:<dataset id>`` names the evaluation env of a local
+    Minari dataset and is returned as is.  Raises :class:`UnknownEnvError` (a ``ValueError``) for anything
+    else that is not an OGBench single-task environment.
+    """
+    if is_minari_env_name(env_name):
+        return env_name, False
+    registry = _ogbench_registry()
+    try:
+        task = parse_singletask(env_name)
+    except ValueError:
+        raise UnknownEnvError(
+            f"env_name={env_name!r} is not an OGBench single-task env id or dataset name; use one like {_EXAMPLES}"
+        ) from None
+    if env_name in registry:
+        return env_name, False
+    if task.env in registry:
+        return task.env, True
+    raise UnknownEnvError(
+        f"env_name={env_name!r} is not a registered OGBench single-task env or dataset name; use one like {_EXAMPLES}"
+    )
+
+
+def max_episode_steps(env_name: str) -> int | None:
+    """Time limit of an evaluation env (from its gymnasium spec; an OGBench env is not built)."""
+    env_id, _ = resolve_env_id(env_name)
+    if is_minari_env_name(env_id):
+        env = make_eval_env(env_id)
+        try:
+            return env.spec.max_episode_steps if env.spec is not None else None
+        finally:
+            env.close()
+    return gymnasium.spec(env_id).max_episode_steps
+
+
+def make_eval_env(env_name: str, **kwargs: Any) -> gymnasium.Env:
+    """Build one evaluation env (no dataset download), wrapped in :class:`EvalEnvWrapper`.
+
+    ``env_name`` is an env id (``cube-single-singletask-task1-v0``), a dataset name
+    (``cube-single-play-singletask-task1-v0``, built through ``ogbench.make_env_and_datasets(...,
+    env_only=True)``) or ``minari:<dataset id or folder>`` (the env Minari recovers, ``eval_env=True``).
+    ``kwargs`` go to ``gymnasium.make`` / the env constructor (e.g. ``max_episode_steps``, ``width``,
+    ``height``); gymnasium's passive env checker is off unless ``disable_env_checker=False`` is given.
+    """
+    env_id, is_dataset_name = resolve_env_id(env_name)
+    if is_minari_env_name(env_id):
+        import minari
+
+        where = env_id[len(MINARI_PREFIX) :]  # a dataset id, or the absolute path of a dataset's folder
+        if os.path.isabs(where):
+            dataset = minari.MinariDataset(os.path.join(where, "data"))
+        else:
+            dataset = minari.load_dataset(where)
+        return EvalEnvWrapper(dataset.recover_environment(eval_env=True, **kwargs))
+    kwargs.setdefault("disable_env_checker", True)
+    if is_dataset_name:
+        import ogbench
+
+        env = ogbench.make_env_and_datasets(env_name, env_only=True, **kwargs)
+    else:
+        env = gymnasium.make(env_id, **kwargs)
+    return EvalEnvWrapper(env)

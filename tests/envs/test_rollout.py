@@ -1,0 +1,159 @@
+"""Vectorised chunked OGBench rollouts (rql_lightning.envs): names, envs, seeds, sharding, reuse, frames."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from rql_lightning.envs import EvalEnvs, evaluate_policy, make_eval_env, max_episode_steps, resolve_env_id
+from tests.envs.scripted import ACT_DIM, DATASET, ENV, T_MAX, CountingZeroPolicy, scripted_policy
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*precision lowered by casting:UserWarning"),
+    pytest.mark.filterwarnings("ignore:.*DISPLAY environment variable is missing"),
+]
+
+
+def test_env_names_resolve_without_building():
+    assert resolve_env_id(ENV) == (ENV, False)
+    assert resolve_env_id(DATASET) == (ENV, True)
+    assert max_episode_steps(ENV) == max_episode_steps(DATASET) == T_MAX
+    for bad in ["cube-single-v0", "cube-single-play-v0", "cube-single-play-singletask-task9-v0", "nope"]:
+        with pytest.raises(ValueError, match="single-task") as err:
+            resolve_env_id(bad)
+        assert "\n" not in str(err.value) and ENV in str(err.value)
+    with pytest.raises(ValueError):
+        make_eval_env("cube-single-v0")
+
+
+@pytest.mark.slow
+def test_make_eval_env_from_id_and_dataset_name():
+    for name in (ENV, DATASET):
+        env = make_eval_env(name)
+        try:
+            assert env.spec.id == ENV and env.spec.max_episode_steps == T_MAX
+            obs, _ = env.reset(seed=0)
+            assert obs.shape == env.observation_space.shape == (28,)
+            assert env.action_space.shape == (ACT_DIM,)
+        finally:
+            env.close()
+
+
+@pytest.mark.slow
+def test_zero_policy_times_out_and_chunks_are_open_loop_single_env():
+    h = 7
+    policy = CountingZeroPolicy(h)
+    res = evaluate_policy(policy, ENV, num_episodes=3, num_envs=1, seed=0, chunk_size=h)
+    assert res.num_episodes == 3 and res.episode_returns.shape == (3,)
+    assert 0.0 <= res.success_rate <= 1.0 and res.success_rate == 0.0
+    np.testing.assert_array_equal(res.episode_lengths, [T_MAX] * 3)
+    np.testing.assert_array_equal(res.episode_returns, [-T_MAX] * 3)  # reward -1 per step while unsolved
+    assert res.mean_return == -T_MAX and res.frames == []
+    # one call per chunk: ceil(T/h) per episode, episodes run one after another on the single env
+    assert policy.batch_sizes == [1] * (3 * math.ceil(T_MAX / h))
+
+
+@pytest.mark.slow
+def test_zero_policy_two_async_envs_batch_the_policy_call():
+    h = 7
+    policy = CountingZeroPolicy(h)
+    res = evaluate_policy(policy, ENV, num_episodes=4, num_envs=2, seed=0, chunk_size=h)
+    np.testing.assert_array_equal(res.episode_lengths, [T_MAX] * 4)
+    # two waves of two lockstep episodes: ceil(T/h) batched calls per wave
+    assert policy.batch_sizes == [2] * (2 * math.ceil(T_MAX / h))
+
+
+@pytest.mark.slow
+def test_scripted_policy_terminates_at_success_and_is_reproducible_across_num_envs():
+    kw = dict(num_episodes=5, seed=3, chunk_size=1)
+    one = evaluate_policy(scripted_policy, ENV, num_envs=1, **kw)
+    two = evaluate_policy(scripted_policy, ENV, num_envs=2, **kw)
+    again = evaluate_policy(scripted_policy, ENV, num_envs=1, **kw)
+    # OGBench single-task envs terminate at success: every episode ends early with info['success'] True
+    assert one.success_rate == 1.0 and one.episode_successes.all()
+    assert (one.episode_lengths < T_MAX).all()
+    np.testing.assert_array_equal(one.episode_returns, -(one.episode_lengths - 1))  # reward 0 at success
+    assert len(set(one.episode_lengths.tolist())) > 1  # lengths differ, so the async envs desynchronise
+    for other in (two, again):  # episode k is seeded seed + k whichever env runs it
+        np.testing.assert_array_equal(other.episode_lengths, one.episode_lengths)
+        np.testing.assert_array_equal(other.episode_returns, one.episode_returns)
+        np.testing.assert_array_equal(other.episode_successes, one.episode_successes)
+    shifted = evaluate_policy(scripted_policy, ENV, num_envs=1, **{**kw, "seed": 4})
+    np.testing.assert_array_equal(shifted.episode_lengths[:4], one.episode_lengths[1:])
+    # DDP sharding: rank r of 2 runs episodes r, r + 2, ... with unchanged seeds; the union is `one`
+    for rank, ids in ((0, [0, 2, 4]), (1, [1, 3])):
+        part = evaluate_policy(scripted_policy, ENV, num_envs=1, rank=rank, world_size=2, **kw)
+        np.testing.assert_array_equal(part.episode_ids, ids)
+        np.testing.assert_array_equal(part.episode_lengths, one.episode_lengths[ids])
+        np.testing.assert_array_equal(part.episode_returns, one.episode_returns[ids])
+    empty = evaluate_policy(scripted_policy, ENV, num_envs=1, rank=5, world_size=6, **kw)  # no share: no env
+    assert empty.num_episodes == 0 and math.isnan(empty.success_rate)
+
+
+@pytest.mark.slow
+def test_a_kept_vector_env_gives_the_results_of_a_fresh_one():
+    """Reusing the env across evaluations (as the callback does) changes no episode: each is reset with its seed."""
+    kw = dict(num_episodes=5, seed=3, chunk_size=1, num_envs=2)
+    fresh = evaluate_policy(scripted_policy, ENV, **kw)
+    with EvalEnvs() as envs:
+        first = evaluate_policy(scripted_policy, ENV, envs=envs, **kw)
+        again = evaluate_policy(scripted_policy, ENV, envs=envs, **kw)
+        assert envs.builds == 1 and envs.alive  # built once, still up for the next evaluation
+        other = evaluate_policy(scripted_policy, ENV, envs=envs, **{**kw, "num_envs": 1})
+        assert envs.builds == 2  # a different request rebuilds it
+    assert not envs.alive
+    for res in (first, again, other):
+        np.testing.assert_array_equal(res.episode_lengths, fresh.episode_lengths)
+        np.testing.assert_array_equal(res.episode_returns, fresh.episode_returns)
+        np.testing.assert_array_equal(res.episode_successes, fresh.episode_successes)
+
+
+def test_policy_receives_episode_ids_and_chunk_indices():
+    calls = []
+
+    def policy(obs, episodes, chunks):
+        calls.append((episodes.tolist(), chunks.tolist()))
+        return np.zeros((len(obs), 2, ACT_DIM))
+
+    kw = dict(env_kwargs=dict(max_episode_steps=3), episode_info=True)
+    evaluate_policy(policy, ENV, num_episodes=3, num_envs=1, seed=0, chunk_size=2, rank=1, world_size=2, **kw)
+    assert calls == [([1], [0]), ([1], [1])]  # rank 1 of 2 runs episode 1 only: chunks at steps 0 and 2
+
+
+@pytest.mark.slow
+def test_bad_policy_output_is_rejected():
+    with pytest.raises(ValueError, match="expected"):
+        evaluate_policy(lambda o: np.zeros((len(o), 2, ACT_DIM)), ENV, 1, 1, 0, chunk_size=3)
+    envs = EvalEnvs()
+    with pytest.raises(ValueError, match="non-finite"):
+        evaluate_policy(lambda o: np.full((len(o), 3, ACT_DIM), np.nan), ENV, 1, 1, 0, chunk_size=3, envs=envs)
+    assert envs.builds == 1 and not envs.alive  # a failed rollout never leaves its env for the next one
+
+
+@pytest.mark.slow
+def test_render_frames_with_egl(tmp_path):
+    """Runs in a fresh interpreter because MUJOCO_GL must be set before MuJoCo is imported."""
+    code = textwrap.dedent(
+        f"""
+        import numpy as np
+        from rql_lightning.envs import evaluate_policy
+        res = evaluate_policy(lambda o: np.zeros((len(o), 2, 5)), {ENV!r}, 2, 1, 0, 2, render_episodes=1,
+                              env_kwargs=dict(max_episode_steps=4, width=32, height=24))
+        assert res.episode_lengths.tolist() == [4, 4]
+        assert len(res.frames) == 1, len(res.frames)
+        f = res.frames[0]
+        assert f.shape == (5, 24, 32, 3) and f.dtype == np.uint8 and f.max() > 0, (f.shape, f.dtype)
+        print("RENDER_OK")
+        """
+    )
+    env = {**os.environ, "MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "egl"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    if "Rendering disabled" in proc.stderr:
+        pytest.skip("no EGL rendering on this machine")
+    assert proc.returncode == 0 and "RENDER_OK" in proc.stdout, proc.stderr[-3000:]
