@@ -43,6 +43,8 @@ def one_line_error(proc) -> str:
         ("model.actor_lr=-0.001", "model.actor_lr=-0.001 must be > 0"),
         ("trainer.devices=0", "trainer.devices=0 must be >= 1"),
         ("trainer.accelerator=gpu", "no GPU is visible; use trainer.accelerator=cpu"),
+        # raised inside Hydra's instantiation of the callback: unwrapped to the user's error
+        ("callbacks.evaluation.env_name=nope-v0", "env_name='nope-v0' is not an OGBench single-task env id"),
     ],
 )
 def test_bad_settings_fail_in_one_line_before_training(override, expected, tmp_path):
@@ -113,3 +115,20 @@ def test_divergence_stops_with_step_and_term_and_keeps_last_good_checkpoint(cube
     assert "non-finite" in line and "step " in line and "model.skip_nonfinite=true" in line
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_a_failed_start_leaves_an_existing_run_untouched(cube_single_dataset, tmp_path):
+    """Bad input on the command line of an existing run: its config record, summary and checkpoints stay byte
+    for byte as they were (the check runs before Hydra rewrites .hydra/config.yaml)."""
+    from tests.test_cli import TINY
+
+    run_dir = tmp_path / "run"
+    base = [f"data.dataset_path={cube_single_dataset}", *TINY, "eval.episodes=0", f"hydra.run.dir={run_dir}"]
+    assert rql_train([*base, "trainer.max_steps=10"], cwd=tmp_path).returncode == 0
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and not p.name.endswith(".log")}
+    assert any(p.suffix == ".ckpt" for p in before) and (run_dir / ".hydra" / "config.yaml") in before
+    proc = rql_train([*base, "trainer.max_steps=20", "task.expectile=1.5", "resume=auto"], cwd=tmp_path, timeout=120)
+    assert one_line_error(proc).startswith("error: task.expectile=1.5 must be > 0 and < 1")
+    after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and not p.name.endswith(".log")}
+    assert after == before
