@@ -80,7 +80,7 @@ def _unit(key: str, hint: str, **kw: Any) -> Setting:
 
 # fmt: off
 SETTINGS: tuple[Setting, ...] = (
-    Setting("seed", int, "use a non-negative integer seed", low=0, high=2**63 - 1),
+    Setting("seed", int, "use a non-negative integer seed", low=0),
     Setting("task.id", int, "OGBench single-task environments have tasks 1 2 3 4 5", low=1, high=5),
     Setting("task.chunk_size", int, "the paper uses 5 (manipulation) or 1 (locomotion)", low=1),
     _unit("task.discount", "the paper uses 0.99 or 0.995", open_low=True),
