@@ -84,6 +84,50 @@ def flow_matching_loss(
 
 
 # ----- RQL -------------------------------------------------------------------------------------
+VIRTUAL_STATES = ("reversal", "interpolation", "forward")
+
+
+def reversed_time(depth: torch.Tensor, flow_steps: int) -> torch.Tensor:
+    """``f = 1 - d`` as ``(B, 1)``, by the same running float32 sum as :meth:`FlowPolicy.reverse`."""
+    step = (depth / flow_steps).unsqueeze(-1)
+    f = torch.ones_like(step)
+    for _ in range(flow_steps):
+        f = f - step
+    return f
+
+
+def forward_euler(
+    policy: FlowPolicy, obs: torch.Tensor, x: torch.Tensor, f: torch.Tensor, step: torch.Tensor
+) -> torch.Tensor:
+    """``F`` forward Euler steps of size ``step (B, 1)`` from ``x (B, D)`` at flow time ``f (B, 1)``."""
+    for _ in range(policy.flow_steps):
+        x = x + policy.velocity(obs, x, f) * step
+        f = f + step
+    return x
+
+
+def virtual_states(
+    policy: FlowPolicy, batch: ChunkBatch, draws: Draws, mode: str = "reversal"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step 1: the states ``(x_f (B, D), f (B, 1))``, ``f = 1 - d``, that share the chunk's target (no gradient).
+
+    ``reversal`` (RQL): the current actor's flow run backward from the dataset chunk. Two controls
+    for RQL's premise, both starting from the fresh noise ``x0 = draws.policy_noise``:
+    ``interpolation`` takes the flow-matching path's point ``(1 - f) x0 + f a`` ("direct sampling");
+    ``forward`` runs the current actor forward from ``x0``, ``F`` steps of size ``f / F``, to a point
+    that need not lie on a flow ending at the chunk. All three share reversal's ``f``, so they differ
+    only in ``x_f``."""
+    if mode not in VIRTUAL_STATES:
+        raise ValueError(f"virtual_states={mode!r} is not one of {', '.join(VIRTUAL_STATES)}")
+    with torch.no_grad():
+        if mode == "reversal":
+            return policy.reverse(batch.observations, batch.action_chunks, draws.depth)
+        f, x0 = reversed_time(draws.depth, policy.flow_steps), draws.policy_noise
+        if mode == "interpolation":
+            return (1.0 - f) * x0 + f * batch.action_chunks, f
+        return forward_euler(policy, batch.observations, x0, torch.zeros_like(f), f / policy.flow_steps), f
+
+
 def critic_loss(
     critic: EnsembleMLP,
     target_critic: EnsembleMLP,
@@ -93,13 +137,15 @@ def critic_loss(
     discount: float,
     expectile: float,
     rho: float,
+    states: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Steps 1-3: reverse the flow (no gradient), regress every member on the shared target.
 
     ``y = R_h + gamma^h m (mean - rho std)_j Qbar_j(s', x0', 0)``, one target for every point of
-    the reversed trajectory."""
+    the reversed trajectory. ``states`` (``(x_f, f)``, see :func:`virtual_states`) replaces the
+    reversal when given."""
     with torch.no_grad():
-        x_f, f = policy.reverse(batch.observations, batch.action_chunks, draws.depth)
+        x_f, f = states if states is not None else virtual_states(policy, batch, draws)
         next_qs = critic_at(target_critic, batch.next_observations, draws.next_noise, 0.0)  # (K, B)
         y = td_target(batch, pessimistic_value(next_qs, rho), discount)
     q = critic_at(critic, batch.observations, x_f, f)  # (K, B)

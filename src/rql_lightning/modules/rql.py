@@ -6,23 +6,40 @@ import torch
 
 from rql_lightning import losses
 from rql_lightning.batch import ChunkBatch, Draws
+from rql_lightning.errors import UserError
 from rql_lightning.modules.base import FlowQModule
 
 
 class RQLModule(FlowQModule):
     """Critic: expectile regression on the shared h-step target at flow-reversed states.
-    Actor: flow-matching BC (weight ``alpha``) plus one Euler step of Q improvement."""
+    Actor: flow-matching BC (weight ``alpha``) plus one Euler step of Q improvement.
+
+    ``virtual_states`` picks the critic's states (:func:`losses.virtual_states`): ``reversal`` is RQL;
+    ``interpolation`` and ``forward`` are controls for its premise, reading ``draws.policy_noise``."""
 
     default_name = "rql"
 
-    def __init__(self, *args, alpha: float = 1.0, expectile: float = 0.7, rho: float = 0.5, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        alpha: float = 1.0,
+        expectile: float = 0.7,
+        rho: float = 0.5,
+        virtual_states: str = "reversal",
+        **kwargs,
+    ) -> None:
+        if virtual_states not in losses.VIRTUAL_STATES:
+            raise UserError(
+                f"model.virtual_states={virtual_states} is not a mode; use one of {', '.join(losses.VIRTUAL_STATES)}"
+            )
         super().__init__(*args, **kwargs)
         self.save_hyperparameters()
 
     def critic_loss(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, dict]:
         hp = self.hparams
+        states = losses.virtual_states(self.policy, batch, draws, hp.virtual_states)
         loss, info = losses.critic_loss(
-            self.critic, self.target_critic, self.policy, batch, draws, hp.discount, hp.expectile, hp.rho
+            self.critic, self.target_critic, self.policy, batch, draws, hp.discount, hp.expectile, hp.rho, states
         )
         return loss, {"q": info["q"].detach()}
 

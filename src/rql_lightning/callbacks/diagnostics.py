@@ -1,0 +1,97 @@
+"""Logs RQL's premise diagnostics (:mod:`rql_lightning.diagnostics`) and the validation losses under ``diag/``.
+
+Every ``diag_every`` training batches (the evaluation callback's counter: batches done), on one FIXED
+held-out batch drawn once from the dataset's ``-val`` split, with fixed depths ``d ~ U(0, 1)``, slicing
+directions and loss draws, so the curves move only because the networks do. ``diag_every=0`` (the
+default) turns it off. On other batches the hook does integer arithmetic only: no tensor work and no
+host sync. On a diagnostics batch everything is computed without gradient, synced to the host once,
+sent to every ``trainer.loggers`` entry (global rank 0 only) and published in
+``trainer.callback_metrics``:
+
+``diag/round_trip_{mean,max}_{d1,du}``, ``diag/noise_{mean,std,sliced_w1}``,
+``diag/q_{traj_std,chunk_std,ratio}``, ``diag/val_critic_loss``, ``diag/val_actor_loss``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import lightning as L
+import torch
+
+from rql_lightning.batch import ChunkBatch, Draws
+from rql_lightning.data.windows import sampler_from_arrays
+from rql_lightning.diagnostics import premise_diagnostics
+from rql_lightning.errors import UserError
+
+__all__ = ["DiagnosticsCallback"]
+
+
+class DiagnosticsError(UserError):
+    """Diagnostics were asked for on data without a held-out split."""
+
+
+class DiagnosticsCallback(L.Callback):
+    """``diag/*`` every ``diag_every`` batches on a fixed batch of ``batch_size`` ``-val`` windows (seed ``seed``)."""
+
+    def __init__(self, diag_every: int = 0, batch_size: int = 256, num_directions: int = 64, seed: int = 0) -> None:
+        if diag_every < 0:
+            raise DiagnosticsError(f"callbacks.diagnostics.diag_every={diag_every} must be >= 0; 0 turns it off")
+        self.diag_every = diag_every
+        self.batch_size = batch_size
+        self.num_directions = num_directions
+        self.seed = seed
+        self.fixed: tuple[ChunkBatch, torch.Tensor, torch.Tensor, Draws] | None = None
+        self.latest: dict[str, float] = {}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.diag_every > 0 and trainer.is_global_zero:
+            self.fixed = self.draw_fixed(trainer.datamodule, pl_module)
+
+    def draw_fixed(self, datamodule, pl_module) -> tuple[ChunkBatch, torch.Tensor, torch.Tensor, Draws]:
+        """The held-out batch, depths ``(B,)``, unit directions ``(P, D)`` and loss draws, drawn once on the CPU."""
+        val = getattr(datamodule, "val_arrays", None)
+        if val is None:
+            raise DiagnosticsError(
+                f"callbacks.diagnostics.diag_every={self.diag_every} needs the dataset's -val split, which "
+                f"{type(datamodule).__name__} did not load; use OGBench data with data.load_val=true, or "
+                "callbacks.diagnostics.diag_every=0"
+            )
+        g = torch.Generator().manual_seed(self.seed)
+        batch = sampler_from_arrays(val, pl_module.chunk_size, torch.device("cpu")).sample(self.batch_size, g)
+        depth = torch.rand(self.batch_size, generator=g)
+        directions = torch.randn(self.num_directions, batch.action_chunks.shape[1], generator=g)
+        directions = directions / directions.norm(dim=1, keepdim=True)
+        policy = pl_module.policy
+        draws = Draws.sample(self.batch_size, policy.chunk_dim, policy.flow_steps, "cpu", g)  # the update's draws
+        dev = pl_module.device
+        batch = ChunkBatch(**{f.name: getattr(batch, f.name).to(dev) for f in fields(batch)})
+        draws = Draws(**{f.name: getattr(draws, f.name).to(dev) for f in fields(draws)})
+        return batch, depth.to(dev), directions.to(dev), draws
+
+    def due(self, trainer: L.Trainer) -> bool:
+        """Integer arithmetic only: is this batch one of the schedule's?"""
+        batches = int(trainer.fit_loop.total_batch_idx) + 1
+        return self.diag_every > 0 and batches % self.diag_every == 0 and trainer.is_global_zero
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        if not self.due(trainer):
+            return
+        metrics = self.measure(pl_module)
+        step = int(trainer.fit_loop.total_batch_idx) + 1
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
+        self.latest = metrics
+
+    @torch.no_grad()
+    def measure(self, pl_module) -> dict[str, float]:
+        """All ``diag/*`` numbers at the module's current weights, with one host sync."""
+        if self.fixed is None:
+            self.fixed = self.draw_fixed(pl_module.trainer.datamodule, pl_module)
+        batch, depth, directions, draws = self.fixed
+        values = premise_diagnostics(pl_module.policy, pl_module.critic, batch, depth, directions)
+        critic_loss, actor_loss, _ = pl_module.compute_losses(batch, draws)
+        values.update(val_critic_loss=critic_loss, val_actor_loss=actor_loss)
+        numbers = torch.stack([v.detach().float().reshape(()) for v in values.values()]).tolist()
+        return {f"diag/{k}": n for k, n in zip(values, numbers, strict=True)}
