@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from rql_lightning.checkpoint_fit import fit_problem
 from rql_lightning.errors import UserError
 from rql_lightning.schema import validate
 
@@ -120,22 +121,6 @@ def check_run_dir_arguments(argv: list[str]) -> None:
             )
 
 
-# Hyperparameters that fix the shapes of the networks and of what they read: a checkpoint only fits a run
-# that agrees on all of them.
-SHAPE_KEYS = (
-    "obs_dim",
-    "action_dim",
-    "chunk_size",
-    "flow_steps",
-    "num_critics",
-    "actor_hidden_dims",
-    "critic_hidden_dims",
-    "critic_layer_norm",
-    "num_seeds",
-)
-DATA_KEYS = ("obs_dim", "action_dim")
-
-
 def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
     """A Lightning checkpoint from disk (memory-mapped), or a one-line UserError saying why not."""
     import torch
@@ -157,53 +142,10 @@ def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
 def check_checkpoint(
     ckpt_path: str | Path, run_hparams: dict[str, Any] | None = None, module_class: str | None = None
 ) -> None:
-    """The checkpoint is readable and fits this run: same model class, same network and data shapes.
-
-    Names every key that differs and how to resume correctly, instead of a wall of size mismatches."""
+    """The checkpoint is readable and fits this run (:func:`rql_lightning.checkpoint_fit.fit_problem`)."""
     ckpt = read_checkpoint(ckpt_path)
     if run_hparams is None:
         return
-    saved = ckpt.get("hyper_parameters") or {}
-    saved_class = ckpt.get("module_class")
-    if module_class and saved_class and saved_class != module_class:
-        raise UserError(
-            f"ckpt_path={ckpt_path} was written by {saved_class}, this run builds {module_class}; resume with the "
-            "model it was trained with (its run's .hydra/config.yaml names it), or drop ckpt_path to start anew"
-        )
-    if not saved_class:  # older checkpoints: hyperparameters of another method mean another class
-        foreign = sorted((set(saved) ^ set(run_hparams)) - {"name"})
-        if foreign:
-            raise UserError(
-                f"ckpt_path={ckpt_path} was written by another model class (hyperparameters {', '.join(foreign)} "
-                "differ); resume with the model it was trained with, or drop ckpt_path to start anew"
-            )
-    differ = [k for k in SHAPE_KEYS if k in saved and k in run_hparams and _plain(saved[k]) != _plain(run_hparams[k])]
-    if differ:
-        where = "; ".join(
-            f"{_config_key(k)}={_plain(saved[k])} in the checkpoint, {_plain(run_hparams[k])} here" for k in differ
-        )
-        data_hint = (
-            " (obs/action dims come from the data: another task or dataset)" if set(differ) & set(DATA_KEYS) else ""
-        )
-        raise UserError(
-            f"ckpt_path={ckpt_path} does not fit this run: {where}{data_hint}; resume with the checkpoint's "
-            "settings (its run's .hydra/config.yaml lists them), or drop ckpt_path to start a new run"
-        )
-
-
-def _config_key(hparam: str) -> str:
-    return hparam if hparam in DATA_KEYS else f"model.{hparam}"
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple | list) else value
-
-
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """``resume=auto``: the run directory's last.ckpt, else its newest checkpoint."""
-    ckpt_dir = Path(output_dir).expanduser() / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    if last.is_file():
-        return last
-    candidates = sorted(ckpt_dir.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    return candidates[-1] if candidates else None
+    problem = fit_problem(ckpt, run_hparams, module_class)
+    if problem:
+        raise UserError(f"ckpt_path={ckpt_path} {problem}")

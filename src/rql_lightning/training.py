@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
-from rql_lightning.checks import check_checkpoint, check_config, check_output_dir, latest_checkpoint
+from rql_lightning.checks import check_checkpoint, check_config, check_output_dir
 from rql_lightning.errors import UserError
 
 if TYPE_CHECKING:
@@ -30,9 +30,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_output_dir(cfg.paths.output_dir)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is None and cfg.get("resume") == "auto":
-        ckpt_path = latest_checkpoint(cfg.paths.output_dir)
-        log.info("resume=auto: %s", f"resuming from {ckpt_path}" if ckpt_path else "no checkpoint yet, starting fresh")
-    if ckpt_path is not None and not Path(ckpt_path).expanduser().exists():
+        ckpt_path = "last"  # Lightning's: the run's newest last.ckpt if there is one, else a fresh start
+    explicit = ckpt_path not in (None, "last")
+    if explicit and not Path(ckpt_path).expanduser().exists():
         raise UserError(f"ckpt_path={ckpt_path} does not exist; point it at a .ckpt (e.g. <run>/checkpoints/last.ckpt)")
     # Imported here, not at module level, so that a bad command line is reported in a second
     # instead of after torch and Lightning have loaded.
@@ -51,13 +51,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data, _convert_="all")
     obs_dim, action_dim = datamodule.dims()  # from the env's or the file's spaces: nothing loaded yet
     model = instantiate(cfg.model, obs_dim=obs_dim, action_dim=action_dim, _convert_="all")
-    if ckpt_path is not None:
+    if explicit:  # checked now, before data is loaded; "last" is checked by the module as Lightning loads it
         cls = type(model)
         check_checkpoint(ckpt_path, dict(model.hparams), f"{cls.__module__}.{cls.__qualname__}")
+        ckpt_path = str(Path(ckpt_path).expanduser())
     callbacks = make_callbacks(cfg)
     trainer = make_trainer(cfg, callbacks)
     log_batch_semantics(trainer.world_size, datamodule)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=str(Path(ckpt_path).expanduser()) if ckpt_path else None)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return summarize(trainer, cfg)
 
 

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from rql_lightning.batch import ChunkBatch, Draws
-from rql_lightning.errors import NonFiniteError
+from rql_lightning.checkpoint_fit import MODULE_CLASS_KEY, fit_problem
+from rql_lightning.errors import NonFiniteError, UserError
 from rql_lightning.flow import FlowPolicy
 from rql_lightning.nets import EnsembleMLP
 from rql_lightning.seeding import DRAW_STREAM, seeded_generator
@@ -221,6 +222,18 @@ class FlowQModule(L.LightningModule):
         ]
         # Fused Adam: one kernel for all parameters (same arithmetic as the reference's optax.adam).
         return torch.optim.Adam(groups, eps=1e-8, fused=True)
+
+    # ----- checkpoints ----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the class, so a resume into another method is named as such (``checkpoint_fit``)."""
+        checkpoint[MODULE_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint of another class or other shapes before Lightning loads a weight (whatever
+        path it resolved: ``ckpt_path=last`` included), in one line instead of a wall of size mismatches."""
+        problem = fit_problem(checkpoint, dict(self.hparams), f"{type(self).__module__}.{type(self).__qualname__}")
+        if problem:
+            raise UserError(f"ckpt_path={self._trainer.ckpt_path if self._trainer else '?'} {problem}")
 
     # ----- evaluation ---------------------------------------------------------------------
     @torch.no_grad()

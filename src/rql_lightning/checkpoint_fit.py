@@ -1,0 +1,64 @@
+"""Does a checkpoint fit the run about to load it? Same model class, same network and data shapes.
+
+Used twice: by ``training.py`` on an explicit ``ckpt_path`` before anything is built, and by
+:meth:`FlowQModule.on_load_checkpoint` for whatever Lightning resolves (``ckpt_path=last``,
+``resume=auto``), before any weight is loaded. Imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Hyperparameters that fix the shapes of the networks and of what they read: a checkpoint only fits a run
+# that agrees on all of them.
+SHAPE_KEYS = (
+    "obs_dim",
+    "action_dim",
+    "chunk_size",
+    "flow_steps",
+    "num_critics",
+    "actor_hidden_dims",
+    "critic_hidden_dims",
+    "critic_layer_norm",
+    "seeds",
+)
+DATA_KEYS = ("obs_dim", "action_dim")
+MODULE_CLASS_KEY = "module_class"  # written into every checkpoint by FlowQModule.on_save_checkpoint
+IGNORED = {"name"}  # a label, free to change across a resume
+
+
+def fit_problem(checkpoint: dict[str, Any], run_hparams: dict[str, Any], module_class: str | None) -> str | None:
+    """What keeps ``checkpoint`` from fitting a run with ``run_hparams`` (one line), or None."""
+    saved = checkpoint.get("hyper_parameters") or {}
+    saved_class = checkpoint.get(MODULE_CLASS_KEY)
+    if module_class and saved_class and saved_class != module_class:
+        return (
+            f"was written by {saved_class}, this run builds {module_class}; resume with the model it was trained "
+            "with (its run's .hydra/config.yaml names it), or drop ckpt_path to start a new run"
+        )
+    if not saved_class:  # older checkpoints: hyperparameters of another method mean another class
+        foreign = sorted((set(saved) ^ set(run_hparams)) - IGNORED)
+        if foreign:
+            return (
+                f"was written by another model class (hyperparameters {', '.join(foreign)} differ); resume with "
+                "the model it was trained with, or drop ckpt_path to start a new run"
+            )
+    differ = [k for k in SHAPE_KEYS if k in saved and k in run_hparams and _plain(saved[k]) != _plain(run_hparams[k])]
+    if not differ:
+        return None
+    where = "; ".join(
+        f"{_config_key(k)}={_plain(saved[k])} in the checkpoint, {_plain(run_hparams[k])} here" for k in differ
+    )
+    data_hint = " (obs/action dims come from the data: another task or dataset)" if set(differ) & set(DATA_KEYS) else ""
+    return (
+        f"does not fit this run: {where}{data_hint}; resume with the checkpoint's settings (its run's "
+        ".hydra/config.yaml lists them), or drop ckpt_path to start a new run"
+    )
+
+
+def _config_key(hparam: str) -> str:
+    return hparam if hparam in DATA_KEYS else f"model.{hparam}"
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple | list) else value
