@@ -17,6 +17,7 @@ from rql_lightning.errors import UserError
 PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "16", "bf16")
 PRECISIONS += (64, 32, 16)  # the integer spellings Lightning accepts
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+VIRTUAL_STATES = ("reversal", "interpolation", "forward")  # losses.VIRTUAL_STATES (a test keeps them equal)
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -107,6 +108,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model.compile", bool, "true or false"),
     Setting("model.compile_mode", str, "torch.compile's modes", choices=COMPILE_MODES),
     Setting("model.skip_nonfinite", bool, "true or false"),
+    Setting("model.virtual_states", str, "reversal is RQL; the others are controls", choices=VIRTUAL_STATES),
     Setting("data.batch_size", int, "the paper uses 256", low=1),
     Setting("data.global_batch_size", int, "null, or a global batch divisible by the number of ranks", low=1,
             nullable=True),
@@ -127,6 +129,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("eval.num_envs", int, "at least one env per rank", low=1),
     Setting("eval.video_episodes", int, "0 records no video", low=0),
     Setting("callbacks.checkpoint.every_n_train_steps", int, "0 saves only at the end", low=0),
+    Setting("callbacks.diagnostics.diag_every", int, "0 turns the diagnostics off", low=0),
     Setting("callbacks.checkpoint.save_top_k", int, "-1 keeps every checkpoint, k the newest k", low=-1),
 )
 # fmt: on

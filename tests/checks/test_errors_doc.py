@@ -16,7 +16,7 @@ from rql_lightning.schema import SETTINGS
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs" / "errors.md").read_text()
 SCHEMA_SECTION = DOC.split("## Settings out of range")[1].split("\n## ")[0]
-EXAMPLES = re.findall(r"^\| \d+ \|.*\| `([a-z_.]+=[^` ]+ [^`]*)` \|$", SCHEMA_SECTION, flags=re.M)
+EXAMPLES = re.findall(r"^\| \d+\w? \|.*\| `([a-z_.]+=[^` ]+ [^`]*)` \|$", SCHEMA_SECTION, flags=re.M)
 
 
 def test_every_schema_setting_is_listed():

@@ -81,3 +81,9 @@ def test_zero_evaluation_episodes_means_no_evaluation():
     names = {type(c).__name__ for c in make_callbacks(compose("eval.episodes=0"))}
     assert "EvaluationCallback" not in names and "RunSummaryCallback" in names
     check_config(compose("eval.episodes=0"))
+
+
+def test_the_schemas_virtual_states_are_the_losses():
+    from rql_lightning import losses, schema
+
+    assert schema.VIRTUAL_STATES == losses.VIRTUAL_STATES
