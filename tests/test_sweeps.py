@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rql_lightning.config import compose_config
-from tests.test_cli import TINY, explain, rql_train
+from tests.runs import TINY, explain, rql_train
 
 
 @pytest.mark.slow

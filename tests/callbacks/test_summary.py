@@ -13,7 +13,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from rql_lightning.callbacks.run_info import method_name
 from rql_lightning.config import compose_config
 from rql_lightning.training import train
-from tests.test_cli import TINY
+from tests.runs import TINY
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*precision lowered by casting:UserWarning"),

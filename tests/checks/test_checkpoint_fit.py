@@ -7,7 +7,7 @@ import pytest
 from rql_lightning.config import compose_config
 from rql_lightning.errors import UserError
 from rql_lightning.training import train
-from tests.test_cli import TINY
+from tests.runs import TINY
 
 
 def _cfg(dataset, out, *extra):

@@ -16,7 +16,7 @@ from rql_lightning.checks import check_checkpoint, check_config
 from rql_lightning.config import compose_config
 from rql_lightning.errors import UserError
 from rql_lightning.training import train
-from tests.test_cli import TRACEBACK, explain, rql_train
+from tests.runs import TRACEBACK, explain, rql_train
 
 TINY_MODEL = [
     "model.num_critics=2",
@@ -142,7 +142,7 @@ def test_divergence_stops_with_step_and_term_and_keeps_last_good_checkpoint(cube
 def test_a_failed_start_leaves_an_existing_run_untouched(cube_single_dataset, tmp_path):
     """Bad input on the command line of an existing run: its config record, summary and checkpoints stay byte
     for byte as they were (the check runs before Hydra rewrites .hydra/config.yaml)."""
-    from tests.test_cli import TINY
+    from tests.runs import TINY
 
     run_dir = tmp_path / "run"
     base = [f"data.dataset_path={cube_single_dataset}", *TINY, "eval.episodes=0", f"hydra.run.dir={run_dir}"]

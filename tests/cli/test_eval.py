@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.test_cli import TINY, TRACEBACK, explain, rql_train
+from tests.runs import TINY, TRACEBACK, explain, rql_train
 
 RQL_EVAL = str(Path(sys.executable).with_name("rql-eval"))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_cli import TINY, explain, rql_train
+from tests.runs import TINY, explain, rql_train
 
 EXAMPLES = str(Path(__file__).resolve().parents[2] / "examples")
 # The shared tiny networks, checkpoints every 3 steps, no evaluation.

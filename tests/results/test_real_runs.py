@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from rql_lightning.cli.results import main
 from rql_lightning.results import aggregate, load_runs, plot_curves
 from tests.results.test_rql_results import PNG, tick_labels
-from tests.test_cli import TINY
+from tests.runs import TINY
 
 pytestmark = pytest.mark.slow
 MINARI_ID = "rql/cube-single-play-task1-v0"

@@ -9,7 +9,7 @@ import pytest
 
 from rql_lightning.config import compose_config
 from rql_lightning.training import train
-from tests.test_cli import TINY, explain, rql_train
+from tests.runs import TINY, explain, rql_train
 
 
 @pytest.mark.slow

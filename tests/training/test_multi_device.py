@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_cli import TINY, explain, rql_train
+from tests.runs import TINY, explain, rql_train
 
 ANTMAZE_GIANT = "antmaze-giant-navigate-singletask-task1-v0"
 

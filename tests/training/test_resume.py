@@ -8,7 +8,7 @@ import torch
 
 from rql_lightning.config import compose_config
 from rql_lightning.training import train
-from tests.test_cli import TINY
+from tests.runs import TINY
 
 
 def run(dataset: Path, out: Path, steps: int, ckpt: Path | None = None) -> dict:
