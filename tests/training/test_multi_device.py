@@ -53,8 +53,7 @@ def test_antmaze_giant_on_four_devices_warns_on_two_cores_and_trains(antmaze_gia
     proc = rql_train(
         [
             "task=antmaze-giant",
-            "trainer.devices=4",
-            "trainer.accelerator=cpu",
+            "trainer.devices=4",  # the design card's line; the accelerator resolves to cpu here
             "trainer.max_steps=3",
             f"data.dataset_path={antmaze_giant_dataset}",
             f"hydra.run.dir={run_dir}",
@@ -74,3 +73,29 @@ def test_antmaze_giant_on_four_devices_warns_on_two_cores_and_trains(antmaze_gia
     assert ckpt["global_step"] == 3
     assert ckpt["hyper_parameters"]["obs_dim"] == 29 and ckpt["hyper_parameters"]["action_dim"] == 8
     assert json.loads((run_dir / "summary.json").read_text())["task"] == "antmaze-giant"
+
+
+@pytest.mark.slow
+def test_trainer_ddp_sim_runs_two_gloo_processes_and_prints_the_config_tree(cube_single_dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = rql_train(
+        [
+            "trainer=ddp_sim",
+            "trainer.max_steps=3",
+            f"data.dataset_path={cube_single_dataset}",
+            "eval.episodes=0",
+            f"hydra.run.dir={run_dir}",
+            "tags=[smoke]",
+            *TINY,
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, explain(proc)
+    out = proc.stdout + proc.stderr
+    assert "2 ranks x 32 = global batch 64" in out, explain(proc)
+    # extras.print_config: the composed config as a tree, once (rank 0 only), groups first
+    assert proc.stdout.count("_target_: rql_lightning.modules.rql.RQLModule") == 1, explain(proc)
+    assert proc.stdout.index("task") < proc.stdout.index("model") < proc.stdout.index("trainer")
+    assert "smoke" in proc.stdout
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
