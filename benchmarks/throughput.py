@@ -1,9 +1,13 @@
-"""Update steps per second of RQLModule.update on synthetic windows; prints JSON.
+"""Update steps per second on synthetic windows, for one or several seeds per update; prints JSON.
 
-    python benchmarks/throughput.py --preset paper-manip --device cpu [--compile]
+    python benchmarks/throughput.py --preset quickstart --device cpu [--compile] [--seeds 1,4]
 
 Presets: the two reference shapes at the paper's sizes (batch 256, K 10, F 10, 4x512) and the
-quickstart's reduced sizes.
+quickstart's reduced sizes. ``--seeds 1,4`` measures S = 1 (today's single-seed path, what
+``seeds: null`` trains; ``--seed-batch-s1`` puts S = 1 through the seed-batched module instead) and
+S = 4 seeds in one fused update (:class:`~rql_lightning.modules.seeds.SeedBatch`). Every entry of
+``results`` has ``seeds``, ``steps_per_s`` and ``seed_steps_per_s`` (= S x steps/s). Draws are
+seeded per step as in training (one generator per seed).
 """
 
 from __future__ import annotations
@@ -16,18 +20,20 @@ import time
 
 import torch
 
-from rql_lightning.batch import ChunkBatch
+from rql_lightning.batch import ChunkBatch, stack_records
 from rql_lightning.modules.rql import RQLModule
+from rql_lightning.modules.seeds import SeedBatch
 
 PRESETS = {
     "paper-manip": dict(obs_dim=40, action_dim=5, chunk_size=5, hidden=(512,) * 4, num_critics=10),
     "paper-loco": dict(obs_dim=29, action_dim=8, chunk_size=1, hidden=(512,) * 4, num_critics=10),
     "quickstart": dict(obs_dim=28, action_dim=5, chunk_size=5, hidden=(256,) * 3, num_critics=4),
 }
+RQL = f"{RQLModule.__module__}.{RQLModule.__qualname__}"
 
 
-def synthetic_batch(obs_dim: int, action_dim: int, h: int, batch_size: int, device: str) -> ChunkBatch:
-    g = torch.Generator().manual_seed(0)
+def synthetic_batch(obs_dim: int, action_dim: int, h: int, batch_size: int, device: str, seed: int = 0) -> ChunkBatch:
+    g = torch.Generator().manual_seed(seed)
     d = h * action_dim
 
     def r(*shape: int) -> torch.Tensor:
@@ -44,6 +50,64 @@ def synthetic_batch(obs_dim: int, action_dim: int, h: int, batch_size: int, devi
     )
 
 
+def module_kwargs(preset: dict, compile_: bool, compile_mode: str | None) -> dict:
+    return dict(
+        obs_dim=preset["obs_dim"],
+        action_dim=preset["action_dim"],
+        chunk_size=preset["chunk_size"],
+        actor_hidden_dims=list(preset["hidden"]),
+        critic_hidden_dims=list(preset["hidden"]),
+        num_critics=preset["num_critics"],
+        compile=compile_,
+        compile_mode=compile_mode,
+    )
+
+
+def measure(args: argparse.Namespace, num_seeds: int, batched: bool) -> dict:
+    """Steps/s of ``num_seeds`` seeds per update: the plain module (S = 1) or :class:`SeedBatch`."""
+    p = PRESETS[args.preset]
+    kwargs = module_kwargs(p, args.compile, args.compile_mode)
+    batches = [
+        synthetic_batch(p["obs_dim"], p["action_dim"], p["chunk_size"], args.batch_size, args.device, seed=s)
+        for s in range(num_seeds)
+    ]
+    if batched:
+        module = SeedBatch(RQL, kwargs, list(range(num_seeds))).to(args.device)
+        batch = stack_records(batches)
+
+        def draws(step: int):
+            return module.draw(args.batch_size, step)
+    else:
+        torch.manual_seed(0)
+        module = RQLModule(**kwargs).to(args.device)
+        batch = batches[0]
+
+        def draws(step: int):
+            return module.draw(args.batch_size, module.step_generator(step))
+
+    opt = module.configure_optimizers()
+
+    def run(start: int, n: int) -> None:
+        for k in range(start, start + n):
+            module.update(batch, draws(k), opt)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    t0 = time.perf_counter()
+    run(0, args.warmup)
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    run(args.warmup, args.steps)
+    steps_per_s = args.steps / (time.perf_counter() - t0)
+    return {
+        "seeds": num_seeds,
+        "path": "seed_batch" if batched else "single",
+        "steps_per_s": steps_per_s,
+        "seed_steps_per_s": num_seeds * steps_per_s,
+        "warmup_s": warm,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", choices=sorted(PRESETS), default="paper-manip")
@@ -52,48 +116,39 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile-mode", default=None, help="e.g. reduce-overhead (CUDA graphs on GPU)")
+    ap.add_argument("--seeds", default="1", help="comma-separated seed counts S, e.g. 1,4,8")
+    ap.add_argument("--seed-batch-s1", action="store_true", help="S = 1 through SeedBatch, not the plain module")
+    ap.add_argument("--tf32", action="store_true", help="TF32 matmuls (Ampere+ GPUs)")
+    ap.add_argument("--rounds", type=int, default=1, help="measure each S this often, interleaved; report the median")
     args = ap.parse_args()
-    p = PRESETS[args.preset]
-    torch.manual_seed(0)
-    module = RQLModule(
-        obs_dim=p["obs_dim"],
-        action_dim=p["action_dim"],
-        chunk_size=p["chunk_size"],
-        actor_hidden_dims=p["hidden"],
-        critic_hidden_dims=p["hidden"],
-        num_critics=p["num_critics"],
-        compile=args.compile,
-    ).to(args.device)
-    opt = module.configure_optimizers()
-    batch = synthetic_batch(p["obs_dim"], p["action_dim"], p["chunk_size"], args.batch_size, args.device)
-    step = module.update
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            step(batch, module.draw(args.batch_size), opt)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-
-    t0 = time.perf_counter()
-    run(args.warmup)
-    warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    run(args.steps)
-    elapsed = time.perf_counter() - t0
+    if args.tf32:
+        torch.set_float32_matmul_precision("high")
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    counts = [int(s) for s in args.seeds.split(",")]
+    rounds: dict[int, list[dict]] = {n: [] for n in counts}
+    for _ in range(args.rounds):  # interleaved, so a busy machine slows every S alike
+        for n in counts:
+            rounds[n].append(measure(args, n, batched=n > 1 or args.seed_batch_s1))
+            if args.device.startswith("cuda"):
+                rounds[n][-1]["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+                torch.cuda.reset_peak_memory_stats()
+    results = [sorted(r, key=lambda e: e["steps_per_s"])[len(r) // 2] for r in rounds.values()]
     out = {
         "preset": args.preset,
         "device": args.device,
         "compiled": args.compile,
+        "compile_mode": args.compile_mode,
+        "tf32": args.tf32,
         "batch_size": args.batch_size,
-        "steps_per_s": args.steps / elapsed,
-        "warmup_s": warm,
+        "results": results,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
     }
     if args.device.startswith("cuda"):
-        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
         out["gpu"] = torch.cuda.get_device_name()
     print(json.dumps(out))
 

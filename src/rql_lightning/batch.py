@@ -81,3 +81,11 @@ class Draws:
             bc_noise=torch.randn(batch_size, chunk_dim, **kw),
             bc_time=torch.rand(batch_size, 1, **kw),
         )
+
+
+def stack_records(records: list) -> object:
+    """``S`` records of one type (:class:`ChunkBatch`, :class:`Draws`) -> one whose fields are ``(S, ...)``.
+
+    A seed-batched run (``modules/seeds.py``) holds one batch and one set of draws per seed this way."""
+    fields = vars(records[0])
+    return type(records[0])(**{k: torch.stack([vars(r)[k] for r in records]) for k in fields})

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from rql_lightning.checks import check_checkpoint, check_config, check_output_dir
 from rql_lightning.errors import UserError
+from rql_lightning.online.wiring import check_online, online_phase
 
 if TYPE_CHECKING:
     import lightning as L
@@ -27,6 +28,7 @@ PAPER_BATCH_SIZE = 256
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job from a composed config; returns a summary of where things went."""
     check_config(cfg)
+    check_online(cfg)
     check_output_dir(cfg.paths.output_dir)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is None and cfg.get("resume") == "auto":
@@ -50,13 +52,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # resumes with torch.load(weights_only=True), which refuses ListConfig/DictConfig.
     datamodule = instantiate(cfg.data, _convert_="all")
     obs_dim, action_dim = datamodule.dims()  # from the env's or the file's spaces: nothing loaded yet
-    model = instantiate(cfg.model, obs_dim=obs_dim, action_dim=action_dim, _convert_="all")
+    if cfg.get("seeds"):  # S seeds as a batch axis: one module, one batch per seed (modules/seeds.py)
+        from omegaconf import OmegaConf
+
+        from rql_lightning.modules.seeds import SeedBatch
+
+        if cfg.get("callbacks", {}).get("evaluation") and cfg.get("eval", {}).get("episodes", 1):
+            raise UserError(
+                f"seeds={list(cfg.seeds)} with eval.episodes={cfg.eval.episodes}: per-seed evaluation is not built "
+                "yet; add eval.episodes=0, then export a seed (python -m rql_lightning.modules.seed_export) and "
+                "evaluate it with rql-eval"
+            )
+        replica = OmegaConf.to_container(cfg.model, resolve=True)
+        target = replica.pop("_target_")
+        model = SeedBatch(target, {**replica, "obs_dim": obs_dim, "action_dim": action_dim}, cfg.seeds)
+        datamodule.seeds = model.seeds
+    else:
+        model = instantiate(cfg.model, obs_dim=obs_dim, action_dim=action_dim, _convert_="all")
     if explicit:  # checked now, before data is loaded; "last" is checked by the module as Lightning loads it
         cls = type(model)
         check_checkpoint(ckpt_path, dict(model.hparams), f"{cls.__module__}.{cls.__qualname__}")
         ckpt_path = str(Path(ckpt_path).expanduser())
     callbacks = make_callbacks(cfg)
-    trainer = make_trainer(cfg, callbacks)
+    online = online_phase(cfg)  # None unless online.steps > 0: then trainer.max_steps + steps x utd updates
+    if online is not None:
+        callbacks.insert(0, online)  # first, so its final numbers are published before the summary reads them
+    trainer = make_trainer(cfg, callbacks, **({"max_steps": online.total_steps} if online else {}))
     log_batch_semantics(trainer.world_size, datamodule)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return summarize(trainer, cfg)
@@ -72,14 +93,14 @@ def make_callbacks(cfg: DictConfig) -> list:
     return [instantiate(c) for c in groups.values() if c is not None]
 
 
-def make_trainer(cfg: DictConfig, callbacks: list) -> L.Trainer:
+def make_trainer(cfg: DictConfig, callbacks: list, **overrides: Any) -> L.Trainer:
     """The Trainer; a combination Lightning cannot serve (e.g. 16-mixed on CPU) is one line, not a traceback."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     try:
-        return instantiate(cfg.trainer, callbacks=callbacks, logger=make_loggers(cfg) or False)
+        return instantiate(cfg.trainer, callbacks=callbacks, logger=make_loggers(cfg) or False, **overrides)
     except InstantiationException as err:
         cause = err.__cause__ or err.__context__
         if isinstance(cause, MisconfigurationException | ValueError):

@@ -6,6 +6,7 @@ What it holds (``<output_dir>/summary.json``)
     and ``model_class`` (its import path), ``data`` (what the run trained on: the datamodule's ``identity()``,
     keys ``source``, ``dataset``, ``path``, ``size_bytes``, ``fingerprint``, ``key``; ``null`` without one),
     ``status`` (``running``, ``finished``, ``failed`` or ``interrupted``), ``step`` (``trainer.global_step``),
+    ``offline_steps`` / ``online_env_steps`` / ``online_updates`` (the phases of an offline-to-online run),
     ``success_rate`` / ``return`` / ``eval_step`` of the last evaluation (``null`` before the first one),
     ``curve`` (every evaluation: ``{"step", "success_rate", "return", "episodes"}``, with ``step`` in training
     batches as in the :class:`~rql_lightning.callbacks.evaluation.EvaluationCallback` and its ``eval/*``
@@ -174,6 +175,7 @@ class RunSummaryCallback(L.Callback):
             "data": self._data_identity(trainer),
             "status": status,
             "step": int(trainer.global_step),
+            **self._phase_steps(trainer),
             "eval_step": last.get("step"),
             "success_rate": last.get("success_rate"),
             "return": last.get("return"),
@@ -186,6 +188,19 @@ class RunSummaryCallback(L.Callback):
             "git_dirty": git_dirty,
             "output_dir": str(self.output_dir),
             "config": self.config,
+        }
+
+    @staticmethod
+    def _phase_steps(trainer: L.Trainer) -> dict[str, int]:
+        """Updates on the offline data and, for an offline-to-online run, the online phase's environment
+        steps and updates, as the online phase publishes them in ``trainer.callback_metrics``."""
+        metrics = trainer.callback_metrics
+        if "online/env_steps" not in metrics:
+            return {"offline_steps": int(trainer.global_step), "online_env_steps": 0, "online_updates": 0}
+        return {
+            "offline_steps": int(metrics["online/offline_steps"]),
+            "online_env_steps": int(metrics["online/env_steps"]),
+            "online_updates": int(metrics["online/online_updates"]),
         }
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str) -> dict[str, Any] | None:

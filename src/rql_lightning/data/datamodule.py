@@ -59,6 +59,7 @@ class WindowDataModule(L.LightningDataModule):
         self.global_batch_size = global_batch_size
         self.device = resolve_device(device)
         self.seed = seed
+        self.seeds: list[int] | None = None  # a seed-batched run's seeds (set by training.py): one batch per seed
         self.train_sampler: WindowSampler | None = None
 
     # ----- what subclasses say -----------------------------------------------------------------
@@ -122,6 +123,7 @@ class WindowDataModule(L.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer is not None else 0
         start = self.trainer.global_step if self.trainer is not None else 0  # > 0 when resuming
         stream = self.make_stream(rank, start, self._world_size())
+        stream.seeds = self.seeds
         # Its own generator, so creating the loader does not consume the global RNG.
         return DataLoader(stream, batch_size=None, num_workers=0, generator=torch.Generator())
 

@@ -17,7 +17,7 @@ DataLoader serves: batch ``k`` of rank ``r`` is a function of ``(seed, r, k)`` o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import IterableDataset
@@ -73,6 +73,7 @@ class WindowSampler:
         terminals: torch.Tensor,
         masks: torch.Tensor,
         chunk_size: int,
+        open_tail: bool = False,
     ) -> None:
         self.observations = observations
         self.actions = actions
@@ -82,9 +83,18 @@ class WindowSampler:
         self.chunk_size = chunk_size
         ends = torch.nonzero(terminals > 0).squeeze(-1)
         starts = torch.cat([ends.new_zeros(1), ends[:-1] + 1])
-        usable = ends > starts  # episodes with at least one start step before their end
+        counts = ends - starts  # a finished episode's start steps: [start, end)
+        if open_tail:
+            # The rows after the last terminal are an episode still in progress (a replay buffer's). Its
+            # windows are those whose h + 1 rows all exist, each the window the finished episode will give:
+            # starts [first, n - 1 - h], the clamp at n - 1 never reached.
+            n, first = terminals.shape[0], ends[-1:] + 1
+            starts, ends = torch.cat([starts, first]), torch.cat([ends, torch.full_like(first, n - 1)])
+            counts = torch.cat([counts, n - chunk_size - first])
+        usable = counts > 0  # episodes with at least one start step
         self.episode_starts = starts[usable]
         self.episode_ends = ends[usable]
+        self.episode_counts = counts[usable]
         self.offsets = torch.arange(chunk_size + 1, device=observations.device)
         self._first_last = torch.tensor([0, chunk_size], device=observations.device)
 
@@ -101,8 +111,9 @@ class WindowSampler:
         dev = self.device
         episode = torch.randint(self.num_episodes, (batch_size,), device=dev, generator=generator)
         first, last = self.episode_starts[episode], self.episode_ends[episode]
+        count = self.episode_counts[episode]  # end - start for a finished episode
         u = torch.rand(batch_size, device=dev, generator=generator)
-        start = first + (u * (last - first)).long().clamp_max(last - first - 1)
+        start = first + (u * count).long().clamp_max(count - 1)
         return torch.minimum(start.unsqueeze(1) + self.offsets, last.unsqueeze(1))
 
     def gather(self, idx: torch.Tensor) -> ChunkBatch:
@@ -147,6 +158,10 @@ class WindowStream(IterableDataset):
     slice, so the ranks' batches together are exactly the batch one process would draw.
     """
 
+    #: Seeds of a seed-batched run (``modules/seeds.py``): each batch is then one per seed, stacked
+    #: ``(S, B, ...)``, seed ``s``'s rows being exactly the batch of this stream with ``seed=s``.
+    seeds: Sequence[int] | None = None
+
     def __init__(
         self, sampler: WindowSampler, batch_size: int, seed: int, rank: int = 0, start: int = 0, world_size: int = 1
     ) -> None:
@@ -158,16 +173,32 @@ class WindowStream(IterableDataset):
         return stream_seed(self.seed, 0 if self.world_size > 1 else self.rank, index, BATCH_STREAM)
 
     def sampler_at(self, index: int) -> WindowSampler:
-        """The sampler batch ``index`` is drawn from (one sampler here; the active shard when sharded)."""
-        return self.sampler
+        """The sampler batch ``index`` is drawn from: the one sampler here (the active shard when sharded); a
+        source whose rows grow with the step (``rql_lightning.online.buffer``) says which by its ``sampler_at``."""
+        source_at = getattr(self.sampler, "sampler_at", None)
+        return self.sampler if source_at is None else source_at(index)
 
     def batch(self, index: int) -> ChunkBatch:
+        if self.seeds is not None:
+            return self.seed_batch(index)
         self.generator.manual_seed(self.batch_seed(index))
         sampler = self.sampler_at(index)
         if self.world_size == 1:
             return sampler.sample(self.batch_size, self.generator)
         idx = sampler.sample_indices(self.batch_size * self.world_size, self.generator)  # (W * B, h+1)
         return sampler.gather(idx[self.rank * self.batch_size : (self.rank + 1) * self.batch_size])
+
+    def seed_batch(self, index: int) -> ChunkBatch:
+        """Batch ``index`` of every seed in :attr:`seeds`, ``(S, B, ...)``: the indices are drawn per seed
+        (as :meth:`batch` draws them with that seed), then gathered once."""
+        sampler, b = self.sampler_at(index), self.batch_size
+        rank, lo = (0, self.rank * b) if self.world_size > 1 else (self.rank, 0)
+        idx = []
+        for s in self.seeds:
+            self.generator.manual_seed(stream_seed(s, rank, index, BATCH_STREAM))
+            idx.append(sampler.sample_indices(b * self.world_size, self.generator)[lo : lo + b])
+        flat = sampler.gather(torch.cat(idx))
+        return ChunkBatch(**{k: v.reshape(len(idx), b, *v.shape[1:]) for k, v in vars(flat).items()})
 
     def __iter__(self) -> Iterator[ChunkBatch]:
         index = self.start

@@ -1,0 +1,243 @@
+"""The online phase as a callback: after ``offline_steps`` updates, act, store, and keep updating.
+
+Schedule (in updates, Lightning's ``global_step``): the online phase is updates
+``offline_steps .. offline_steps + steps * utd - 1``, ``utd`` per environment step. Before each of
+them the callback settles the env: the chunk in flight is collected once the updates it pays for are
+due, and the next chunk is sampled with the current weights and sent, so the env executes chunk
+``c + 1`` while the updates for chunk ``c``'s steps run. Every update is paid for by committed steps
+(online updates done < ``utd`` x transitions stored), and exactly ``steps`` transitions are stored.
+
+Transitions committed before update ``u`` are seen by batches ``>= u + 2`` (Lightning has already
+fetched batch ``u + 1`` by then), whenever a batch is actually fetched (:mod:`.buffer`).
+
+Published for others: ``online/env_steps``, ``online/offline_steps``, ``online/online_updates``,
+``online/episodes``, ``online/buffer_size`` and ``online/wait_s`` (time spent waiting for the env) in
+``trainer.callback_metrics``; TensorBoard (every
+``trainer.loggers`` entry) gets ``online/episode_return``, ``online/episode_success``,
+``online/episode_length``, ``online/buffer_size`` and ``online/env_steps`` at each episode's end.
+
+Checkpoints: the key ``"online"`` holds the counters, the env's RNG state (the episode index, which
+seeds every reset) and the names of the segment files (:mod:`.segments`) beside the checkpoint that
+hold the online transitions.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from rql_lightning.data.windows import WindowSampler
+from rql_lightning.errors import UserError
+from rql_lightning.modules.base import FlowQModule
+from rql_lightning.online.actor import ChunkSteps, EnvActor
+from rql_lightning.online.buffer import ReplayBuffer
+from rql_lightning.online.explore import chunk_noise, explore_chunk, reset_seed
+from rql_lightning.online.segments import SEGMENT_DIR, read_segments, write_segment
+
+CHECKPOINT_KEY = "online"
+_COUNTERS = ("env_steps", "chunks", "episodes", "episodes_done", "episode_steps", "episode_return")
+
+
+class OnlinePhase(L.Callback):
+    """``steps`` environment steps with ``utd`` updates each, after ``offline_steps`` offline updates.
+
+    ``env_name``: the env to act in (None: the datamodule's ``eval_env_name``); ``sparse``: map rewards
+    to ``-(r != 0)`` as the offline data was (None: the datamodule's ``sparse``).
+    """
+
+    def __init__(
+        self,
+        steps: int,
+        offline_steps: int,
+        utd: int = 1,
+        seed: int = 0,
+        env_name: str | None = None,
+        env_kwargs: dict[str, Any] | None = None,
+        sparse: bool | None = None,
+    ) -> None:
+        self.steps, self.offline_steps, self.utd, self.seed = int(steps), int(offline_steps), int(utd), int(seed)
+        self.env_name, self.env_kwargs, self.sparse = env_name, dict(env_kwargs or {}), sparse
+        self.buffer: ReplayBuffer | None = None
+        self.actor: EnvActor | None = None
+        self.env_steps = self.chunks = self.episodes = self.episodes_done = self.episode_steps = 0
+        self.episode_return = 0.0
+        self.cuts: list[int] = []  # online rows whose episode a resume cut short
+        self._observation: np.ndarray | None = None
+        self._due = 0  # online updates after which the chunk in flight is collected
+        self._segments: list[str] = []
+        self._segment_dir: Path | None = None
+        self._saved_rows = 0
+        self.wait_s = 0.0  # this process: time the trainer waited for the env
+
+    @property
+    def total_steps(self) -> int:
+        return self.offline_steps + self.steps * self.utd
+
+    # ----- setup and teardown --------------------------------------------------------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        if trainer.world_size > 1:
+            raise UserError(f"online.steps={self.steps} runs in one process; set trainer.devices=1 for it")
+        if not isinstance(pl_module, FlowQModule):
+            raise UserError(f"online.steps={self.steps} acts with one FlowQModule; a seed-batched run is offline only")
+        dm = trainer.datamodule
+        sampler = getattr(dm, "train_sampler", None)
+        if isinstance(sampler, ReplayBuffer):
+            self.buffer = sampler
+        elif isinstance(sampler, WindowSampler):
+            self.buffer = dm.train_sampler = ReplayBuffer(sampler, self.steps)
+        else:
+            raise UserError(
+                f"online.steps={self.steps} needs one in-memory dataset (data.data_kind=standard); a sharded "
+                "dataset is offline only, as in the release"
+            )
+        self.env_name = self.env_name or dm.eval_env_name
+        self.sparse = bool(getattr(dm, "sparse", False)) if self.sparse is None else self.sparse
+
+    def _close(self) -> None:
+        if self.actor is not None:
+            self.actor.close()
+            self.actor = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.buffer is not None:
+            self._publish(trainer, trainer.global_step)
+        self._close()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._close()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._close()
+
+    # ----- the schedule --------------------------------------------------------------------------
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int):
+        done = trainer.global_step - self.offline_steps  # online updates done
+        if done < 0 or (self.env_steps >= self.steps and self.actor is None):
+            return
+        if self.actor is None:
+            self.actor = EnvActor(self.env_name, self.env_kwargs)
+            self._observation = self.actor.reset(reset_seed(self.seed, self.episodes))
+        while True:
+            if self.actor.in_flight and done >= self._due:
+                start = time.perf_counter()
+                steps = self.actor.receive()
+                self.wait_s += time.perf_counter() - start
+                self._commit(steps, trainer)
+            if not self.actor.in_flight and self.env_steps < self.steps:
+                self._send(pl_module)
+                if done >= self._due:
+                    continue
+            break
+        if not self.actor.in_flight and self.env_steps >= self.steps:
+            self._close()  # every step taken: the remaining updates need no env
+
+    def _send(self, module: FlowQModule) -> None:
+        noise = chunk_noise(self.seed, self.chunks, module.policy.chunk_dim)
+        chunk = explore_chunk(module, self._observation, noise)[: self.steps - self.env_steps]
+        self.chunks += 1
+        self._due = self.utd * self.env_steps
+        self.actor.send(chunk, reset_seed(self.seed, self.episodes + 1))
+
+    def _commit(self, steps: ChunkSteps, trainer: L.Trainer) -> None:
+        """Store the chunk's steps as the release records them: the action executed, ``terminals`` on
+        termination or truncation, ``masks = 1 - terminated``, sparse rewards ``-(r != 0)``."""
+        rewards = -(steps.rewards != 0).astype(np.float32) if self.sparse else steps.rewards.astype(np.float32)
+        rows = {
+            "observations": steps.observations,
+            "actions": steps.actions,
+            "rewards": rewards,
+            "terminals": (steps.terminated | steps.truncated).astype(np.float32),
+            "masks": 1.0 - steps.terminated.astype(np.float32),
+        }
+        self.buffer.add(rows, visible_from=trainer.global_step + 2)
+        self.buffer.forget_before(trainer.global_step)
+        n = len(rewards)
+        self.env_steps += n
+        self.episode_steps += n
+        self.episode_return += float(steps.rewards.sum())
+        self._observation = steps.next_observation
+        if steps.episode_ended:
+            self._end_episode(trainer, float(steps.success[-1]))
+        self._publish(trainer, trainer.global_step)
+
+    def _end_episode(self, trainer: L.Trainer, success: float) -> None:
+        metrics = {
+            "online/episode_return": self.episode_return,
+            "online/episode_success": success,
+            "online/episode_length": float(self.episode_steps),
+            "online/buffer_size": float(self.buffer.rows),
+            "online/env_steps": float(self.env_steps),
+        }
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+        self.episodes += 1
+        self.episodes_done += 1
+        self.episode_steps, self.episode_return = 0, 0.0
+
+    def _publish(self, trainer: L.Trainer, updates_done: int) -> None:
+        values = {
+            "online/env_steps": self.env_steps,
+            "online/offline_steps": min(updates_done, self.offline_steps),
+            "online/online_updates": max(0, updates_done - self.offline_steps),
+            "online/episodes": self.episodes_done,
+            "online/buffer_size": self.buffer.rows,
+            "online/wait_s": self.wait_s,
+        }
+        trainer.callback_metrics.update({k: torch.tensor(float(v), dtype=torch.float64) for k, v in values.items()})
+
+    # ----- checkpoints ---------------------------------------------------------------------------
+    def _own_segment_dir(self, trainer: L.Trainer) -> Path:
+        callback = trainer.checkpoint_callback
+        base = Path(callback.dirpath) if callback is not None and callback.dirpath else None
+        return (base or Path(trainer.default_root_dir) / "checkpoints") / SEGMENT_DIR
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        own = self._own_segment_dir(trainer).resolve()
+        if self._segment_dir != own:  # rows restored from elsewhere: this run's directory gets them all
+            self._segment_dir, self._segments, self._saved_rows = own, [], 0
+        if self.buffer is not None and self.env_steps > self._saved_rows:
+            arrays = self.buffer.online_arrays(self._saved_rows, self.env_steps)
+            self._segments.append(write_segment(own, self._saved_rows, arrays))
+            self._saved_rows = self.env_steps
+        if self.buffer is not None:
+            self.buffer.forget_before(trainer.global_step)
+        checkpoint[CHECKPOINT_KEY] = {
+            **{k: getattr(self, k) for k in _COUNTERS},
+            "segments": list(self._segments),
+            "dir": str(own),
+            "commits": self.buffer.commits() if self.buffer is not None else [],
+            "cuts": list(self.cuts),
+            "steps": self.steps,
+            "utd": self.utd,
+            "offline_steps": self.offline_steps,
+        }
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        state = checkpoint.get(CHECKPOINT_KEY)
+        if not state or self.buffer is None:
+            return
+        for key in _COUNTERS:
+            setattr(self, key, type(getattr(self, key))(state[key]))
+        rows = self.env_steps
+        if rows:
+            beside = (Path(trainer.ckpt_path).parent / SEGMENT_DIR).resolve()
+            directory = beside if all((beside / n).is_file() for n in state["segments"]) else Path(state["dir"])
+            arrays = read_segments(directory, state["segments"], rows)
+            self.cuts = [int(c) for c in state["cuts"]]
+            arrays["terminals"][self.cuts] = 1.0
+            self.buffer.add(arrays, visible_from=0)
+            self.buffer.restore_commits(state["commits"])
+            self._segment_dir, self._segments, self._saved_rows = directory, list(state["segments"]), rows
+        if self.episode_steps:  # the simulator's mid-episode state is not restorable: cut the episode here
+            self.buffer.end_episode(visible_from=int(checkpoint["global_step"]))
+            self.cuts.append(rows - 1)
+            self.episodes += 1
+            self.episode_steps, self.episode_return = 0, 0.0
