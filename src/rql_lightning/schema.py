@@ -129,6 +129,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("eval.num_envs", int, "at least one env per rank", low=1),
     Setting("eval.video_episodes", int, "0 records no video", low=0),
     Setting("callbacks.checkpoint.every_n_train_steps", int, "0 saves only at the end", low=0),
+    Setting("online.steps", int, "0 is an offline run; the release fine-tunes for 1000000 env steps", low=0),
+    Setting("online.utd", int, "updates per environment step (the release: 1)", low=1),
     Setting("callbacks.diagnostics.diag_every", int, "0 turns the diagnostics off", low=0),
     Setting("callbacks.checkpoint.save_top_k", int, "-1 keeps every checkpoint, k the newest k", low=-1),
 )
