@@ -27,15 +27,36 @@ def available_tasks(conf_dir: str | Path) -> list[str]:
 
 
 def check_config(cfg: Any) -> None:
-    """Every setting within its declared range (:mod:`rql_lightning.schema`), a task id of the task,
-    devices and a sampling device this machine and this torch build can serve."""
+    """Every setting within its declared range (:mod:`rql_lightning.schema`), a task id of the task, seeds a
+    seed batch can serve, devices and a sampling device this machine and this torch build can serve."""
     task_id = cfg.task.get("id")
     if not isinstance(task_id, int) or not 1 <= task_id <= NUM_TASK_IDS:
         raise UserError(f"task.id={task_id} is not a task of {cfg.task.name}; valid ids: 1 2 3 4 5")
     validate(cfg)
+    check_seeds(cfg)
     check_devices(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("devices", 1))
     check_sampling_device(str(cfg.data.get("device", "cpu")))
     check_precision(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("precision", "32-true"))
+
+
+def check_seeds(cfg: Any) -> None:
+    """``seeds=[...]`` trains S offline runs in one module: the online phase and the diagnostics act on one run."""
+    seeds = cfg.get("seeds")
+    if not seeds:
+        return
+    shown = "[" + ",".join(map(str, seeds)) + "]"
+    steps = (cfg.get("online") or {}).get("steps", 0)
+    if steps:
+        raise UserError(
+            f"seeds={shown} with online.steps={steps}: a seed-batched run is offline only; fine-tune one run per "
+            "seed (rql-train -m seed=0,1,2 online.steps=...), or drop online.steps"
+        )
+    diag_every = ((cfg.get("callbacks") or {}).get("diagnostics") or {}).get("diag_every", 0)
+    if diag_every:
+        raise UserError(
+            f"seeds={shown} with callbacks.diagnostics.diag_every={diag_every}: the diagnostics measure one run's "
+            "networks; use callbacks.diagnostics.diag_every=0, or diagnose a single run (seed=...)"
+        )
 
 
 def check_precision(accelerator: str, precision: Any) -> None:

@@ -182,6 +182,19 @@ def validate(cfg: Any) -> None:
             not isinstance(dims, list) or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims)
         ):
             raise UserError(f"{key}={_show(dims)} must be a list of positive layer widths; e.g. {key}=[512,512]")
+    present, seeds = _select(cfg, "seeds")
+    if present and seeds is not None and not _distinct_seeds(seeds):
+        raise UserError(
+            f"seeds={_show(seeds)} must be a non-empty list of distinct non-negative integers; "
+            "e.g. seeds=[0,1,2,3], or seeds=null for the single run of seed="
+        )
+
+
+def _distinct_seeds(seeds: Any) -> bool:
+    """``seeds`` (seeds as a batch axis) is a non-empty list of distinct integers >= 0."""
+    if not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) != len(seeds):
+        return False
+    return all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
 
 
 def _show(value: Any) -> str:

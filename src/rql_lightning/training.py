@@ -57,12 +57,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         from rql_lightning.modules.seeds import SeedBatch
 
-        if cfg.get("callbacks", {}).get("evaluation") and cfg.get("eval", {}).get("episodes", 1):
-            raise UserError(
-                f"seeds={list(cfg.seeds)} with eval.episodes={cfg.eval.episodes}: per-seed evaluation is not built "
-                "yet; add eval.episodes=0, then export a seed (python -m rql_lightning.modules.seed_export) and "
-                "evaluate it with rql-eval"
-            )
         replica = OmegaConf.to_container(cfg.model, resolve=True)
         target = replica.pop("_target_")
         model = SeedBatch(target, {**replica, "obs_dim": obs_dim, "action_dim": action_dim}, cfg.seeds)
@@ -136,13 +130,25 @@ def log_batch_semantics(world_size: int, datamodule: Any) -> None:
 
 def summarize(trainer: L.Trainer, cfg: DictConfig) -> dict[str, Any]:
     """Where the run went, and its last evaluation: the ``eval/*`` numbers the evaluation callback
-    publishes in ``trainer.callback_metrics`` (see ``rql_lightning.callbacks.history``)."""
-    summary: dict[str, Any] = {"task": cfg.task.name, "task_id": cfg.task.id, "seed": cfg.seed}
+    publishes in ``trainer.callback_metrics`` (see ``rql_lightning.callbacks.history``).
+
+    A seed-batched run (``seeds=[...]``) records ``seeds`` as ``seed``, each seed's numbers under
+    ``per_seed`` (its ``seed<s>/eval/*``) and their mean over seeds as ``success_rate`` / ``return``."""
+    seeds = list(cfg.get("seeds") or [])
+    summary: dict[str, Any] = {"task": cfg.task.name, "task_id": cfg.task.id, "seed": seeds or cfg.seed}
     summary["step"] = trainer.global_step
     metrics = trainer.callback_metrics
-    for key, name in (("eval/success_rate", "success_rate"), ("eval/return", "return")):
-        if key in metrics:
-            summary[name] = float(metrics[key])
+    per_seed: dict[int, dict[str, float]] = {}
+    for seed in seeds or [None]:
+        prefix = "" if seed is None else f"seed{seed}/"
+        for key, name in (("eval/success_rate", "success_rate"), ("eval/return", "return")):
+            if prefix + key in metrics:
+                per_seed.setdefault(seed, {})[name] = float(metrics[prefix + key])
+    if seeds:
+        summary["seeds"], summary["per_seed"] = seeds, per_seed
+    if len(per_seed) == len(seeds or [None]):
+        for name in ("success_rate", "return"):
+            summary[name] = sum(v[name] for v in per_seed.values()) / len(per_seed)
     checkpoint = trainer.checkpoint_callback  # Lightning's accessor of its ModelCheckpoint
     if checkpoint is not None:
         summary["checkpoint"] = checkpoint.last_model_path or checkpoint.best_model_path

@@ -25,9 +25,35 @@ def test_multirun_puts_seeds_in_the_batch_axis_and_tasks_in_jobs(cube_single_dat
         assert ckpt["state_dict"]["replica.policy.velocity_net.weights.0"].shape[0] == 2
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["seeds=[0,0]"], "seeds=[0,0] must be a non-empty list of distinct non-negative integers; "),
+        (["seeds=[]"], "seeds=[] must be a non-empty list"),
+        (["seeds=[0,-1]"], "seeds=[0,-1] must be a non-empty list"),
+        (["seeds=3"], "seeds=3 must be a non-empty list"),
+        (["seeds=[0,1]", "online.steps=100"], "seeds=[0,1] with online.steps=100: a seed-batched run is offline only"),
+        (
+            ["seeds=[0,1]", "callbacks.diagnostics.diag_every=10"],
+            "seeds=[0,1] with callbacks.diagnostics.diag_every=10: the diagnostics measure one run's networks",
+        ),
+    ],
+)
+def test_seeds_a_batch_cannot_serve_are_refused_by_check_config(overrides, message):
+    from rql_lightning.checks import check_config
+    from rql_lightning.config import compose_config
+    from rql_lightning.errors import UserError
+
+    with pytest.raises(UserError) as err:
+        check_config(compose_config([*overrides, "paths.output_dir=/tmp/rql-seeds-test"]))
+    assert str(err.value).startswith(message), str(err.value)
+
+
 @pytest.mark.slow
-def test_seeds_with_evaluation_on_is_one_line_error(cube_single_dataset, tmp_path):
-    args = ["seeds=[0,1]", "trainer.max_steps=3", f"data.dataset_path={cube_single_dataset}", *TINY]
-    proc = rql_train([*args, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+def test_bad_seeds_are_one_line_before_the_run_directory_exists(cube_single_dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["seeds=[0,1]", "online.steps=10", "trainer.max_steps=3", f"data.dataset_path={cube_single_dataset}"]
+    proc = rql_train([*args, *TINY, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
-    assert "error: seeds=[0, 1] with eval.episodes=" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: seeds=[0,1] with online.steps=10: ")
+    assert not run_dir.exists()

@@ -34,6 +34,13 @@ Results
     ``video_episodes > 0`` the extra rendered episodes as the GIF ``eval/video``
     (:mod:`~rql_lightning.callbacks.video`).  Rendering needs ``MUJOCO_GL=egl`` or ``osmesa`` set before
     MuJoCo is imported.
+
+Seed-batched modules
+    A module with ``seeds`` (:class:`~rql_lightning.modules.seeds.SeedBatch`) is ``S`` runs: every seed gets
+    the episodes and noise of its own run, all through one vector env (``num_envs`` per seed) and one batched
+    policy call per round (:mod:`~rql_lightning.callbacks.seed_eval`).  Each seed's numbers are published and
+    logged as ``seed<s>/eval/*`` (the same TensorBoard run as its ``seed<s>/train/*``), its curve as its own
+    :class:`~rql_lightning.callbacks.history.EvalHistory` (``seed_results``, published on the module).
 """
 
 from __future__ import annotations
@@ -45,8 +52,10 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from rql_lightning.callbacks.gather import gather_episodes
-from rql_lightning.callbacks.history import EvalHistory, EvalPoint, publish
+from rql_lightning.callbacks.history import EvalHistory, EvalPoint, eval_metrics, publish, publish_seeds, seed_key
 from rql_lightning.callbacks.protocol import device_of, evaluate_module, noise_generator
+from rql_lightning.callbacks.run_info import seeds_of
+from rql_lightning.callbacks.seed_eval import SeedLayout, evaluate_seeds, split_by_seed
 from rql_lightning.callbacks.video import log_video
 from rql_lightning.envs import EvalEnvs, EvalResult, resolve_env_id
 
@@ -123,6 +132,7 @@ class EvaluationCallback(L.Callback):
         self.video_size = (int(video_width), int(video_height))
         self.episode_noise = bool(episode_noise)
         self.results = EvalHistory(env_name=env_name)  # what this callback publishes
+        self.seed_results: dict[int, EvalHistory] = {}  # a seed-batched module's: seed -> its record
         self.envs = EvalEnvs()
         self._last_eval_batch: int | None = None
         self._generator: torch.Generator | None = None
@@ -152,11 +162,20 @@ class EvaluationCallback(L.Callback):
         return self._generate_state_key(seed=self.seed)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"last_eval_batch": self._last_eval_batch, "history": self.results.state_dict()}
+        seeds = {s: h.state_dict() for s, h in self.seed_results.items()}
+        return {"last_eval_batch": self._last_eval_batch, "history": self.results.state_dict(), "seeds": seeds}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._last_eval_batch = state_dict.get("last_eval_batch")
         self.results.load_state_dict(state_dict.get("history", []))
+        for seed, state in (state_dict.get("seeds") or {}).items():
+            self._history(int(seed)).load_state_dict(state)
+
+    def _history(self, seed: int | None) -> EvalHistory:
+        """The record of ``seed`` of a seed-batched module; ``None``: the single run's."""
+        if seed is None:
+            return self.results
+        return self.seed_results.setdefault(int(seed), EvalHistory(env_name=self.results.env_name))
 
     # ------------------------------------------------------------------ hooks
 
@@ -172,7 +191,13 @@ class EvaluationCallback(L.Callback):
                 )
             resolve_env_id(name)
             self.results.env_name = name
-        publish(pl_module, self.results)
+        seeds = seeds_of(pl_module)
+        if seeds is None:
+            publish(pl_module, self.results)
+            return
+        for seed in seeds:
+            self._history(seed).env_name = self.results.env_name
+        publish_seeds(pl_module, self.seed_results)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.every_n_steps <= 0:
@@ -210,21 +235,23 @@ class EvaluationCallback(L.Callback):
             render_episodes=self.render_episodes if zero else 0,
             video_episodes=self.video_episodes if zero else 0,
         )
-        result = gather_episodes(pl_module, local, self.num_episodes, trainer.world_size)
-        self.results.record(batches, result)
-        metrics = {
-            "eval/success_rate": result.success_rate,
-            "eval/return": result.mean_return,
-            "eval/length": result.mean_length,
-            "eval/episodes": float(result.num_episodes),
-        }
-        trainer.callback_metrics.update({k: torch.tensor(v, dtype=torch.float64) for k, v in metrics.items()})
-        if zero:
-            for logger in trainer.loggers:
-                logger.log_metrics({**metrics, "eval/time_s": result.wall_time_s}, step=batches)
-            log_video(trainer.loggers, "eval/video", result.videos, batches, self.video_fps)
-            where = f"batch={batches} global_step={trainer.global_step}"
-            rank_zero_info(f"[eval] {self.env_name} {where}: {result.summary()}")
+        seeds = seeds_of(pl_module)
+        total = self.num_episodes * (len(seeds) if seeds else 1)
+        result = gather_episodes(pl_module, local, total, trainer.world_size)
+        per_seed: dict[int | None, EvalResult] = {None: result}
+        if seeds:
+            layout = SeedLayout(tuple(seeds), self.num_episodes, self.video_episodes if zero else 0)
+            per_seed = split_by_seed(result, layout, local.episode_ids[: len(local.frames)])
+        for seed, one in per_seed.items():
+            self._history(seed).record(batches, one)
+            metrics = eval_metrics(one, seed)
+            trainer.callback_metrics.update({k: torch.tensor(v, dtype=torch.float64) for k, v in metrics.items()})
+            if zero:
+                for logger in trainer.loggers:
+                    logger.log_metrics({**metrics, seed_key(seed, "eval/time_s"): one.wall_time_s}, step=batches)
+                log_video(trainer.loggers, seed_key(seed, "eval/video"), one.videos, batches, self.video_fps)
+                where = f"batch={batches} global_step={trainer.global_step}" + ("" if seed is None else f" seed={seed}")
+                rank_zero_info(f"[eval] {self.env_name} {where}: {one.summary()}")
         return result
 
     def evaluate_module(
@@ -236,7 +263,8 @@ class EvaluationCallback(L.Callback):
         video_episodes: int | None = None,
     ) -> EvalResult:
         """This rank's share of one evaluation of ``pl_module`` with this callback's settings and envs (no
-        gathering, no logging): :func:`~rql_lightning.callbacks.protocol.evaluate_module`.
+        gathering, no logging): :func:`~rql_lightning.callbacks.protocol.evaluate_module`, or for a seed-batched
+        module every seed's combined episodes (:func:`~rql_lightning.callbacks.seed_eval.evaluate_seeds`).
 
         With the defaults it is the whole single-process evaluation; ``render_episodes``/``video_episodes``
         default to the callback's settings.
@@ -246,7 +274,8 @@ class EvaluationCallback(L.Callback):
         device = device_of(pl_module)
         if self._generator is None or self._generator.device != device:
             self._generator = noise_generator(device)
-        return evaluate_module(
+        evaluate = evaluate_seeds if seeds_of(pl_module) else evaluate_module
+        return evaluate(
             pl_module,
             self.env_name,
             num_episodes=self.num_episodes,

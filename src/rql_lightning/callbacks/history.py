@@ -13,6 +13,10 @@ curve without knowing which callback measured them, so nobody searches ``trainer
   (no global registry), and it works whatever the callback order.  Read it with :func:`published`.
 
 The history survives resume through the callback's ``state_dict`` (:meth:`EvalHistory.state_dict`).
+
+A seed-batched run (``module.seeds``) is ``S`` runs: each seed's scalars are ``seed<s>/eval/*``
+(:func:`seed_key`, as its training scalars are ``seed<s>/train/*``) and its curve is its own
+:class:`EvalHistory` in the dict :data:`PUBLISHED_SEEDS_ATTR` (seed -> history, :func:`published_seeds`).
 """
 
 from __future__ import annotations
@@ -22,9 +26,36 @@ from typing import Any, NamedTuple
 
 from rql_lightning.envs import EvalResult
 
-__all__ = ["PUBLISHED_ATTR", "EvalHistory", "EvalPoint", "publish", "published"]
+__all__ = [
+    "PUBLISHED_ATTR",
+    "PUBLISHED_SEEDS_ATTR",
+    "EvalHistory",
+    "EvalPoint",
+    "eval_metrics",
+    "publish",
+    "publish_seeds",
+    "published",
+    "published_seeds",
+    "seed_key",
+]
 
 PUBLISHED_ATTR = "eval_history"
+PUBLISHED_SEEDS_ATTR = "seed_eval_histories"
+
+
+def seed_key(seed: int | None, key: str) -> str:
+    """``key`` of seed ``seed`` of a seed-batched run (``seed3/eval/return``); ``key`` itself for ``None``."""
+    return key if seed is None else f"seed{int(seed)}/{key}"
+
+
+def eval_metrics(result: EvalResult, seed: int | None = None) -> dict[str, float]:
+    """The published scalars of one evaluation (of seed ``seed`` of a seed-batched run)."""
+    return {
+        seed_key(seed, "eval/success_rate"): result.success_rate,
+        seed_key(seed, "eval/return"): result.mean_return,
+        seed_key(seed, "eval/length"): result.mean_length,
+        seed_key(seed, "eval/episodes"): float(result.num_episodes),
+    }
 
 
 class EvalPoint(NamedTuple):
@@ -80,3 +111,14 @@ def published(module: Any) -> EvalHistory | None:
     """The evaluation record published on ``module``; None when nothing evaluates it."""
     history = getattr(module, PUBLISHED_ATTR, None)
     return history if isinstance(history, EvalHistory) else None
+
+
+def publish_seeds(module: Any, histories: dict[int, EvalHistory]) -> None:
+    """Make ``histories`` (seed -> its record) the seed-batched module's published evaluation records."""
+    setattr(module, PUBLISHED_SEEDS_ATTR, histories)
+
+
+def published_seeds(module: Any) -> dict[int, EvalHistory]:
+    """Seed -> evaluation record published on a seed-batched module; empty when nothing evaluates it."""
+    histories = getattr(module, PUBLISHED_SEEDS_ATTR, None)
+    return dict(histories) if isinstance(histories, dict) else {}

@@ -19,6 +19,10 @@ Policy noise
 Episodes
     Episode ``k`` is reset with seed ``seed + k`` (see :mod:`rql_lightning.envs.rollout`); ``video_episodes``
     extra episodes, rendered and left out of the statistics, come back in ``EvalResult.videos``.
+
+Seed-batched modules
+    A module holding ``S`` runs (``module.seeds``) is evaluated by :mod:`rql_lightning.callbacks.seed_eval`:
+    each seed with exactly these episodes and this noise of its own run ``seed=s``, in one vector env.
 """
 
 from __future__ import annotations

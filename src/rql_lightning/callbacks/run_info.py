@@ -8,7 +8,7 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_warn
 
-__all__ = ["data_identity", "git_state", "load_hydra_config", "method_name"]
+__all__ = ["data_identity", "git_state", "load_hydra_config", "method_name", "model_class", "seeds_of"]
 
 # Short names of the built-in methods, for modules without ``method_name`` (checkpoints of older code).
 _SHORT_NAMES = {"RQLModule": "rql", "FQLModule": "fql", "FlowBCModule": "bc"}
@@ -22,6 +22,24 @@ def method_name(module: Any) -> str:
         return name
     cls = type(module).__name__
     return _SHORT_NAMES.get(cls, cls)
+
+
+def model_class(module: Any) -> str:
+    """The method's import path: the module's ``model_class`` (a seed-batched module names its replicas'),
+    else its own class."""
+    name = getattr(module, "model_class", None)
+    if isinstance(name, str) and name:
+        return name
+    cls = type(module)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def seeds_of(module: Any) -> list[int] | None:
+    """The run seeds of a seed-batched module (``module.seeds``: S runs in one), None for a single run."""
+    seeds = getattr(module, "seeds", None)
+    if isinstance(seeds, list | tuple) and seeds and all(isinstance(s, int) for s in seeds):
+        return [int(s) for s in seeds]
+    return None
 
 
 def data_identity(trainer: Any) -> dict[str, Any] | None:

@@ -22,6 +22,13 @@ When it is written
     (temporary file in the same directory, then :func:`os.replace`): a reader never sees half a file.
     At train end the same record also goes to TensorBoard's HParams view (:mod:`~rql_lightning.callbacks.hparams`).
 
+Seed-batched runs
+    A module with ``seeds`` (``rql-train seeds=[0,1,2]``) is ``S`` runs, so it leaves ``S`` records and no
+    ``<output_dir>/summary.json``: ``<output_dir>/seed<s>/summary.json`` with ``seed: s``, the curve of seed
+    ``s`` (:func:`~rql_lightning.callbacks.history.published_seeds`), the method's own ``model`` and
+    ``model_class`` (not the batching wrapper's), ``config`` with ``seed: s``, and ``seeds`` (the whole batch).
+    ``rql-results`` counts them as ``S`` seeds. The HParams view gets ``seed<s>/final/*``.
+
 Config
     ``config`` is the run's configuration as a plain dict. Pass it explicitly, or leave it ``None`` and the
     callback reads ``<output_dir>/.hydra/config.yaml``, which Hydra writes for every ``rql-train`` run
@@ -44,9 +51,16 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_warn
 
-from rql_lightning.callbacks.history import published
+from rql_lightning.callbacks.history import EvalHistory, published, published_seeds, seed_key
 from rql_lightning.callbacks.hparams import flatten, log_hparams
-from rql_lightning.callbacks.run_info import data_identity, git_state, load_hydra_config, method_name
+from rql_lightning.callbacks.run_info import (
+    data_identity,
+    git_state,
+    load_hydra_config,
+    method_name,
+    model_class,
+    seeds_of,
+)
 
 __all__ = ["SUMMARY_FILENAME", "RunSummaryCallback"]
 
@@ -126,9 +140,9 @@ class RunSummaryCallback(L.Callback):
             self.write(trainer, pl_module, "running")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        record = self.write(trainer, pl_module, "finished")
-        if record is not None:
-            self.log_hparams(trainer, pl_module, record)
+        records = self.write(trainer, pl_module, "finished")
+        if records:
+            self.log_hparams(trainer, pl_module, records)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self.write(trainer, pl_module, "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed")
@@ -138,11 +152,21 @@ class RunSummaryCallback(L.Callback):
     @staticmethod
     def _num_evals(pl_module: Any) -> int:
         history = published(pl_module)
-        return len(history) if history is not None else 0
+        return (len(history) if history is not None else 0) + sum(map(len, published_seeds(pl_module).values()))
+
+    def paths(self, pl_module: Any) -> dict[int | None, Path]:
+        """Where the records go: ``{None: <output_dir>/summary.json}``, or one per seed of a seed-batched module."""
+        seeds = seeds_of(pl_module)
+        if seeds is None:
+            return {None: self.path}
+        return {s: self.output_dir / f"seed{s}" / self.path.name for s in seeds}
 
     @staticmethod
-    def _curve(pl_module: Any) -> list[dict[str, Any]]:
-        history = published(pl_module)
+    def _history(pl_module: Any, seed: int | None) -> EvalHistory | None:
+        return published(pl_module) if seed is None else published_seeds(pl_module).get(seed)
+
+    @staticmethod
+    def _curve(history: EvalHistory | None) -> list[dict[str, Any]]:
         points = history.curve() if history is not None else []
         return [
             {
@@ -159,19 +183,24 @@ class RunSummaryCallback(L.Callback):
             self._data, self._data_read = data_identity(trainer), True
         return self._data
 
-    def summary(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str) -> dict[str, Any]:
-        """The record :meth:`write` stores (also usable on its own, e.g. in a notebook)."""
-        cls = type(pl_module)
-        history = published(pl_module)
-        curve = self._curve(pl_module)
+    def summary(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, status: str, seed: int | None = None
+    ) -> dict[str, Any]:
+        """The record :meth:`write` stores (also usable on its own, e.g. in a notebook); ``seed``: that seed's
+        record of a seed-batched module."""
+        history = self._history(pl_module, seed)
+        curve = self._curve(history)
         last = curve[-1] if curve else {}
         git_commit, git_dirty = self._git or (None, None)
+        config = self.config if seed is None or self.config is None else {**self.config, "seed": seed}
+        batch = {} if seed is None else {"seeds": seeds_of(pl_module)}
         return {
             "task": self.task,
             "task_id": self.task_id,
-            "seed": self.seed,
+            "seed": self.seed if seed is None else seed,
+            **batch,
             "model": method_name(pl_module),
-            "model_class": f"{cls.__module__}.{cls.__qualname__}",
+            "model_class": model_class(pl_module),
             "data": self._data_identity(trainer),
             "status": status,
             "step": int(trainer.global_step),
@@ -187,14 +216,14 @@ class RunSummaryCallback(L.Callback):
             "git_commit": git_commit,
             "git_dirty": git_dirty,
             "output_dir": str(self.output_dir),
-            "config": self.config,
+            "config": config,
         }
 
     @staticmethod
     def _phase_steps(trainer: L.Trainer) -> dict[str, int]:
         """Updates on the offline data and, for an offline-to-online run, the online phase's environment
         steps and updates, as the online phase publishes them in ``trainer.callback_metrics``."""
-        metrics = trainer.callback_metrics
+        metrics = getattr(trainer, "callback_metrics", None) or {}  # a stand-in trainer may have none
         if "online/env_steps" not in metrics:
             return {"offline_steps": int(trainer.global_step), "online_env_steps": 0, "online_updates": 0}
         return {
@@ -203,33 +232,28 @@ class RunSummaryCallback(L.Callback):
             "online_updates": int(metrics["online/online_updates"]),
         }
 
-    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str) -> dict[str, Any] | None:
-        """Atomically (re)write ``summary.json`` on global rank 0 and return the record written; a failure is
-        a warning, never a crash (then None)."""
+    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str) -> list[dict[str, Any]]:
+        """Atomically (re)write the summary file(s) on global rank 0 and return the records written (one, or one
+        per seed); a failure is a warning, never a crash (then that record is left out)."""
         if not trainer.is_global_zero:
-            return None
+            return []
         self._written_evals = self._num_evals(pl_module)
-        try:
-            record = self.summary(trainer, pl_module, status)
-            text = json.dumps(record, indent=2, default=str)
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.output_dir, prefix=f".{self.path.name}.", suffix=".tmp")
+        records = []
+        for seed, path in self.paths(pl_module).items():
             try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(text + "\n")
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except Exception as err:
-            rank_zero_warn(f"RunSummaryCallback: could not write {self.path}: {err}")
-            return None
-        return record
+                record = self.summary(trainer, pl_module, status, seed)
+                _write_atomically(path, json.dumps(record, indent=2, default=str) + "\n")
+            except Exception as err:
+                rank_zero_warn(f"RunSummaryCallback: could not write {path}: {err}")
+                continue
+            records.append(record)
+        return records
 
     @staticmethod
-    def log_hparams(trainer: L.Trainer, pl_module: L.LightningModule, record: dict[str, Any]) -> None:
-        """The record's config (the module's hyperparameters without one) and final numbers to TensorBoard's
-        HParams view; a failure is a warning."""
+    def log_hparams(trainer: L.Trainer, pl_module: L.LightningModule, records: list[dict[str, Any]]) -> None:
+        """The records' config (the module's hyperparameters without one) and final numbers to TensorBoard's
+        HParams view (``final/*``, or ``seed<s>/final/*`` per seed of a seed-batched run); a failure is a warning."""
+        record = records[0]
         data = record["data"] or {}
         config = record["config"] or {"model": dict(getattr(pl_module, "hparams", {}))}
         params = {
@@ -237,9 +261,27 @@ class RunSummaryCallback(L.Callback):
             "run.method": record["model"],
             "run.data": str(data.get("key", "")),
         }
-        metrics = {"final/success_rate": record["success_rate"], "final/return": record["return"]}
+        batched = "seeds" in record
+        metrics = {}
+        for r in records:
+            seed = r["seed"] if batched else None
+            metrics[seed_key(seed, "final/success_rate")] = r["success_rate"]
+            metrics[seed_key(seed, "final/return")] = r["return"]
         metrics["final/step"] = record["step"]
         try:
             log_hparams(getattr(trainer, "loggers", []), params, metrics)
         except Exception as err:  # noqa: BLE001
             rank_zero_warn(f"RunSummaryCallback: hyperparameters not logged: {type(err).__name__}: {err}")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``text`` to ``path`` through a temporary file in the same directory and :func:`os.replace`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

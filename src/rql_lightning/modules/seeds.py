@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
@@ -107,6 +108,11 @@ class SeedBatch(L.LightningModule):
     @property
     def chunk_size(self) -> int:
         return self.replica.chunk_size
+
+    @property
+    def model_class(self) -> str:
+        """The method's class path (what each seed's single run builds), for run records."""
+        return self.hparams.replica
 
     # ----- one seed's function, for all seeds ---------------------------------------------------
     def per_seed(self, method: str, *records: Any) -> Any:
@@ -234,6 +240,19 @@ class SeedBatch(L.LightningModule):
         """Every seed's evaluation policy in one batched call: ``obs (S, N, O)``, ``noise (S, N, D)``
         -> ``(S, N, h, A)``."""
         return self._fn("sample_chunks")(obs, noise)
+
+    @torch.no_grad()
+    def act_seeds(self, obs: np.ndarray, noise_seeds: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        """The evaluation contract for S seeds (``callbacks/seed_eval.py``): ``obs (S, M, O)`` -> ``(S, M, h, A)``,
+        row ``m`` of seed ``i`` with the noise the single run's ``act_seeded`` draws from ``noise_seeds[i, m]``
+        (``-1``: a padding row, zero noise)."""
+        dim = self.replica.policy.chunk_dim
+        noise = torch.zeros(*noise_seeds.shape, dim, device=generator.device)
+        for i, m in zip(*np.nonzero(noise_seeds >= 0), strict=True):
+            generator.manual_seed(int(noise_seeds[i, m]))
+            noise[i, m] = torch.randn(1, dim, generator=generator, device=generator.device)[0]
+        obs_t = torch.as_tensor(obs, dtype=torch.float32).to(self.device)
+        return self.sample_chunks(obs_t, noise.to(self.device)).cpu().numpy()
 
     def seed_index(self, seed: int) -> int:
         if seed not in self.seeds:
