@@ -20,7 +20,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"Finished {summary['task']} task {summary['task_id']} (seed {summary['seed']}) at step {summary['step']}."
     ]
     if "success_rate" in summary:
-        lines.append(f"  success rate: {summary['success_rate']:.2f}   return: {summary['return']:.1f}")
+        mean = " (mean over seeds)" if summary.get("per_seed") else ""
+        lines.append(f"  success rate: {summary['success_rate']:.2f}   return: {summary['return']:.1f}{mean}")
+    for seed, numbers in (summary.get("per_seed") or {}).items():
+        if numbers.get("success_rate") is not None:
+            lines.append(f"    seed {seed}: success rate {numbers['success_rate']:.2f}   return {numbers.get('return', float('nan')):.1f}")
     if summary.get("checkpoint"):
         lines.append(f"  checkpoint:   {summary['checkpoint']}")
     if summary.get("tensorboard"):
