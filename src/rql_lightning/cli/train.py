@@ -24,7 +24,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         lines.append(f"  success rate: {summary['success_rate']:.2f}   return: {summary['return']:.1f}{mean}")
     for seed, numbers in (summary.get("per_seed") or {}).items():
         if numbers.get("success_rate") is not None:
-            lines.append(f"    seed {seed}: success rate {numbers['success_rate']:.2f}   return {numbers.get('return', float('nan')):.1f}")
+            ret = numbers.get("return", float("nan"))
+            lines.append(f"    seed {seed}: success rate {numbers['success_rate']:.2f}   return {ret:.1f}")
     if summary.get("checkpoint"):
         lines.append(f"  checkpoint:   {summary['checkpoint']}")
     if summary.get("tensorboard"):
