@@ -1,7 +1,7 @@
 """The bad-input catalogue (docs/errors.md): each case is one clear line, exit code 2, no traceback.
 
 Messages are checked in-process; one real `rql-train` process checks the exit-code contract. The data
-cases live in tests/data/, the schema's in tests/checks/test_schema.py, Hydra's own in tests/test_cli.py.
+cases live in tests/data/, the schema's in tests/checks/test_schema.py, Hydra's own in tests/cli/test_train.py.
 """
 
 from __future__ import annotations

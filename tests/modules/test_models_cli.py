@@ -23,7 +23,7 @@ OVERRIDES = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["fql", "bc", "my_flow_policy"])  # rql: tests/test_cli.py
+@pytest.mark.parametrize("model", ["fql", "bc", "my_flow_policy"])  # rql: tests/cli/test_train.py
 def test_model_trains_checkpoints_and_resumes_through_rql_train(model, cube_single_dataset, tmp_path, monkeypatch):
     extra = []
     if model == "my_flow_policy":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.test_cli import TINY, explain, rql_train
+from tests.runs import TINY, explain, rql_train
 
 BASE = [o for o in TINY if not o.startswith("callbacks.evaluation")] + ["eval.episodes=0", "extras.print_config=false"]
 

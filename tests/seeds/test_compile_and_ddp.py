@@ -15,7 +15,7 @@ from rql_lightning.modules.rql import RQLModule
 from rql_lightning.modules.seeds import SeedBatch
 from rql_lightning.seeding import DRAW_STREAM, seeded_generator
 from tests.modules.two_mode import two_mode_sampler
-from tests.test_ddp import BATCH, STEPS, H, SaveWeights, concat, synthetic_arrays
+from tests.training.test_ddp import BATCH, STEPS, H, SaveWeights, concat, synthetic_arrays
 
 RQL = f"{RQLModule.__module__}.{RQLModule.__qualname__}"
 SMALL = dict(obs_dim=1, action_dim=1, chunk_size=1, flow_steps=4, num_critics=2, actor_hidden_dims=[32, 32])

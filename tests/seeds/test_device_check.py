@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import RQL_TRAIN
+from tests.runs import RQL_TRAIN
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "device_check.sh"
 

@@ -10,7 +10,7 @@ from rql_lightning.data.datamodule import ArrayDataModule
 from rql_lightning.modules.fql import FQLModule
 from rql_lightning.modules.rql import RQLModule
 from rql_lightning.modules.seeds import SeedBatch
-from tests.test_ddp import synthetic_arrays
+from tests.training.test_ddp import synthetic_arrays
 
 SEEDS, STEPS, BATCH, H = [3, 5, 8], 4, 16, 2
 KWARGS = dict(

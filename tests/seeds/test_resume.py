@@ -11,7 +11,7 @@ from rql_lightning.config import compose_config
 from rql_lightning.modules.seed_export import export_seed
 from rql_lightning.modules.seeds import PREFIX
 from rql_lightning.training import train
-from tests.test_cli import TINY
+from tests.runs import TINY
 
 SEEDS = "[0,1]"
 
