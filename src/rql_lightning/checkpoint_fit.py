@@ -23,6 +23,7 @@ SHAPE_KEYS = (
     "seeds",
 )
 DATA_KEYS = ("obs_dim", "action_dim")
+TOP_LEVEL_KEYS = ("seeds",)  # settings of the run, not of model.*
 MODULE_CLASS_KEY = "module_class"  # written into every checkpoint by FlowQModule.on_save_checkpoint
 IGNORED = {"name"}  # a label, free to change across a resume
 
@@ -32,9 +33,14 @@ def fit_problem(checkpoint: dict[str, Any], run_hparams: dict[str, Any], module_
     saved = checkpoint.get("hyper_parameters") or {}
     saved_class = checkpoint.get(MODULE_CLASS_KEY)
     if module_class and saved_class and saved_class != module_class:
+        export = (
+            " (one seed of it: python -m rql_lightning.modules.seed_export <ckpt> <seed> <out.ckpt>)"
+            if saved_class.endswith(".SeedBatch")
+            else ""
+        )
         return (
             f"was written by {saved_class}, this run builds {module_class}; resume with the model it was trained "
-            "with (its run's .hydra/config.yaml names it), or drop ckpt_path to start a new run"
+            f"with (its run's .hydra/config.yaml names it){export}, or drop ckpt_path to start a new run"
         )
     if not saved_class:  # older checkpoints: hyperparameters of another method mean another class
         foreign = sorted((set(saved) ^ set(run_hparams)) - IGNORED)
@@ -57,7 +63,7 @@ def fit_problem(checkpoint: dict[str, Any], run_hparams: dict[str, Any], module_
 
 
 def _config_key(hparam: str) -> str:
-    return hparam if hparam in DATA_KEYS else f"model.{hparam}"
+    return hparam if hparam in DATA_KEYS + TOP_LEVEL_KEYS else f"model.{hparam}"
 
 
 def _plain(value: Any) -> Any:

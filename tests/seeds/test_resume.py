@@ -80,3 +80,24 @@ def test_resume_with_other_seeds_is_refused_in_one_line(runs, cube_single_datase
     first_ckpt = runs["root"] / "first" / "checkpoints" / "last.ckpt"
     with pytest.raises(UserError, match=r"seeds"):
         run(cube_single_dataset, tmp_path / "other", 10, "seeds=[0,2]", f"ckpt_path={first_ckpt}")
+
+
+def test_a_seed_batched_checkpoint_resumed_as_one_run_points_to_the_export(cube_single_dataset, tmp_path):
+    from rql_lightning.checks import check_checkpoint
+    from rql_lightning.config import compose_config
+    from rql_lightning.errors import UserError
+    from rql_lightning.training import train
+
+    base = [f"data.dataset_path={cube_single_dataset}", *TINY, "eval.episodes=0"]
+    train(compose_config([*base, "trainer.max_steps=2", "seeds=[0,1]", f"paths.output_dir={tmp_path / 'a'}"]))
+    ckpt = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    for extra, expected in (
+        (["seeds=[0,1,2]"], "does not fit this run: seeds=[0, 1] in the checkpoint, [0, 1, 2] here"),
+        ([], "rql_lightning.modules.seed_export"),
+    ):
+        cfg = compose_config(
+            [*base, "trainer.max_steps=4", f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path}", *extra]
+        )
+        with pytest.raises(UserError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+            train(cfg)
+    check_checkpoint(ckpt)  # readable as a checkpoint on its own
