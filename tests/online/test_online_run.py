@@ -130,3 +130,20 @@ def test_summary_records_offline_and_online_step_counts(straight):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["offline_steps"] == OFFLINE and summary["online_env_steps"] == ONLINE
     assert summary["online_updates"] == ONLINE and summary["step"] == OFFLINE + ONLINE
+
+
+def test_a_users_method_explores_through_the_base_class(cube_single_dataset, tmp_path, monkeypatch):
+    """examples/my_flow_policy.py, a method written against FlowQModule alone, fine-tunes online too."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    monkeypatch.syspath_prepend(str(examples))
+    extra = (
+        "model=my_flow_policy",
+        f"hydra.searchpath=[file://{examples}]",
+        "trainer.max_steps=5",
+        "online.steps=7",
+        "~callbacks.evaluation",
+    )
+    summary = train(compose_config([*overrides(cube_single_dataset, tmp_path), *extra]))
+    assert summary["step"] == 5 + 7
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["online"]
+    assert state["env_steps"] == 7 and state["chunks"] == 2
