@@ -91,7 +91,7 @@ def start_training(args: list[str], cwd: Path, run_dir: Path) -> subprocess.Pope
     )
 
 
-def signal_when_training(proc: subprocess.Popen, run_dir: Path, signum: int, min_step_wait: float = 4.0) -> str:
+def signal_when_training(proc: subprocess.Popen, run_dir: Path, signum: int, min_step_wait: float = 2.0) -> str:
     """Wait until the run has started stepping (it wrote a fresh summary.json), let it run, then signal it."""
     deadline = time.time() + 180
     while not (run_dir / "summary.json").exists():

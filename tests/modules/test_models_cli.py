@@ -6,12 +6,13 @@ The example runs as a user would: `PYTHONPATH=examples rql-train --config-dir ex
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.runs import TINY, explain, rql_train
+from tests.runs import RQL_TRAIN, TINY, explain, quiet_env
 
 EXAMPLES = str(Path(__file__).resolve().parents[2] / "examples")
 # The shared tiny networks, checkpoints every 3 steps, no evaluation.
@@ -22,21 +23,51 @@ OVERRIDES = [
 ]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("model", ["fql", "bc", "my_flow_policy"])  # rql: tests/cli/test_train.py
-def test_model_trains_checkpoints_and_resumes_through_rql_train(model, cube_single_dataset, tmp_path, monkeypatch):
-    extra = []
+MODELS = ("fql", "bc", "my_flow_policy")  # rql: tests/cli/test_train.py
+
+
+def _launch(model: str, root: Path, dataset: Path, *args: str) -> subprocess.Popen:
+    extra, env = [], quiet_env()
     if model == "my_flow_policy":
         extra = ["--config-dir", EXAMPLES]
-        monkeypatch.setenv("PYTHONPATH", EXAMPLES + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    run = tmp_path / "run"
-    common = [*extra, f"model={model}", f"data.dataset_path={cube_single_dataset}", f"hydra.run.dir={run}", *OVERRIDES]
-    first = rql_train([*common, "trainer.max_steps=3"], cwd=tmp_path)
-    assert first.returncode == 0, explain(first)
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+        env["PYTHONPATH"] = EXAMPLES + os.pathsep + env.get("PYTHONPATH", "")
+    common = [*extra, f"model={model}", f"data.dataset_path={dataset}", f"hydra.run.dir={root / model}", *OVERRIDES]
+    return subprocess.Popen(
+        [RQL_TRAIN, *common, *args], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _finish(procs: dict[str, subprocess.Popen]) -> dict[str, subprocess.CompletedProcess]:
+    done = {}
+    for model, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        done[model] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return done
+
+
+@pytest.fixture(scope="module")
+def runs(cube_single_dataset, tmp_path_factory):
+    """Each model trained 3 steps, then resumed to 5 with resume=auto; the models' processes run side by side
+    (each is mostly interpreter start-up). Returns (root, first runs, their step-3 checkpoints, resumed runs)."""
+    root = tmp_path_factory.mktemp("models")
+    first = _finish({m: _launch(m, root, cube_single_dataset, "trainer.max_steps=3") for m in MODELS})
+    at_3 = {
+        m: torch.load(root / m / "checkpoints" / "last.ckpt", weights_only=True)
+        for m in MODELS
+        if first[m].returncode == 0
+    }
+    resumed = _finish({m: _launch(m, root, cube_single_dataset, "trainer.max_steps=5", "resume=auto") for m in at_3})
+    return root, first, at_3, resumed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
+def test_model_trains_checkpoints_and_resumes_through_rql_train(model, runs):
+    root, first, at_3, resumed = runs
+    assert first[model].returncode == 0, explain(first[model])
+    ckpt = at_3[model]
     assert ckpt["global_step"] == 3
-    resumed = rql_train([*common, "trainer.max_steps=5", "resume=auto"], cwd=tmp_path)
-    assert resumed.returncode == 0, explain(resumed)
-    after = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed[model].returncode == 0, explain(resumed[model])
+    after = torch.load(root / model / "checkpoints" / "last.ckpt", weights_only=True)
     assert after["global_step"] == 5
     assert any(not torch.equal(v, ckpt["state_dict"][k]) for k, v in after["state_dict"].items())
