@@ -14,7 +14,7 @@ Episodes
     its own run.  The rollout (:func:`~rql_lightning.envs.evaluate_policy`) schedules, shards over DDP ranks
     and counts the ``S * N`` combined episodes as it does one run's; :func:`split_by_seed` maps the (gathered)
     result back to one :class:`~rql_lightning.envs.EvalResult` per seed.  The rollout resets combined episode
-    ``j`` with the seed ``j`` (its ``seed=0``); :class:`_OwnSeeds` replaces that by the episode's own seed.
+    ``j`` with :meth:`SeedLayout.env_seed` (its ``episode_seed``), the seed its own run gives it.
 """
 
 from __future__ import annotations
@@ -58,46 +58,6 @@ class SeedLayout:
         """The reset seed of a combined episode: ``seed + id`` of its own run."""
         index, own = self.split(np.array([combined]))
         return self.seeds[int(index[0])] + int(own[0])
-
-
-class _OwnSeeds:
-    """The vector env, with each reset seed (a combined episode id) replaced by the episode's own seed; ids past
-    the last episode are the rollout's idle envs and pass unchanged."""
-
-    def __init__(self, envs: Any, layout: SeedLayout) -> None:
-        self._envs, self._layout = envs, layout
-        self._last = layout.counted + len(layout.seeds) * layout.video_episodes
-
-    def reset(self, *, seed: list[int], options: dict | None = None):
-        seeds = [self._layout.env_seed(int(s)) if int(s) < self._last else int(s) for s in seed]
-        return self._envs.reset(seed=seeds, options=options)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._envs, name)
-
-
-class _OwnSeedEnvs:
-    """An :class:`EvalEnvs` holder whose vector env resets with the episodes' own seeds (:class:`_OwnSeeds`)."""
-
-    def __init__(self, holder: EvalEnvs, layout: SeedLayout) -> None:
-        self.holder, self.layout = holder, layout
-
-    def get(self, *args: Any) -> _OwnSeeds:
-        return _OwnSeeds(self.holder.get(*args), self.layout)
-
-    @property
-    def recording(self) -> bool:
-        return self.holder.recording
-
-    @recording.setter
-    def recording(self, value: bool) -> None:
-        self.holder.recording = value
-
-    def close(self) -> None:
-        self.holder.close()
-
-    def discard(self) -> None:
-        self.holder.discard()
 
 
 class SeedBatchPolicy:
@@ -155,29 +115,25 @@ def evaluate_seeds(
     if video_episodes or render_episodes:
         kwargs.setdefault("width", int(width))
         kwargs.setdefault("height", int(height))
-    holder = envs if envs is not None else EvalEnvs()
     generator = generator if generator is not None else noise_generator(torch.device("cpu"))
-    try:
-        with policy_mode(module):
-            return evaluate_policy(
-                SeedBatchPolicy(module, layout, generator),
-                env_name,
-                num_episodes=layout.counted,
-                num_envs=num_envs * len(layout.seeds),
-                seed=0,  # the rollout resets combined episode j with seed j; _OwnSeeds maps it
-                chunk_size=chunk_size_of(module),
-                render_episodes=render_episodes,
-                env_kwargs=kwargs,
-                rank=rank,
-                world_size=world_size,
-                video_episodes=len(layout.seeds) * layout.video_episodes,
-                frame_skip=frame_skip if video_episodes else 1,
-                episode_info=True,
-                envs=_OwnSeedEnvs(holder, layout),
-            )
-    finally:
-        if envs is None:
-            holder.close()
+    with policy_mode(module):
+        return evaluate_policy(
+            SeedBatchPolicy(module, layout, generator),
+            env_name,
+            num_episodes=layout.counted,
+            num_envs=num_envs * len(layout.seeds),
+            seed=0,
+            chunk_size=chunk_size_of(module),
+            render_episodes=render_episodes,
+            env_kwargs=kwargs,
+            rank=rank,
+            world_size=world_size,
+            video_episodes=len(layout.seeds) * layout.video_episodes,
+            frame_skip=frame_skip if video_episodes else 1,
+            episode_info=True,
+            envs=envs,
+            episode_seed=layout.env_seed,  # each combined episode reset as its own run resets it
+        )
 
 
 def split_by_seed(result: EvalResult, layout: SeedLayout, frame_ids: np.ndarray | None = None) -> dict[int, EvalResult]:

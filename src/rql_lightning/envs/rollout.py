@@ -94,6 +94,7 @@ def evaluate_policy(
     frame_skip: int = 1,
     episode_info: bool = False,
     envs: EvalEnvs | None = None,
+    episode_seed: Callable[[int], int] | None = None,
 ) -> EvalResult:
     """Roll out ``policy`` for ``num_episodes`` episodes on ``num_envs`` parallel envs (see module docstring).
 
@@ -104,6 +105,8 @@ def evaluate_policy(
     extra recorded episodes outside the statistics; ``frame_skip``: record every n-th step.
     ``episode_info``: call ``policy(obs, episode_ids, chunk_indices)``.  ``envs``: a holder that keeps the
     vector env alive for the next call (closed by its owner); None builds one for this call only.
+    ``episode_seed``: the reset seed of episode id ``k`` (default ``seed + k``), e.g. one run's own seeds for
+    each of several runs' episodes evaluated together.
     """
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
@@ -126,7 +129,16 @@ def evaluate_policy(
     holder = envs if envs is not None else EvalEnvs(context)
     try:
         successes, returns, lengths, frames = _rollout(
-            policy, holder, env_name, jobs, num_envs, seed, chunk_size, dict(env_kwargs or {}), frame_skip, episode_info
+            policy,
+            holder,
+            env_name,
+            jobs,
+            num_envs,
+            episode_seed or (lambda k: seed + k),
+            chunk_size,
+            dict(env_kwargs or {}),
+            frame_skip,
+            episode_info,
         )
     except BaseException:
         holder.discard()  # a worker may be left mid-step: never reuse it
@@ -151,7 +163,7 @@ def _rollout(
     env_name: str,
     jobs: list[tuple[int, bool, bool]],
     num_envs: int,
-    seed: int,
+    episode_seed: Callable[[int], int],
     chunk_size: int,
     env_kwargs: dict[str, Any],
     frame_skip: int,
@@ -170,8 +182,9 @@ def _rollout(
     any_recorded = bool(recorded.any())
     n = min(num_envs, num_jobs)
     envs = holder.get(env_name, n, chunk_size, env_kwargs, frame_skip)
-    # Seeds for idle envs (no job left): outside every episode id used here.
-    idle_seed = seed + int(ids.max()) + 1
+    job_seeds = np.array([episode_seed(int(e)) for e in ids], dtype=np.int64)
+    # Seeds for idle envs (no job left): above every episode seed used here.
+    idle_seed = int(job_seeds.max()) + 1
 
     act_dim = int(envs.single_action_space.shape[-1])
     job = np.arange(n, dtype=np.int64)  # job run by each env, -1 when idle
@@ -179,7 +192,7 @@ def _rollout(
     if any_recorded or holder.recording:
         envs.set_attr("record", [bool(recorded[j]) for j in job])
         holder.recording = any_recorded
-    obs, _ = envs.reset(seed=[seed + int(ids[j]) for j in job])
+    obs, _ = envs.reset(seed=[int(job_seeds[j]) for j in job])
     chunks = np.zeros((n, chunk_size, act_dim), dtype=np.float32)
     chunk_count = np.zeros(n, dtype=np.int64)  # chunks taken in the current episode
     ep_return = np.zeros(n, dtype=np.float64)
@@ -223,7 +236,7 @@ def _rollout(
             break
         # Reset every finished env: with its next episode's seed, or (idle envs) with a seed outside the
         # evaluation range so the vector env can keep stepping it.
-        seeds = [seed + int(ids[j]) if j >= 0 else idle_seed + i for i, j in enumerate(job)]
+        seeds = [int(job_seeds[j]) if j >= 0 else idle_seed + i for i, j in enumerate(job)]
         if any_recorded:
             envs.set_attr("record", [bool(j >= 0 and recorded[j]) for j in job])
         reset_obs, _ = envs.reset(seed=seeds, options={"reset_mask": finished.copy()})
