@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from rql_lightning.data.errors import DataConfigError
-from rql_lightning.data.ogbench import ACTION_CLIP_EPS
 from rql_lightning.data.ogbench_datamodule import OGBenchDataModule, OGBenchSource
 from rql_lightning.data.sharded import ShardedOGBenchDataModule
-from rql_lightning.data.validate import ACTION_TOLERANCE
-from rql_lightning.naming import DEFAULT_GENERATED_DIR, NPZ_SUFFIX, dataset_name_of, default_data_dir, list_shards
+from rql_lightning.naming import NPZ_SUFFIX, dataset_name_of, default_data_dir, list_shards
 
 log = logging.getLogger("rql_lightning")
 
@@ -38,47 +37,22 @@ def is_sharded(data_kind: str, dataset_path: str | None) -> bool:
     return data_kind == SHARDED
 
 
+# Settings only one of the two layouts has; everything else is OGBenchSource's and goes to either.
+SHARD_ONLY = ("shard_swap_interval", "shards_in_memory", "shard_stall")
+FILE_ONLY = ("download", "generate_if_missing", "generated_dir", "generate_transitions", "generate_workers", "load_val")
+
+
 def ogbench_datamodule(
-    singletask_name: str,
-    chunk_size: int,
-    batch_size: int = 256,
-    *,
-    data_kind: str = STANDARD,
-    dataset: str | None = None,
-    data_dir: str | None = None,
-    dataset_path: str | None = None,
-    sparse: bool = False,
-    download: bool = True,
-    generate_if_missing: bool = False,
-    generated_dir: str = DEFAULT_GENERATED_DIR,
-    generate_transitions: int = 200_000,
-    generate_workers: int = 2,
-    load_val: bool = True,
-    shard_swap_interval: int = 1000,
-    shards_in_memory: int = 1,
-    shard_stall: str = "wait",
-    action_clip_eps: float = ACTION_CLIP_EPS,
-    action_tolerance: float = ACTION_TOLERANCE,
-    device: str = "cpu",
-    seed: int = 0,
-    global_batch_size: int | None = None,
+    singletask_name: str, chunk_size: int, batch_size: int = 256, *, data_kind: str = STANDARD, **settings: Any
 ) -> OGBenchSource:
-    """The OGBench datamodule for these settings (see the module docstring for the rule)."""
-    source = dict(
-        dataset=dataset,
-        data_dir=data_dir,
-        dataset_path=dataset_path,
-        sparse=sparse,
-        action_clip_eps=action_clip_eps,
-        action_tolerance=action_tolerance,
-        device=device,
-        seed=seed,
-        global_batch_size=global_batch_size,
-    )
+    """The OGBench datamodule for these settings (see the module docstring for the rule); ``settings`` are the
+    keyword arguments of :class:`OGBenchDataModule` and :class:`ShardedOGBenchDataModule`, each given those
+    its layout takes."""
+    dataset_path, data_dir = settings.get("dataset_path"), settings.get("data_dir")
     sharded = is_sharded(data_kind, dataset_path)
-    if sharded and generate_if_missing and not dataset_path:
+    if sharded and settings.get("generate_if_missing") and not dataset_path:
         directory = (Path(data_dir).expanduser() if data_dir else default_data_dir()) / (
-            dataset or dataset_name_of(singletask_name)
+            settings.get("dataset") or dataset_name_of(singletask_name)
         )
         if not list_shards(directory):
             base = dataset_name_of(singletask_name)
@@ -87,26 +61,6 @@ def ogbench_datamodule(
                 directory,
                 base,
             )
-            sharded, source["dataset"] = False, base
-    if sharded:
-        return ShardedOGBenchDataModule(
-            singletask_name,
-            chunk_size,
-            batch_size,
-            shard_swap_interval=shard_swap_interval,
-            shards_in_memory=shards_in_memory,
-            shard_stall=shard_stall,
-            **source,
-        )
-    return OGBenchDataModule(
-        singletask_name,
-        chunk_size,
-        batch_size,
-        download=download,
-        generate_if_missing=generate_if_missing,
-        generated_dir=generated_dir,
-        generate_transitions=generate_transitions,
-        generate_workers=generate_workers,
-        load_val=load_val,
-        **source,
-    )
+            sharded, settings = False, {**settings, "dataset": base}
+    cls, other = (ShardedOGBenchDataModule, FILE_ONLY) if sharded else (OGBenchDataModule, SHARD_ONLY)
+    return cls(singletask_name, chunk_size, batch_size, **{k: v for k, v in settings.items() if k not in other})
