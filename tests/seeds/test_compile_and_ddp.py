@@ -87,3 +87,39 @@ def test_ddp_ranks_hold_all_seeds_and_each_seed_equals_its_union_run(tmp_path):
         for key, value in single.state_dict().items():
             got = rank0[f"replica.{key}"][i]
             torch.testing.assert_close(got, value, rtol=1e-5, atol=1e-6, msg=f"seed {seed}: {key}")
+
+
+@pytest.mark.slow
+def test_global_batch_over_two_ranks_with_seeds_equals_each_seeds_one_process_full_batch(tmp_path):
+    """data.global_batch_size with seeds: windows and draws of every seed split as in its own run, so seed s on
+    2 ranks x BATCH equals one process of seed s with the full 2 x BATCH batch."""
+    arrays = synthetic_arrays()
+    model = SeedBatch(RQL, DDP_KWARGS, SEEDS)
+    initial = copy.deepcopy(model.replica.state_dict())
+    datamodule = ArrayDataModule(arrays, chunk_size=H, batch_size=999, global_batch_size=2 * BATCH, seed=0)
+    datamodule.seeds = SEEDS
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_steps=STEPS,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[SaveWeights(tmp_path)],
+    )
+    trainer.fit(model, datamodule=datamodule)
+    rank0 = torch.load(tmp_path / "rank0.pt")
+    sampler = sampler_from_arrays(arrays, H, torch.device("cpu"))
+    for i, seed in enumerate(SEEDS):
+        torch.manual_seed(0)
+        single = RQLModule(**DDP_KWARGS, seed=seed)
+        single.load_state_dict({k: v[i] for k, v in initial.items()})
+        opt = single.configure_optimizers()
+        for step in range(STEPS):
+            batch = next(iter(WindowStream(sampler, 2 * BATCH, seed, 0, start=step)))
+            single.update(batch, single.draw(2 * BATCH, seeded_generator(seed, 0, step, DRAW_STREAM)), opt)
+        for key, value in single.state_dict().items():
+            got = rank0[f"replica.{key}"][i]
+            torch.testing.assert_close(got, value, rtol=1e-5, atol=1e-6, msg=f"seed {seed}: {key}")

@@ -30,6 +30,13 @@ from rql_lightning.nets import EnsembleMLP
 from rql_lightning.seeding import DRAW_STREAM, seeded_generator
 
 
+def global_batch_split(trainer: L.Trainer | None) -> int:
+    """Over how many ranks one batch is split: the world size under ``data.global_batch_size``, else 1."""
+    if trainer is None or trainer.world_size <= 1:
+        return 1
+    return trainer.world_size if getattr(trainer.datamodule, "global_batch_size", None) else 1
+
+
 class FlowQModule(L.LightningModule):
     """Base class: flow actor + critic ensemble, targets, one manual update per batch.
 
@@ -85,17 +92,18 @@ class FlowQModule(L.LightningModule):
         """All random numbers of one update, on the module's device."""
         return Draws.sample(batch_size, self.policy.chunk_dim, self.policy.flow_steps, self.device, generator)
 
-    def step_generator(self, step: int, rank: int | None = None) -> torch.Generator:
+    def step_generator(self, step: int, rank: int | None = None, seed: int | None = None) -> torch.Generator:
         """The generator for training step ``step``'s draws: a function of (seed, rank, step) only.
 
         So a resumed run draws exactly what the uninterrupted one would have, and DDP ranks
-        draw independently.
+        draw independently. ``seed``: another run's seed (a seed-batched run draws each seed's).
         """
         g = getattr(self, "_step_generator", None)
         if g is None or g.device != self.device:
             g = self._step_generator = torch.Generator(device=self.device)
         rank = self.global_rank if rank is None else rank
-        return seeded_generator(self.hparams.seed, rank, step, DRAW_STREAM, generator=g)
+        seed = self.hparams.seed if seed is None else seed
+        return seeded_generator(seed, rank, step, DRAW_STREAM, generator=g)
 
     def critic_loss(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError("a FlowQModule subclass defines critic_loss(batch, draws)")
@@ -189,15 +197,25 @@ class FlowQModule(L.LightningModule):
         else:  # used outside a Trainer (tests, notebooks)
             loss.backward()
 
-    def step_draws(self, batch_size: int) -> Draws:
-        """This step's draws. Under ``data.global_batch_size`` (one batch split across ranks) they are the
-        whole global batch's draws, seeded as rank 0, and this rank keeps its rows: so N ranks together
-        draw exactly what one process with the full batch draws, as the windows do."""
-        world = self.trainer.world_size if self._trainer is not None else 1
-        if world > 1 and getattr(self.trainer.datamodule, "global_batch_size", None):
-            full = self.draw(batch_size * world, self.step_generator(self.global_step, rank=0))
-            return full.rows(slice(self.global_rank * batch_size, (self.global_rank + 1) * batch_size))
-        return self.draw(batch_size, self.step_generator(self.global_step))
+    def step_draws(
+        self,
+        batch_size: int,
+        step: int | None = None,
+        seed: int | None = None,
+        rank: int | None = None,
+        split_over: int | None = None,
+    ) -> Draws:
+        """Step ``step``'s draws (default: this run's, at its step, rank and seed). Under ``data.global_batch_size``
+        (one batch split across ``split_over`` ranks) they are the whole global batch's draws, seeded as rank 0,
+        and this rank keeps its rows: so N ranks together draw exactly what one process with the full batch
+        draws, as the windows do."""
+        step = self.global_step if step is None else step
+        rank = self.global_rank if rank is None else rank
+        split_over = global_batch_split(self._trainer) if split_over is None else split_over
+        if split_over > 1:
+            full = self.draw(batch_size * split_over, self.step_generator(step, rank=0, seed=seed))
+            return full.rows(slice(rank * batch_size, (rank + 1) * batch_size))
+        return self.draw(batch_size, self.step_generator(step, rank=rank, seed=seed))
 
     def training_step(self, batch: ChunkBatch, batch_idx: int) -> None:
         draws = self.step_draws(len(batch))

@@ -30,8 +30,7 @@ from torch.func import functional_call, vmap
 from rql_lightning.batch import ChunkBatch, Draws, stack_records
 from rql_lightning.checkpoint_fit import MODULE_CLASS_KEY, fit_problem
 from rql_lightning.errors import NonFiniteError, UserError
-from rql_lightning.modules.base import FlowQModule
-from rql_lightning.seeding import DRAW_STREAM, seeded_generator
+from rql_lightning.modules.base import FlowQModule, global_batch_split
 
 PREFIX = "replica."  # state_dict keys are the single-seed module's keys under this prefix, with a seed axis
 REPLICA_HPARAMS = "replica_hyper_parameters"  # checkpoint key: the single-seed module's hparams (seed left out)
@@ -145,15 +144,11 @@ class SeedBatch(L.LightningModule):
 
     # ----- the fused update --------------------------------------------------------------------------
     def draw(self, batch_size: int, step: int) -> Draws:
-        """Every seed's draws of training step ``step``, stacked ``(S, B, ...)``: seed ``s`` from (s, rank, step)."""
-        g = getattr(self, "_draw_generator", None)
-        if g is None or g.device != self.device:
-            g = self._draw_generator = torch.Generator(device=self.device)
-        per_seed = []
-        for s in self.seeds:
-            seeded_generator(s, self.global_rank, step, DRAW_STREAM, generator=g)
-            per_seed.append(self.replica.draw(batch_size, g))
-        return stack_records(per_seed)
+        """Every seed's draws of training step ``step``, stacked ``(S, B, ...)``: seed ``s``'s are exactly those of
+        the run ``seed=s`` (:meth:`FlowQModule.step_draws`, a global batch's split included)."""
+        split = global_batch_split(self._trainer)
+        rank = self.global_rank
+        return stack_records([self.replica.step_draws(batch_size, step, s, rank, split) for s in self.seeds])
 
     def update(self, batch: ChunkBatch, draws: Draws, optimizer: torch.optim.Optimizer) -> dict:
         """One update of every seed: losses ``(S,)``, their sum backward, targets, one Adam step."""
