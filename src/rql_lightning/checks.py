@@ -40,7 +40,7 @@ def check_config(cfg: Any) -> None:
 
 
 def check_seeds(cfg: Any) -> None:
-    """``seeds=[...]`` trains S offline runs in one module: the online phase and the diagnostics act on one run."""
+    """``seeds=[...]`` trains S offline runs in one module: the online phase acts on one run."""
     seeds = cfg.get("seeds")
     if not seeds:
         return
@@ -50,12 +50,6 @@ def check_seeds(cfg: Any) -> None:
         raise UserError(
             f"seeds={shown} with online.steps={steps}: a seed-batched run is offline only; fine-tune one run per "
             "seed (rql-train -m seed=0,1,2 online.steps=...), or drop online.steps"
-        )
-    diag_every = ((cfg.get("callbacks") or {}).get("diagnostics") or {}).get("diag_every", 0)
-    if diag_every:
-        raise UserError(
-            f"seeds={shown} with callbacks.diagnostics.diag_every={diag_every}: the diagnostics measure one run's "
-            "networks; use callbacks.diagnostics.diag_every=0, or diagnose a single run (seed=...)"
         )
 
 

@@ -33,10 +33,6 @@ def test_multirun_puts_seeds_in_the_batch_axis_and_tasks_in_jobs(cube_single_dat
         (["seeds=[0,-1]"], "seeds=[0,-1] must be a non-empty list"),
         (["seeds=3"], "seeds=3 must be a non-empty list"),
         (["seeds=[0,1]", "online.steps=100"], "seeds=[0,1] with online.steps=100: a seed-batched run is offline only"),
-        (
-            ["seeds=[0,1]", "callbacks.diagnostics.diag_every=10"],
-            "seeds=[0,1] with callbacks.diagnostics.diag_every=10: the diagnostics measure one run's networks",
-        ),
     ],
 )
 def test_seeds_a_batch_cannot_serve_are_refused_by_check_config(overrides, message):

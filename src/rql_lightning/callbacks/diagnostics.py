@@ -10,6 +10,10 @@ sent to every ``trainer.loggers`` entry (global rank 0 only) and published in
 
 ``diag/round_trip_{mean,max}_{d1,du}``, ``diag/noise_{mean,std,sliced_w1}``,
 ``diag/q_{traj_std,chunk_std,ratio}``, ``diag/val_critic_loss``, ``diag/val_actor_loss``.
+
+A seed-batched module (``module.seeds`` and ``module.replica_at(seed)``, e.g.
+:class:`~rql_lightning.modules.seeds.SeedBatch`) is ``S`` runs: each seed is measured as its single run
+would be (the same fixed batch and draws, that seed's weights) and logged as ``seed<s>/diag/*``.
 """
 
 from __future__ import annotations
@@ -58,11 +62,12 @@ class DiagnosticsCallback(L.Callback):
                 "callbacks.diagnostics.diag_every=0"
             )
         g = torch.Generator().manual_seed(self.seed)
-        batch = sampler_from_arrays(val, pl_module.chunk_size, torch.device("cpu")).sample(self.batch_size, g)
+        one_run = _runs(pl_module)[0][1]
+        batch = sampler_from_arrays(val, one_run.chunk_size, torch.device("cpu")).sample(self.batch_size, g)
         depth = torch.rand(self.batch_size, generator=g)
         directions = torch.randn(self.num_directions, batch.action_chunks.shape[1], generator=g)
         directions = directions / directions.norm(dim=1, keepdim=True)
-        policy = pl_module.policy
+        policy = one_run.policy
         draws = Draws.sample(self.batch_size, policy.chunk_dim, policy.flow_steps, "cpu", g)  # the update's draws
         dev = pl_module.device
         batch = ChunkBatch(**{f.name: getattr(batch, f.name).to(dev) for f in fields(batch)})
@@ -86,12 +91,23 @@ class DiagnosticsCallback(L.Callback):
 
     @torch.no_grad()
     def measure(self, pl_module) -> dict[str, float]:
-        """All ``diag/*`` numbers at the module's current weights, with one host sync."""
+        """All ``diag/*`` numbers (``seed<s>/diag/*`` per seed) at the module's current weights, one host sync."""
         if self.fixed is None:
             self.fixed = self.draw_fixed(pl_module.trainer.datamodule, pl_module)
         batch, depth, directions, draws = self.fixed
-        values = premise_diagnostics(pl_module.policy, pl_module.critic, batch, depth, directions)
-        critic_loss, actor_loss, _ = pl_module.compute_losses(batch, draws)
-        values.update(val_critic_loss=critic_loss, val_actor_loss=actor_loss)
+        values: dict[str, torch.Tensor] = {}
+        for prefix, run in _runs(pl_module):
+            one = premise_diagnostics(run.policy, run.critic, batch, depth, directions)
+            critic_loss, actor_loss, _ = run.compute_losses(batch, draws)
+            one.update(val_critic_loss=critic_loss, val_actor_loss=actor_loss)
+            values.update({f"{prefix}diag/{k}": v for k, v in one.items()})
         numbers = torch.stack([v.detach().float().reshape(()) for v in values.values()]).tolist()
-        return {f"diag/{k}": n for k, n in zip(values, numbers, strict=True)}
+        return dict(zip(values, numbers, strict=True))
+
+
+def _runs(pl_module) -> list[tuple[str, L.LightningModule]]:
+    """``(tag prefix, single-run module)`` per run the module holds: ``("", module)``, or one per seed."""
+    seeds = getattr(pl_module, "seeds", None)
+    if seeds is None:
+        return [("", pl_module)]
+    return [(f"seed{s}/", pl_module.replica_at(s)) for s in seeds]

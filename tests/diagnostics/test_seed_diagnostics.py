@@ -1,0 +1,58 @@
+"""Diagnostics of a seed-batched run: each seed's ``seed<s>/diag/*`` are the numbers its single run logs."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from rql_lightning.callbacks.diagnostics import DiagnosticsCallback
+from rql_lightning.data.ogbench_datamodule import OGBenchDataModule
+from rql_lightning.modules.rql import RQLModule
+from rql_lightning.modules.seeds import SeedBatch
+
+TASK = "cube-single-play-singletask-task1-v0"
+SEEDS, STEPS = [0, 4], 4
+KWARGS = dict(
+    chunk_size=5,
+    flow_steps=4,
+    num_critics=2,
+    actor_hidden_dims=[32, 32],
+    critic_hidden_dims=[32, 32],
+    log_every=1000,
+)
+
+
+def fit(model: L.LightningModule, dataset, seed: int, seeds: list[int] | None = None) -> DiagnosticsCallback:
+    datamodule = OGBenchDataModule(
+        TASK, chunk_size=5, batch_size=32, dataset_path=str(dataset), download=False, seed=seed
+    )
+    datamodule.seeds = seeds
+    callback = DiagnosticsCallback(diag_every=2, batch_size=64, seed=0)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=STEPS,
+        logger=False,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return callback
+
+
+def test_each_seed_is_diagnosed_as_its_single_run(cube_single_dataset):
+    kwargs = {**KWARGS, "obs_dim": 28, "action_dim": 5}
+    batched = fit(SeedBatch("rql_lightning.modules.rql.RQLModule", kwargs, SEEDS), cube_single_dataset, 0, SEEDS)
+    names = {key.split("/", 1)[1] for key in batched.latest}
+    assert "diag/q_ratio" in names and "diag/val_critic_loss" in names
+    assert {key.split("/", 1)[0] for key in batched.latest} == {f"seed{s}" for s in SEEDS}
+    for seed in SEEDS:
+        torch.manual_seed(seed)  # what seed_everything(seed) leaves for the model's initialisation
+        alone = fit(RQLModule(**kwargs, seed=seed), cube_single_dataset, seed)
+        assert set(alone.latest) == names
+        for name, value in alone.latest.items():
+            assert batched.latest[f"seed{seed}/{name}"] == pytest.approx(value, rel=1e-4, abs=1e-6), (seed, name)
+    # Independent runs: their diagnostics differ.
+    assert batched.latest["seed0/diag/val_actor_loss"] != batched.latest["seed4/diag/val_actor_loss"]
