@@ -8,6 +8,7 @@ parts, in the order data flows:
   ``outputs/``, sweeps under ``multirun/<time>/<job>/``, any mix) and choosing the runs that count;
 - :mod:`~rql_lightning.results.aggregate`: pooling seeds, tasks and environments the way the paper does;
 - :mod:`~rql_lightning.results.tables` and :mod:`~rql_lightning.results.plots`: Markdown/CSV and figures;
+- :mod:`~rql_lightning.results.diagnostics`: the runs' ``diag/*`` curves from their TensorBoard files;
 - :mod:`~rql_lightning.results.report`: writing them all into one directory (what ``rql-results`` does).
 
 Used from a notebook::
@@ -18,6 +19,7 @@ Used from a notebook::
 """
 
 from rql_lightning.results.aggregate import Results, Stat, aggregate, learning_curves
+from rql_lightning.results.diagnostics import diagnostic_curves, diagnostics_markdown, plot_diagnostic, run_diagnostics
 from rql_lightning.results.identity import DataId, data_identity, model_name
 from rql_lightning.results.load import ResultsInputError, Run, check_by_keys, load_runs, load_summaries, select_runs
 from rql_lightning.results.plots import format_steps, plot_curves, plot_overview
@@ -34,13 +36,17 @@ __all__ = [
     "check_by_keys",
     "data_identity",
     "data_markdown",
+    "diagnostic_curves",
+    "diagnostics_markdown",
     "env_markdown",
     "format_steps",
     "learning_curves",
     "load_runs",
     "load_summaries",
     "model_name",
+    "run_diagnostics",
     "plot_curves",
+    "plot_diagnostic",
     "plot_overview",
     "select_runs",
     "task_markdown",

@@ -17,7 +17,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from rql_lightning.results.aggregate import Results, learning_curves
 from rql_lightning.results.load import Run
 
-__all__ = ["format_steps", "plot_curves", "plot_overview"]
+__all__ = ["format_steps", "plot_curves", "plot_overview", "step_axis"]
 
 
 def format_steps(x: float, _pos: int | None = None) -> str:
@@ -28,7 +28,8 @@ def format_steps(x: float, _pos: int | None = None) -> str:
     return f"{x:.3g}"
 
 
-def _step_axis(ax, max_step: float) -> None:
+def step_axis(ax, max_step: float) -> None:
+    """Training steps from 0 to just past ``max_step``, in thousands where that reads better."""
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, min_n_ticks=2))
     ax.xaxis.set_major_formatter(FuncFormatter(format_steps))
     ax.set_xlim(0, max(max_step, 1) * 1.05)
@@ -51,7 +52,7 @@ def plot_curves(runs: Iterable[Run], env: str) -> Figure:
             band = np.nan_to_num(se)
             ax.fill_between(steps, 100 * (mean - band), 100 * (mean + band), color=color, alpha=0.2, linewidth=0)
         ax.set_title(f"{env}: {method}", fontsize=10)
-        _step_axis(ax, max_step)
+        step_axis(ax, max_step)
         ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

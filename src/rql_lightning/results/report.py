@@ -3,6 +3,8 @@
 ``results.md`` (environment, task and data tables), ``results_env.csv`` (``env=average`` rows for the
 average over environments), ``results_task.csv``, ``runs.csv`` (one row per run used), ``overview.png``
 (final success per environment and method) and ``curves/<env>.png`` (learning curves, one per environment).
+Runs that logged the premise diagnostics add ``diagnostics.md`` (each tag's last value per method and task)
+and ``diagnostics/<tag>.png`` (its curve, e.g. ``diagnostics/diag_q_ratio.png``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rql_lightning.results.aggregate import Results, aggregate
+from rql_lightning.results.diagnostics import diagnostic_curves, diagnostics_markdown, plot_diagnostic
 from rql_lightning.results.load import Run
 from rql_lightning.results.plots import plot_curves, plot_overview
 from rql_lightning.results.tables import (
@@ -61,4 +64,20 @@ def write_results(
         for env in res.envs:
             plot_curves(runs, env).savefig(out / "curves" / f"{env}.png", dpi=120)
             written.append(out / "curves" / f"{env}.png")
+    written += _write_diagnostics(runs, out, plots)
+    return written
+
+
+def _write_diagnostics(runs: Sequence[Run], out: Path, plots: bool) -> list[Path]:
+    curves = diagnostic_curves(runs)
+    if not curves:
+        return []
+    (out / "diagnostics.md").write_text(f"# Premise diagnostics\n\n{diagnostics_markdown(curves)}")
+    written = [out / "diagnostics.md"]
+    if plots:
+        (out / "diagnostics").mkdir(exist_ok=True)
+        for tag, by_key in curves.items():
+            path = out / "diagnostics" / (tag.replace("/", "_") + ".png")
+            plot_diagnostic(tag, by_key).savefig(path, dpi=120)
+            written.append(path)
     return written
