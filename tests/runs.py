@@ -48,3 +48,26 @@ def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 def explain(proc: subprocess.CompletedProcess) -> str:
     return f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+
+
+def train_tiny(out: Path, overrides: list[str]) -> None:
+    """One tiny in-process ``rql-train`` run (4 steps, a 1-episode evaluation of 20 steps) into ``out``,
+    with the ``.hydra/config.yaml`` a Hydra job leaves there."""
+    from omegaconf import OmegaConf
+
+    from rql_lightning.config import compose_config
+    from rql_lightning.training import train
+
+    cfg = compose_config(
+        [
+            f"paths.output_dir={out}",
+            *TINY,
+            "trainer.max_steps=4",
+            "callbacks.evaluation.num_episodes=1",
+            "+callbacks.evaluation.env_kwargs={max_episode_steps:20}",
+            *overrides,
+        ]
+    )
+    (out / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, out / ".hydra" / "config.yaml")
+    train(cfg)

@@ -6,35 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from rql_lightning.cli.results import main
 from rql_lightning.results import diagnostic_curves, load_runs, run_diagnostics
 from tests.results.test_rql_results import PNG
-from tests.runs import TINY, scalars
+from tests.runs import scalars, train_tiny
 
 pytestmark = pytest.mark.slow
 
 
 def train(out: Path, overrides: list[str]) -> None:
-    from rql_lightning.config import compose_config
-    from rql_lightning.training import train as run
-
-    cfg = compose_config(
-        [
-            f"paths.output_dir={out}",
-            *TINY,
-            "trainer.max_steps=4",
-            "callbacks.evaluation.num_episodes=1",
-            "+callbacks.evaluation.env_kwargs={max_episode_steps:20}",
-            "callbacks.diagnostics.diag_every=2",
-            "callbacks.diagnostics.batch_size=32",
-            *overrides,
-        ]
-    )
-    (out / ".hydra").mkdir(parents=True)
-    OmegaConf.save(cfg, out / ".hydra" / "config.yaml")
-    run(cfg)
+    train_tiny(out, ["callbacks.diagnostics.diag_every=2", "callbacks.diagnostics.batch_size=32", *overrides])
 
 
 @pytest.fixture(scope="module")

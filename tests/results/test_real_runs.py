@@ -9,35 +9,19 @@ import re
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from rql_lightning.cli.results import main
 from rql_lightning.results import aggregate, load_runs, plot_curves
 from tests.results.test_rql_results import PNG, tick_labels
-from tests.runs import TINY
+from tests.runs import train_tiny
 
 pytestmark = pytest.mark.slow
 MINARI_ID = "rql/cube-single-play-task1-v0"
 
 
 def train_run(out: Path, overrides: list[str]) -> dict:
-    """One tiny ``rql-train`` run into ``out``, with the ``.hydra/config.yaml`` a Hydra job leaves there."""
-    from rql_lightning.config import compose_config
-    from rql_lightning.training import train
-
-    cfg = compose_config(
-        [
-            f"paths.output_dir={out}",
-            *TINY,
-            "trainer.max_steps=4",
-            "callbacks.evaluation.num_episodes=1",
-            "+callbacks.evaluation.env_kwargs={max_episode_steps:20}",
-            *overrides,
-        ]
-    )
-    (out / ".hydra").mkdir(parents=True)
-    OmegaConf.save(cfg, out / ".hydra" / "config.yaml")
-    train(cfg)
+    """One tiny ``rql-train`` run into ``out``; its ``summary.json``."""
+    train_tiny(out, overrides)
     return json.loads((out / "summary.json").read_text())
 
 
