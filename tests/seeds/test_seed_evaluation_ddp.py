@@ -1,0 +1,83 @@
+"""A seed-batched run evaluated on 2 gloo ranks: the ranks split every seed's episodes, gather them, agree,
+and each seed's episodes are those one process evaluates for it."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from rql_lightning.callbacks.evaluation import EvaluationCallback
+from rql_lightning.callbacks.history import published_seeds
+from rql_lightning.callbacks.seed_eval import SeedLayout, evaluate_seeds, split_by_seed
+from rql_lightning.data.datamodule import ArrayDataModule
+from rql_lightning.modules.rql import RQLModule
+from tests.callbacks.test_evaluation import _ddp_arrays
+from tests.envs.scripted import ENV
+from tests.seeds.test_seed_evaluation import KW, NoisyScriptedSeeds
+
+SEEDS, EPISODES, T = [3, 5], 3, 60
+RQL = f"{RQLModule.__module__}.{RQLModule.__qualname__}"
+
+
+def seed_batch() -> NoisyScriptedSeeds:
+    module = NoisyScriptedSeeds(RQL, KW, SEEDS)
+    module.calls = []
+    return module
+
+
+class SavePerSeed(L.Callback):
+    """Each rank stores the weights and what the evaluation published per seed, as any reader sees it."""
+
+    def __init__(self, out_dir) -> None:
+        self.out_dir = out_dir
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        rank = trainer.global_rank
+        torch.save(pl_module.state_dict(), self.out_dir / f"weights{rank}.pt")
+        arrays = {}
+        for seed, history in published_seeds(pl_module).items():
+            r = history.last
+            arrays.update({f"{seed}/ids": r.episode_ids, f"{seed}/returns": r.episode_returns})
+            arrays.update({f"{seed}/lengths": r.episode_lengths, f"{seed}/success": [r.success_rate]})
+        np.savez(self.out_dir / f"eval{rank}.npz", **arrays)
+
+
+@pytest.mark.slow
+def test_two_ranks_evaluate_every_seed_as_one_process_does(tmp_path):
+    callback = EvaluationCallback(
+        ENV, num_episodes=EPISODES, every_n_steps=0, num_envs=1, seed=0, env_kwargs=dict(max_episode_steps=T)
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[callback, SavePerSeed(tmp_path)],  # evaluation runs first in on_train_end
+    )
+    datamodule = ArrayDataModule(_ddp_arrays(), chunk_size=1, batch_size=8, seed=0)
+    datamodule.seeds = SEEDS
+    trainer.fit(seed_batch(), datamodule=datamodule)
+    ranks = [dict(np.load(tmp_path / f"eval{r}.npz")) for r in (0, 1)]
+    assert sorted(ranks[0]) == sorted(f"{s}/{k}" for s in SEEDS for k in ("ids", "returns", "lengths", "success"))
+    for key in ranks[0]:  # every rank holds every seed's complete result
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key], err_msg=key)
+
+    module = seed_batch()
+    module.load_state_dict(torch.load(tmp_path / "weights0.pt"))
+    one_process = evaluate_seeds(module, ENV, num_episodes=EPISODES, num_envs=1, env_kwargs=dict(max_episode_steps=T))
+    per_seed = split_by_seed(one_process, SeedLayout(tuple(SEEDS), EPISODES))
+    lengths = []
+    for seed in SEEDS:
+        got, want = ranks[0], per_seed[seed]
+        np.testing.assert_array_equal(got[f"{seed}/ids"], np.arange(EPISODES))
+        np.testing.assert_array_equal(got[f"{seed}/returns"], want.episode_returns)
+        np.testing.assert_array_equal(got[f"{seed}/lengths"], want.episode_lengths)
+        assert float(got[f"{seed}/success"][0]) == want.success_rate
+        lengths += want.episode_lengths.tolist()
+    assert len(set(lengths)) > 1  # not a trivial agreement: episodes end at different steps
