@@ -1,0 +1,55 @@
+"""SIGTERM in the online phase of a real ``rql-train`` process: a checkpoint that holds the online transitions
+collected so far, a clean exit, and ``resume=auto`` that continues the online phase from them."""
+
+from __future__ import annotations
+
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from tests.callbacks.test_reliability import last_step, signal_when_training, start_training
+from tests.online.test_online_run import online_rows
+
+OFFLINE = 5
+
+
+@pytest.mark.slow
+def test_sigterm_mid_online_keeps_the_transitions_and_resume_auto_continues(cube_single_dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    common = [
+        f"data.dataset_path={cube_single_dataset}",
+        f"hydra.run.dir={run_dir}",
+        "~callbacks.evaluation",
+        "model.num_critics=2",
+        "model.actor_hidden_dims=[16]",
+        "model.critic_hidden_dims=[16]",
+        "data.batch_size=16",
+        f"trainer.max_steps={OFFLINE}",
+        "callbacks.checkpoint.every_n_train_steps=1000000",
+        "trainer.enable_progress_bar=false",
+        "resume=auto",
+    ]
+    # Offline is 5 updates; waiting 3 s after training starts leaves the run well inside the online phase.
+    proc = start_training([*common, "online.steps=1000000"], tmp_path, run_dir)
+    log = signal_when_training(proc, run_dir, signal.SIGTERM, min_step_wait=3.0)
+    assert "preempted at step" in log
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=False)["online"]
+    collected = state["env_steps"]
+    # utd=1: one update per env step; the env process acts a chunk at a time, so it may lead by part of one.
+    assert collected > 0 and OFFLINE < last_step(run_dir) <= OFFLINE + collected, log
+    kept = online_rows(ckpt)
+    assert len(kept["observations"]) == collected
+
+    more = 20
+    proc = start_training([*common, f"online.steps={collected + more}"], tmp_path, run_dir)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-3000:]
+    assert last_step(run_dir) == OFFLINE + collected + more
+    rows = online_rows(ckpt)
+    assert len(rows["observations"]) == collected + more
+    for name in ("observations", "actions", "rewards", "masks"):
+        assert np.array_equal(rows[name][:collected], kept[name]), name
+    assert rows["terminals"][collected - 1] == 1  # the episode in progress at the signal ends there
