@@ -65,6 +65,20 @@ def test_each_seed_gets_the_episodes_and_noise_of_its_own_run():
     assert len(set(lengths)) > 1  # not a trivial agreement: some episodes succeed, at different steps
 
 
+def test_a_method_that_overrides_act_is_evaluated_through_its_own_act_per_seed():
+    batched = SeedBatch(f"{NoisyScriptedRQL.__module__}.{NoisyScriptedRQL.__qualname__}", KW, SEEDS)
+    combined = evaluate_seeds(batched, ENV, num_episodes=3, num_envs=2, env_kwargs=dict(max_episode_steps=T))
+    per_seed = split_by_seed(combined, SeedLayout(tuple(SEEDS), 3))
+    lengths = []
+    for seed in SEEDS:
+        alone = batched.replica_at(seed)
+        single = evaluate_module(alone, ENV, num_episodes=3, seed=seed, env_kwargs=dict(max_episode_steps=T))
+        np.testing.assert_array_equal(per_seed[seed].episode_returns, single.episode_returns)
+        np.testing.assert_array_equal(per_seed[seed].episode_lengths, single.episode_lengths)
+        lengths += single.episode_lengths.tolist()
+    assert len(set(lengths)) > 1  # the scripted part of its act succeeds, at different steps
+
+
 def run(dataset: Path, out: Path, *extra: str) -> dict:
     cfg = compose_config(
         [

@@ -240,7 +240,9 @@ class SeedBatch(L.LightningModule):
     def act_seeds(self, obs: np.ndarray, noise_seeds: np.ndarray, generator: torch.Generator) -> np.ndarray:
         """The evaluation contract for S seeds (``callbacks/seed_eval.py``): ``obs (S, M, O)`` -> ``(S, M, h, A)``,
         row ``m`` of seed ``i`` with the noise the single run's ``act_seeded`` draws from ``noise_seeds[i, m]``
-        (``-1``: a padding row, zero noise)."""
+        (``-1``: a padding row, zero noise). A method that overrides ``act`` is run through its own ``act``."""
+        if type(self.replica).act is not FlowQModule.act:
+            return self._act_each_seed(obs, noise_seeds, generator)
         dim = self.replica.policy.chunk_dim
         noise = torch.zeros(*noise_seeds.shape, dim, device=generator.device)
         for i, m in zip(*np.nonzero(noise_seeds >= 0), strict=True):
@@ -248,6 +250,17 @@ class SeedBatch(L.LightningModule):
             noise[i, m] = torch.randn(1, dim, generator=generator, device=generator.device)[0]
         obs_t = torch.as_tensor(obs, dtype=torch.float32).to(self.device)
         return self.sample_chunks(obs_t, noise.to(self.device)).cpu().numpy()
+
+    def _act_each_seed(self, obs: np.ndarray, noise_seeds: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        """Seed by seed, the method's own ``act_seeded`` on that seed's slice of the weights (padding rows: zeros)."""
+        out = np.zeros((*noise_seeds.shape, self.chunk_size, self.replica.hparams.action_dim), np.float32)
+        tensors = [*self.replica.named_parameters(), *self.replica.named_buffers()]
+        for i in range(self.num_seeds):
+            rows = np.nonzero(noise_seeds[i] >= 0)[0]
+            weights = {f"module.{k}": v[i] for k, v in tensors}
+            args = (obs[i, rows], [int(n) for n in noise_seeds[i, rows]], generator)
+            out[i, rows] = functional_call(_Call(self.replica, "act_seeded"), weights, args) if len(rows) else 0
+        return out
 
     def seed_index(self, seed: int) -> int:
         if seed not in self.seeds:
