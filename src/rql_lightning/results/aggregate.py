@@ -24,7 +24,7 @@ import numpy as np
 
 from rql_lightning.results.load import Run
 
-__all__ = ["Stat", "Results", "aggregate", "learning_curves", "standard_error"]
+__all__ = ["Stat", "Results", "aggregate", "learning_curves", "pool_by_step", "standard_error"]
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,11 @@ def learning_curves(runs: Iterable[Run]) -> dict[tuple[str, str, int], tuple[np.
     for r in runs:
         for step, value in r.curve:
             grouped[(r.method, r.env, r.task_id)][step].append(value)
-    curves = {}
-    for key, points in grouped.items():
-        steps = np.array(sorted(points))
-        mean = np.array([np.mean(points[s]) for s in steps])
-        curves[key] = (steps, mean, np.array([standard_error(points[s]) for s in steps]))
-    return curves
+    return {key: pool_by_step(points) for key, points in grouped.items()}
+
+
+def pool_by_step(points: dict[int, list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """step -> the seeds' values there  ->  (steps, mean, s.e.), sorted by step (s.e. NaN where one seed)."""
+    steps = np.array(sorted(points))
+    mean = np.array([np.mean(points[s]) for s in steps])
+    return steps, mean, np.array([standard_error(points[s]) for s in steps])

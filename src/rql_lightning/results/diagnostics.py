@@ -9,7 +9,6 @@ diagnostics (``diag_every=0``, flow BC's runs) simply have none.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -19,9 +18,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rql_lightning.results.aggregate import standard_error
+from rql_lightning.results.aggregate import pool_by_step
 from rql_lightning.results.load import Run
-from rql_lightning.results.plots import step_axis
+from rql_lightning.results.plots import mean_band, step_axis
 
 __all__ = ["run_diagnostics", "diagnostic_curves", "plot_diagnostic", "diagnostics_markdown"]
 
@@ -31,8 +30,7 @@ Curve = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, mean over seeds, s.e
 
 def _log_dir(run: Run) -> tuple[Path, str]:
     """The event directory holding ``run``'s scalars, and the tag prefix of its seed (``""`` for a single run)."""
-    summary = json.loads((run.path / "summary.json").read_text())
-    if summary.get("seeds"):
+    if run.seed_batched:
         return run.path.parent / "tensorboard", f"seed{run.seed}/"
     return run.path / "tensorboard", ""
 
@@ -61,14 +59,7 @@ def diagnostic_curves(runs: Iterable[Run]) -> dict[str, dict[tuple[str, str, int
         for tag, series in run_diagnostics(run, cache).items():
             for step, value in series:
                 grouped[tag][(run.method, run.env, run.task_id)][int(step)].append(float(value))
-    curves: dict[str, dict[tuple[str, str, int], Curve]] = {}
-    for tag, by_key in sorted(grouped.items()):
-        curves[tag] = {}
-        for key, points in sorted(by_key.items()):
-            steps = np.array(sorted(points))
-            mean = np.array([np.mean(points[s]) for s in steps])
-            curves[tag][key] = (steps, mean, np.array([standard_error(points[s]) for s in steps]))
-    return curves
+    return {tag: {key: pool_by_step(by_key[key]) for key in sorted(by_key)} for tag, by_key in sorted(grouped.items())}
 
 
 def plot_diagnostic(tag: str, curves: dict[tuple[str, str, int], Curve]) -> Figure:
@@ -82,10 +73,7 @@ def plot_diagnostic(tag: str, curves: dict[tuple[str, str, int], Curve]) -> Figu
         for i, method in enumerate(methods):
             if (method, env, tid) not in curves:
                 continue
-            steps, mean, se = curves[(method, env, tid)]
-            ax.plot(steps, mean, marker="o", markersize=3, color=f"C{i % 10}", label=method)
-            band = np.nan_to_num(se)
-            ax.fill_between(steps, mean - band, mean + band, color=f"C{i % 10}", alpha=0.2, linewidth=0)
+            mean_band(ax, *curves[(method, env, tid)], f"C{i % 10}", method)
         ax.set_title(f"{tag}: {env} task {tid}", fontsize=9)
         step_axis(ax, max_step)
         ax.grid(alpha=0.3)

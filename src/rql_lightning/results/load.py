@@ -48,6 +48,7 @@ class Run:
     updated_at: str = ""
     variant: str = ""  # the --by values, "alpha=3.0"
     method: str = ""  # the table column: model, variant, and the data where a table mixes several
+    seed_batched: bool = False  # one seed of a ``seeds=[...]`` job: its logs are the job's, tagged ``seed<s>/``
 
     @property
     def identity(self) -> tuple[str, str, str, str, int, int]:
@@ -119,6 +120,7 @@ def _run(summary: dict[str, Any], by: Sequence[str], status: str) -> Run:
         curve=curve,
         path=Path(summary.get("_path", "?")),
         updated_at=str(summary.get("updated_at") or ""),
+        seed_batched=bool(summary.get("seeds")),
         variant=" ".join(
             f"{k.rsplit('.', 1)[-1]}={'?' if v is MISSING else v}" for k, v in zip(by, values, strict=True)
         ),

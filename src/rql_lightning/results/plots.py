@@ -17,7 +17,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from rql_lightning.results.aggregate import Results, learning_curves
 from rql_lightning.results.load import Run
 
-__all__ = ["format_steps", "plot_curves", "plot_overview", "step_axis"]
+__all__ = ["format_steps", "mean_band", "plot_curves", "plot_overview", "step_axis"]
 
 
 def format_steps(x: float, _pos: int | None = None) -> str:
@@ -36,6 +36,13 @@ def step_axis(ax, max_step: float) -> None:
     ax.set_xlabel("training step")
 
 
+def mean_band(ax, steps, mean, se, color: str, label: str, markersize: float = 3) -> None:
+    """A mean line with markers and a band of ± one standard error (no band where the s.e. is NaN)."""
+    ax.plot(steps, mean, marker="o", markersize=markersize, color=color, label=label)
+    band = np.nan_to_num(se)
+    ax.fill_between(steps, mean - band, mean + band, color=color, alpha=0.2, linewidth=0)
+
+
 def plot_curves(runs: Iterable[Run], env: str) -> Figure:
     """Learning curves of one environment: one panel per method, one line per task, mean ± s.e. over seeds."""
     curves = learning_curves(r for r in runs if r.env == env)
@@ -48,9 +55,7 @@ def plot_curves(runs: Iterable[Run], env: str) -> Figure:
             if m != method:
                 continue
             color = f"C{(tid - 1) % 10}"  # the same colour for a task in every panel
-            ax.plot(steps, 100 * mean, marker="o", markersize=4, color=color, label=f"task {tid}")
-            band = np.nan_to_num(se)
-            ax.fill_between(steps, 100 * (mean - band), 100 * (mean + band), color=color, alpha=0.2, linewidth=0)
+            mean_band(ax, steps, 100 * mean, 100 * se, color, f"task {tid}", markersize=4)
         ax.set_title(f"{env}: {method}", fontsize=10)
         step_axis(ax, max_step)
         ax.set_ylim(-2, 102)
