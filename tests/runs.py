@@ -71,3 +71,22 @@ def train_tiny(out: Path, overrides: list[str]) -> None:
     (out / ".hydra").mkdir(parents=True)
     OmegaConf.save(cfg, out / ".hydra" / "config.yaml")
     train(cfg)
+
+
+def bare_trainer(max_steps: int, devices: int = 1, callbacks: list | None = None, **kwargs):
+    """A CPU Trainer that only trains: no logger, checkpoints, progress bar or model summary unless ``kwargs``
+    set them. ``devices > 1`` is DDP over that many real gloo processes (``ddp_spawn``)."""
+    import lightning as L
+
+    settings = dict(
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp_spawn" if devices > 1 else "auto",
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks or [],
+    )
+    return L.Trainer(**{**settings, **kwargs})

@@ -18,6 +18,7 @@ from rql_lightning.callbacks.history import EvalHistory, EvalPoint, published
 from rql_lightning.callbacks.protocol import evaluate_module
 from rql_lightning.modules.rql import RQLModule
 from tests.envs.scripted import ACT_DIM, ENV, scripted_policy
+from tests.runs import bare_trainer
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*precision lowered by casting:UserWarning"),
@@ -306,17 +307,8 @@ class SaveEvalResult(L.Callback):
 def test_ddp_two_ranks_split_episodes_and_agree_with_one_process(tmp_path):
     from rql_lightning.data.datamodule import ArrayDataModule
 
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp_spawn",
-        max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[_ddp_callback(), SaveEvalResult(tmp_path)],  # evaluation runs first in on_train_end
-    )
+    # the evaluation callback runs first in on_train_end
+    trainer = bare_trainer(2, devices=2, callbacks=[_ddp_callback(), SaveEvalResult(tmp_path)])
     trainer.fit(_ddp_module(), datamodule=ArrayDataModule(_ddp_arrays(), chunk_size=1, batch_size=8, seed=0))
     ranks = [dict(np.load(tmp_path / f"eval{r}.npz")) for r in (0, 1)]
     for key in ranks[0]:  # every rank stores the same, complete result

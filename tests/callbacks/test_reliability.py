@@ -109,11 +109,10 @@ def last_step(run_dir: Path) -> int:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
 
 
-@pytest.mark.slow
-def test_preemption_signals_save_a_checkpoint_and_resume_auto_continues(cube_single_dataset, tmp_path):
-    run_dir = tmp_path / "run"
-    common = [
-        f"data.dataset_path={cube_single_dataset}",
+def preemptible_run(dataset: Path, run_dir: Path) -> list[str]:
+    """Tiny ``rql-train`` overrides for a run in ``run_dir`` that only a signal checkpoints (``resume=auto``)."""
+    return [
+        f"data.dataset_path={dataset}",
         f"hydra.run.dir={run_dir}",
         "~callbacks.evaluation",
         "model.num_critics=2",
@@ -124,6 +123,12 @@ def test_preemption_signals_save_a_checkpoint_and_resume_auto_continues(cube_sin
         "trainer.enable_progress_bar=false",
         "resume=auto",
     ]
+
+
+@pytest.mark.slow
+def test_preemption_signals_save_a_checkpoint_and_resume_auto_continues(cube_single_dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    common = preemptible_run(cube_single_dataset, run_dir)
     # SIGTERM mid-run: a checkpoint at the step reached, clean exit.
     log = signal_when_training(
         start_training([*common, "trainer.max_steps=1000000"], tmp_path, run_dir), run_dir, signal.SIGTERM

@@ -10,6 +10,7 @@ from rql_lightning.callbacks.diagnostics import DiagnosticsCallback
 from rql_lightning.data.ogbench_datamodule import OGBenchDataModule
 from rql_lightning.modules.rql import RQLModule
 from rql_lightning.modules.seeds import SeedBatch
+from tests.runs import bare_trainer
 
 TASK = "cube-single-play-singletask-task1-v0"
 SEEDS, STEPS = [0, 4], 4
@@ -29,16 +30,7 @@ def fit(model: L.LightningModule, dataset, seed: int, seeds: list[int] | None = 
     )
     datamodule.seeds = seeds
     callback = DiagnosticsCallback(diag_every=2, batch_size=64, seed=0)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=STEPS,
-        logger=False,
-        callbacks=[callback],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(model, datamodule=datamodule)
+    bare_trainer(STEPS, callbacks=[callback]).fit(model, datamodule=datamodule)
     return callback
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.callbacks.test_reliability import last_step, signal_when_training, start_training
+from tests.callbacks.test_reliability import last_step, preemptible_run, signal_when_training, start_training
 from tests.online.test_online_run import online_rows
 
 OFFLINE = 5
@@ -18,19 +18,7 @@ OFFLINE = 5
 @pytest.mark.slow
 def test_sigterm_mid_online_keeps_the_transitions_and_resume_auto_continues(cube_single_dataset, tmp_path):
     run_dir = tmp_path / "run"
-    common = [
-        f"data.dataset_path={cube_single_dataset}",
-        f"hydra.run.dir={run_dir}",
-        "~callbacks.evaluation",
-        "model.num_critics=2",
-        "model.actor_hidden_dims=[16]",
-        "model.critic_hidden_dims=[16]",
-        "data.batch_size=16",
-        f"trainer.max_steps={OFFLINE}",
-        "callbacks.checkpoint.every_n_train_steps=1000000",
-        "trainer.enable_progress_bar=false",
-        "resume=auto",
-    ]
+    common = [*preemptible_run(cube_single_dataset, run_dir), f"trainer.max_steps={OFFLINE}"]
     # Offline is 5 updates; waiting 3 s after training starts leaves the run well inside the online phase.
     proc = start_training([*common, "online.steps=1000000"], tmp_path, run_dir)
     log = signal_when_training(proc, run_dir, signal.SIGTERM, min_step_wait=3.0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 
-import lightning as L
 import pytest
 import torch
 
@@ -15,6 +14,7 @@ from rql_lightning.modules.rql import RQLModule
 from rql_lightning.modules.seeds import SeedBatch
 from rql_lightning.seeding import DRAW_STREAM, seeded_generator
 from tests.modules.two_mode import two_mode_sampler
+from tests.runs import bare_trainer
 from tests.training.test_ddp import BATCH, STEPS, H, SaveWeights, concat, synthetic_arrays
 
 RQL = f"{RQLModule.__module__}.{RQLModule.__qualname__}"
@@ -58,17 +58,7 @@ def test_ddp_ranks_hold_all_seeds_and_each_seed_equals_its_union_run(tmp_path):
     initial = copy.deepcopy(model.replica.state_dict())
     datamodule = ArrayDataModule(arrays, chunk_size=H, batch_size=BATCH, seed=0)
     datamodule.seeds = SEEDS
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp_spawn",
-        max_steps=STEPS,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[SaveWeights(tmp_path)],
-    )
+    trainer = bare_trainer(STEPS, devices=2, callbacks=[SaveWeights(tmp_path)])
     trainer.fit(model, datamodule=datamodule)
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     for key in rank0:
@@ -98,17 +88,7 @@ def test_global_batch_over_two_ranks_with_seeds_equals_each_seeds_one_process_fu
     initial = copy.deepcopy(model.replica.state_dict())
     datamodule = ArrayDataModule(arrays, chunk_size=H, batch_size=999, global_batch_size=2 * BATCH, seed=0)
     datamodule.seeds = SEEDS
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp_spawn",
-        max_steps=STEPS,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[SaveWeights(tmp_path)],
-    )
+    trainer = bare_trainer(STEPS, devices=2, callbacks=[SaveWeights(tmp_path)])
     trainer.fit(model, datamodule=datamodule)
     rank0 = torch.load(tmp_path / "rank0.pt")
     sampler = sampler_from_arrays(arrays, H, torch.device("cpu"))

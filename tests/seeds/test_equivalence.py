@@ -10,6 +10,7 @@ from rql_lightning.data.datamodule import ArrayDataModule
 from rql_lightning.modules.fql import FQLModule
 from rql_lightning.modules.rql import RQLModule
 from rql_lightning.modules.seeds import SeedBatch
+from tests.runs import bare_trainer
 from tests.training.test_ddp import synthetic_arrays
 
 SEEDS, STEPS, BATCH, H = [3, 5, 8], 4, 16, 2
@@ -28,14 +29,7 @@ KWARGS = dict(
 def fit(model: L.LightningModule, seed: int, seeds: list[int] | None = None) -> L.LightningModule:
     datamodule = ArrayDataModule(synthetic_arrays(), chunk_size=H, batch_size=BATCH, seed=seed)
     datamodule.seeds = seeds
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=STEPS,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = bare_trainer(STEPS)
     trainer.fit(model, datamodule=datamodule)
     return model
 

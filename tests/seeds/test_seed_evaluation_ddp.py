@@ -15,6 +15,7 @@ from rql_lightning.data.datamodule import ArrayDataModule
 from rql_lightning.modules.rql import RQLModule
 from tests.callbacks.test_evaluation import _ddp_arrays
 from tests.envs.scripted import ENV
+from tests.runs import bare_trainer
 from tests.seeds.test_seed_evaluation import KW, NoisyScriptedSeeds
 
 SEEDS, EPISODES, T = [3, 5], 3, 60
@@ -49,17 +50,8 @@ def test_two_ranks_evaluate_every_seed_as_one_process_does(tmp_path):
     callback = EvaluationCallback(
         ENV, num_episodes=EPISODES, every_n_steps=0, num_envs=1, seed=0, env_kwargs=dict(max_episode_steps=T)
     )
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp_spawn",
-        max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[callback, SavePerSeed(tmp_path)],  # evaluation runs first in on_train_end
-    )
+    # the evaluation callback runs first in on_train_end
+    trainer = bare_trainer(2, devices=2, callbacks=[callback, SavePerSeed(tmp_path)])
     datamodule = ArrayDataModule(_ddp_arrays(), chunk_size=1, batch_size=8, seed=0)
     datamodule.seeds = SEEDS
     trainer.fit(seed_batch(), datamodule=datamodule)

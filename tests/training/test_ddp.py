@@ -14,6 +14,7 @@ from rql_lightning.data.datamodule import ArrayDataModule
 from rql_lightning.data.windows import WindowStream, sampler_from_arrays
 from rql_lightning.modules.rql import RQLModule
 from rql_lightning.seeding import DRAW_STREAM, seeded_generator
+from tests.runs import bare_trainer
 
 SEED, BATCH, STEPS, H = 3, 16, 4, 2
 
@@ -70,17 +71,7 @@ def test_ddp_two_processes_match_single_process_on_union_of_batches(tmp_path):
     arrays = synthetic_arrays()
     model = small_module()
     initial = copy.deepcopy(model.state_dict())
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp_spawn",
-        max_steps=STEPS,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[SaveWeights(tmp_path)],
-    )
+    trainer = bare_trainer(STEPS, devices=2, callbacks=[SaveWeights(tmp_path)])
     trainer.fit(model, datamodule=ArrayDataModule(arrays, chunk_size=H, batch_size=BATCH, seed=SEED))
     rank0 = torch.load(tmp_path / "rank0.pt")
     rank1 = torch.load(tmp_path / "rank1.pt")
@@ -107,17 +98,7 @@ def test_ddp_two_processes_match_single_process_on_union_of_batches(tmp_path):
 
 
 def _fit(model, datamodule, devices: int, out_dir) -> None:
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=devices,
-        strategy="ddp_spawn" if devices > 1 else "auto",
-        max_steps=STEPS,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[SaveWeights(out_dir)],
-    )
+    trainer = bare_trainer(STEPS, devices=devices, callbacks=[SaveWeights(out_dir)])
     trainer.fit(model, datamodule=datamodule)
 
 
