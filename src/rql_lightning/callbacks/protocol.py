@@ -46,6 +46,7 @@ __all__ = [
     "evaluate_module",
     "noise_generator",
     "policy_mode",
+    "render_kwargs",
 ]
 
 EVAL_NOISE_STREAM = 2  # stream id of the per-(episode, chunk) policy-noise seeds (0, 1: training batches, draws)
@@ -103,6 +104,15 @@ class ModulePolicy:
         return np.concatenate(out)
 
 
+def render_kwargs(env_kwargs: dict[str, Any] | None, rendering: bool, width: int, height: int) -> dict[str, Any]:
+    """The env's keyword arguments; when something is rendered, the frame size unless ``env_kwargs`` sets it."""
+    kwargs = dict(env_kwargs or {})
+    if rendering:
+        kwargs.setdefault("width", int(width))
+        kwargs.setdefault("height", int(height))
+    return kwargs
+
+
 @contextlib.contextmanager
 def policy_mode(module: nn.Module) -> Iterator[None]:
     """Eval mode and no grad for the rollout; train flags and global RNG states as they were afterwards."""
@@ -150,10 +160,7 @@ def evaluate_module(
     unless ``env_kwargs`` sets them.  ``rank``/``world_size``: this rank's share only (no gathering).
     ``envs``: keep the vector env alive for later calls (the caller closes it); ``generator``: reuse one.
     """
-    kwargs = dict(env_kwargs or {})
-    if video_episodes or render_episodes:
-        kwargs.setdefault("width", int(width))
-        kwargs.setdefault("height", int(height))
+    kwargs = render_kwargs(env_kwargs, bool(video_episodes or render_episodes), width, height)
     if generator is None:
         generator = noise_generator(device_of(module))
     generator.manual_seed(int(seed))

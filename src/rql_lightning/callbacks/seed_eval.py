@@ -26,7 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from rql_lightning.callbacks.protocol import EVAL_NOISE_STREAM, chunk_size_of, noise_generator, policy_mode
+from rql_lightning.callbacks.protocol import (
+    EVAL_NOISE_STREAM,
+    chunk_size_of,
+    noise_generator,
+    policy_mode,
+    render_kwargs,
+)
 from rql_lightning.envs import EvalEnvs, EvalResult, evaluate_policy
 from rql_lightning.seeding import stream_seed
 
@@ -111,10 +117,7 @@ def evaluate_seeds(
     if not episode_noise:
         raise ValueError("a seed-batched module is evaluated with episode_noise=True (each seed's own noise)")
     layout = SeedLayout(tuple(int(s) for s in module.seeds), int(num_episodes), int(video_episodes))
-    kwargs = dict(env_kwargs or {})
-    if video_episodes or render_episodes:
-        kwargs.setdefault("width", int(width))
-        kwargs.setdefault("height", int(height))
+    kwargs = render_kwargs(env_kwargs, bool(video_episodes or render_episodes), width, height)
     generator = generator if generator is not None else noise_generator(torch.device("cpu"))
     with policy_mode(module):
         return evaluate_policy(
