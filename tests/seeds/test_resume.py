@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -12,23 +10,9 @@ from rql_lightning.modules.seed_export import export_seed
 from rql_lightning.modules.seeds import PREFIX
 from rql_lightning.training import train
 from tests.runs import TINY
+from tests.training.test_resume import run
 
 SEEDS = "[0,1]"
-
-
-def run(dataset: Path, out: Path, steps: int, *extra: str) -> dict:
-    overrides = [
-        f"data.dataset_path={dataset}",
-        f"paths.output_dir={out}",
-        f"trainer.max_steps={steps}",
-        *(o for o in TINY if not o.startswith(("callbacks.", "trainer.log_every_n_steps"))),
-        "trainer.log_every_n_steps=1",
-        "callbacks.checkpoint.every_n_train_steps=5",
-        "~callbacks.evaluation",
-        *extra,
-    ]
-    train(compose_config(overrides))
-    return torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
 
 
 def moments(ckpt: dict) -> list[torch.Tensor]:
@@ -84,9 +68,7 @@ def test_resume_with_other_seeds_is_refused_in_one_line(runs, cube_single_datase
 
 def test_a_seed_batched_checkpoint_resumed_as_one_run_points_to_the_export(cube_single_dataset, tmp_path):
     from rql_lightning.checks import check_checkpoint
-    from rql_lightning.config import compose_config
     from rql_lightning.errors import UserError
-    from rql_lightning.training import train
 
     base = [f"data.dataset_path={cube_single_dataset}", *TINY, "eval.episodes=0"]
     train(compose_config([*base, "trainer.max_steps=2", "seeds=[0,1]", f"paths.output_dir={tmp_path / 'a'}"]))

@@ -11,7 +11,8 @@ from rql_lightning.training import train
 from tests.runs import TINY
 
 
-def run(dataset: Path, out: Path, steps: int, ckpt: Path | None = None) -> dict:
+def run(dataset: Path, out: Path, steps: int, *extra: str, ckpt: Path | None = None) -> dict:
+    """A tiny run of ``steps`` (checkpoints every 5, no evaluation) into ``out``; its ``last.ckpt``."""
     overrides = [
         f"data.dataset_path={dataset}",
         f"paths.output_dir={out}",
@@ -20,6 +21,7 @@ def run(dataset: Path, out: Path, steps: int, ckpt: Path | None = None) -> dict:
         "trainer.log_every_n_steps=1",
         "callbacks.checkpoint.every_n_train_steps=5",
         "~callbacks.evaluation",
+        *extra,
     ]
     if ckpt is not None:
         overrides.append(f"ckpt_path={ckpt}")
