@@ -3,24 +3,29 @@
 #   benchmarks/device_check.sh                       # GPU: the paper shapes, S = 1,4,8, every mode
 #   benchmarks/device_check.sh --device cpu --dataset <cube-single .npz>   # small settings (the test suite)
 # Measures, in order (each piece has its own timeout; what the budget leaves out is listed in "skipped"):
-#   1. update steps/s per seed and seed-steps/s (benchmarks/throughput.py) for S = 1, 4, 8 at both paper
-#      shapes: eager, compiled (inductor), CUDA graphs (compile_mode=reduce-overhead), TF32 off and on;
+#   1. update steps/s per seed and seed-steps/s (benchmarks/throughput.py) for S = 1, 4, 8, 25 (25: a paper
+#      column of 5 tasks x 5 seeds on one replica axis) at both paper shapes: eager, compiled (inductor), CUDA graphs (compile_mode=reduce-overhead), TF32 off and on;
 #      peak GPU memory per entry;
 #   2. a 3k-step quickstart training with evaluation (rql-train), and the same 3k steps with seeds=[0,1,2,3];
 #   3. benchmarks/eval.py (vector env evaluation) with 8 and 16 envs against its serial loop.
 # Options: --device cuda|cpu, --budget SECONDS (default 450), --dataset PATH (skip generating data),
-#          --out DIR (work dir for runs and logs; default a temp dir).
+#          --out DIR (work dir for runs and logs; default a temp dir), --modes "eager compiled cudagraphs",
+#          --tf32 "on off", --seeds 1,4,8,25 (a subset, to fit a short device lease).
 set -u
 DEVICE=cuda
 BUDGET=450
 DATASET=""
 WORK=""
+MODES_ARG=""; TF32_ARG=""; SEEDS_ARG=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE="$2"; shift 2 ;;
     --budget) BUDGET="$2"; shift 2 ;;
     --dataset) DATASET="$2"; shift 2 ;;
     --out) WORK="$2"; shift 2 ;;
+    --modes) MODES_ARG="$2"; shift 2 ;;
+    --tf32) TF32_ARG="$2"; shift 2 ;;
+    --seeds) SEEDS_ARG="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -39,11 +44,14 @@ if [ "$DEVICE" = cpu ]; then  # small settings: every code path, in seconds
 data.batch_size=32 model.compile=false eval.num_envs=1 trainer=cpu"; EPISODES=1
   EVAL_ENVS="2"; EVAL_ARGS="--episodes 2 --max-episode-steps 20"
 else
-  PRESETS="paper-manip paper-loco"; SEEDS="1,4,8"; TP_ARGS="--steps 100 --warmup 20"
+  PRESETS="paper-manip paper-loco"; SEEDS="1,4,8,25"; TP_ARGS="--steps 100 --warmup 20"
   MODES="eager compiled cudagraphs"; TF32S="off on"
   TRAIN_STEPS=3000; TRAIN_ARGS="trainer=gpu data.device=cuda eval.num_envs=8 tf32=true"; EPISODES=10
   EVAL_ENVS="8 16"; EVAL_ARGS="--episodes 32"
 fi
+[ -n "$MODES_ARG" ] && MODES="$MODES_ARG"
+[ -n "$TF32_ARG" ] && TF32S="$TF32_ARG"
+[ -n "$SEEDS_ARG" ] && SEEDS="$SEEDS_ARG"
 if [ -n "$DATASET" ]; then DATA_ARGS="data.dataset_path=$DATASET"; else
   DATA_ARGS="data.generate_if_missing=true data.generate_transitions=50000 data.generate_workers=8 \
 paths.ogbench_data_dir=$WORK/data paths.generated_data_dir=$WORK/data"; fi
