@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine:
-#   make train   install, then train the embedded default (cube-single, ~15 min on 2 CPU cores)
+#   make train   install, then train the embedded default (cube-single; timings: README.md, Measured)
 #   make test    install, then run the whole test suite
 VENV ?= .venv
 PYTHON ?= python3
