@@ -8,18 +8,26 @@ PY := $(VENV)/bin/python
 # would pull a multi-GB CUDA build. On a GPU machine: make install TORCH_SPEC=torch
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# Holds the TORCH_SPEC torch was installed with: another spec reinstalls torch (pip alone keeps an installed
+# build that satisfies the name, e.g. the CPU one), then the package on top of it.
+SPEC_FILE := $(VENV)/.torch-spec
 
-.PHONY: install train test lint bench clean
+.PHONY: install train test lint bench clean FORCE
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(SPEC_FILE): FORCE
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(TORCH_SPEC)" ]; then \
+		set -e; test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+		$(PY) -m pip install -q --upgrade pip; \
+		$(PY) -m pip install -q --force-reinstall --no-deps "$(TORCH_SPEC)"; \
+		$(PY) -m pip install -q "$(TORCH_SPEC)"; \
+		echo "$(TORCH_SPEC)" > $@; fi
+
+$(STAMP): pyproject.toml $(SPEC_FILE)
 	@# OSMesa: offscreen MuJoCo rendering for evaluation videos on machines without a GPU (as root only).
 	-@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! ldconfig -p | grep -q libOSMesa; then \
 		apt-get update -qq && apt-get install -y -qq libosmesa6 >/dev/null; fi
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 

@@ -1,56 +1,287 @@
-"""Checks of what the user asked for, run before anything expensive starts.
+"""Checks of what the user asked for, each rule in one place, before anything heavy starts.
 
-Each failure is a :class:`UserError` whose message names the problem and the fix; the CLI
-prints it as one line. ``docs/errors.md`` lists every case.
+Three kinds, by where they can run:
+
+- :func:`check_config`: every setting against its declared contract (:data:`SETTINGS`: type, range, fix) and
+  the rules between settings. It reads the config only, so ``rql-train`` runs it on every job of a sweep
+  before Hydra launches or submits any (``cli/train.py``).
+- :func:`check_overrides`: a key that only reads another (``model.alpha: ${task.alpha}``) is not set apart
+  on the command line; the user sets the key it reads.
+- :func:`check_machine`: devices, precision and the sampling device this machine and torch build can serve;
+  run where the job runs (a SLURM login node has no GPU).
+
+Files the user points at (the run directory, a checkpoint) are checked here too. Each failure is a
+:class:`~rql_lightning.errors.UserError` ``<key>=<value> <what is wrong>; <what to do>``, printed as one line;
+``docs/errors.md`` lists every case.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import os
+import re
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rql_lightning.checkpoint_fit import fit_problem
 from rql_lightning.errors import UserError
-from rql_lightning.schema import validate
 
-NUM_TASK_IDS = 5  # every OGBench single-task environment has tasks 1..5
+PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "16", "bf16")
+PRECISIONS += (64, 32, 16)  # the integer spellings Lightning accepts
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+VIRTUAL_STATES = ("reversal", "interpolation", "forward")  # losses.VIRTUAL_STATES (a test keeps them equal)
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting's contract. ``low``/``high`` bound numbers (``open_low``/``open_high``: strictly);
+    ``choices`` lists allowed values; ``special`` values are allowed besides the range (e.g. -1)."""
+
+    key: str
+    kind: type
+    hint: str
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    choices: tuple[Any, ...] | None = None
+    special: tuple[Any, ...] = ()
+    nullable: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value``, or None."""
+        if value is None:
+            return None if self.nullable or (self.choices and None in self.choices) else "must be set"
+        if value in self.special:
+            return None
+        if self.choices is not None:
+            return None if value in self.choices else f"must be one of {', '.join(map(str, self.choices))}"
+        if self.kind is bool:
+            return None if isinstance(value, bool) else "must be true or false"
+        if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            return "must be a whole number"
+        if self.kind is float and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return "must be a number"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be finite"
+        return self._range_problem(value)
+
+    def _range_problem(self, value: float) -> str | None:
+        too_low = self.low is not None and (value <= self.low if self.open_low else value < self.low)
+        too_high = self.high is not None and (value >= self.high if self.open_high else value > self.high)
+        if not (too_low or too_high):
+            return None
+        lo = "" if self.low is None else f"{'>' if self.open_low else '>='} {self.low:g}"
+        hi = "" if self.high is None else f"{'<' if self.open_high else '<='} {self.high:g}"
+        return f"must be {' and '.join(p for p in (lo, hi) if p)}"
+
+    def out_of_range(self) -> Any:
+        """A value this setting refuses (for the property test over the table)."""
+        if self.choices is not None:
+            return "not-a-choice"
+        if self.kind is bool:
+            return 3
+        if self.low is not None:
+            return self.low if self.open_low else self.low - 1
+        return self.high if self.open_high else self.high + 1
+
+
+def _unit(key: str, hint: str, **kw: Any) -> Setting:
+    return Setting(key, float, hint, low=0.0, high=1.0, **kw)
+
+
+# fmt: off
+SETTINGS: tuple[Setting, ...] = (
+    Setting("seed", int, "use a non-negative integer seed", low=0),
+    Setting("task.id", int, "OGBench single-task environments have tasks 1 2 3 4 5", low=1, high=5),
+    Setting("task.chunk_size", int, "the paper uses 5 (manipulation) or 1 (locomotion)", low=1),
+    _unit("task.discount", "the paper uses 0.99 or 0.995", open_low=True),
+    Setting("task.alpha", float, "the paper sweeps 0.1 0.3 1 3 10", low=0.0),
+    _unit("task.expectile", "an expectile lies strictly between 0 and 1 (the paper: 0.5, 0.7, 0.9)",
+          open_low=True, open_high=True),
+    Setting("task.rho", float, "rho weighs the ensemble's std (the paper: 0 or 0.5)", low=0.0),
+    Setting("task.fql.alpha", float, "FQL's published values are 10..1000 (model=fql reads it)", low=0.0),
+    Setting("task.fql.q_agg", str, "mean (FQL's default) or min (clipped double Q)", choices=("mean", "min")),
+    # model=fql sets its own expectile and rho (RQL's read task.expectile and task.rho)
+    _unit("model.expectile", "an expectile lies strictly between 0 and 1 (FQL's plain MSE: 0.5)",
+          open_low=True, open_high=True),
+    Setting("model.rho", float, "rho weighs the ensemble's std (FQL: 0)", low=0.0),
+    Setting("model.flow_steps", int, "the paper uses 10 Euler steps", low=1),
+    Setting("model.num_critics", int, "the paper uses an ensemble of 10 (FQL: 2)", low=1),
+    Setting("model.actor_lr", float, "the paper uses 3e-4", low=0.0, open_low=True),
+    Setting("model.critic_lr", float, "the paper uses 3e-4", low=0.0, open_low=True),
+    _unit("model.tau", "the paper uses 0.005", open_low=True),
+    _unit("model.ema", "the paper uses 0.999 (0 copies the actor every step)", open_high=True),
+    Setting("model.check_finite_every", int, "0 disables the NaN guard, n checks every n steps", low=0),
+    Setting("model.normalize_q_loss", bool, "true or false"),
+    Setting("model.compile", bool, "true or false"),
+    Setting("model.compile_mode", str, "torch.compile's modes", choices=COMPILE_MODES),
+    Setting("model.skip_nonfinite", bool, "true or false"),
+    Setting("model.virtual_states", str, "reversal is RQL; the others are controls", choices=VIRTUAL_STATES),
+    Setting("data.batch_size", int, "the paper uses 256", low=1),
+    Setting("data.global_batch_size", int, "null, or a global batch divisible by the number of ranks", low=1,
+            nullable=True),
+    Setting("data.generate_transitions", int, "the quickstart generates 200000", low=1),
+    Setting("data.generate_workers", int, "one worker process per free core", low=1),
+    Setting("data.action_tolerance", float, "the default is 0.001", low=0.0),
+    Setting("data.shard_swap_interval", int, "the reference swaps every 1000 steps", low=1),
+    Setting("data.shards_in_memory", int, "hold at least one shard", low=1),
+    Setting("data.shard_stall", str, "wait (exact schedule) or continue", choices=("wait", "continue")),
+    Setting("data.data_kind", str, "standard or 100m_shards", choices=("standard", "100m_shards")),
+    Setting("trainer.max_steps", int, "a positive number of steps (or -1 for no limit)", low=1, special=(-1,)),
+    Setting("trainer.log_every_n_steps", int, "log every n >= 1 steps", low=1),
+    Setting("trainer.num_nodes", int, "at least one node", low=1),
+    Setting("trainer.accelerator", str, "cpu, gpu or auto", choices=ACCELERATORS),
+    Setting("trainer.precision", str, "32-true is the paper's; bf16-mixed on recent GPUs", choices=PRECISIONS),
+    Setting("eval.episodes", int, "0 disables evaluation; the paper uses 50", low=0),
+    Setting("eval.every_n_steps", int, "0 evaluates only at the end; the paper: every 100000", low=0),
+    Setting("eval.num_envs", int, "at least one env per rank", low=1),
+    Setting("eval.video_episodes", int, "0 records no video", low=0),
+    Setting("callbacks.checkpoint.every_n_train_steps", int, "0 saves only at the end", low=0),
+    Setting("online.steps", int, "0 is an offline run; the release fine-tunes for 1000000 env steps", low=0),
+    Setting("online.utd", int, "updates per environment step (the release: 1)", low=1),
+    Setting("callbacks.diagnostics.diag_every", int, "0 turns the diagnostics off", low=0),
+    Setting("callbacks.checkpoint.save_top_k", int, "-1 keeps every checkpoint, k the newest k", low=-1),
+)
+# fmt: on
+
+
+def _select(cfg: Any, key: str) -> tuple[bool, Any]:
+    from omegaconf import OmegaConf
+
+    missing = object()
+    value = OmegaConf.select(cfg, key, default=missing, throw_on_missing=False)
+    if value is missing:
+        return False, None
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=True)
+    return True, value
+
+
+_ALIAS = re.compile(r"\$\{([\w.]+)\}")  # a value that only reads another key: ${task.alpha}
+
+
+def source_key(cfg: Any, key: str) -> str:
+    """The key a value was set at: ``model.expectile`` is ``${task.expectile}``, so a bad value there is
+    reported as ``task.expectile`` (what the user typed)."""
+    from omegaconf import OmegaConf
+
+    for _ in range(10):  # follow a chain of plain interpolations
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        raw = node._get_node(leaf)._value() if OmegaConf.is_dict(node) and leaf in node else None
+        match = _ALIAS.fullmatch(raw) if isinstance(raw, str) else None
+        if not match:
+            return key
+        key = match.group(1)
+    return key
+
+
+def _distinct_seeds(seeds: Any) -> bool:
+    """``seeds`` (seeds as a batch axis) is a non-empty list of distinct integers >= 0."""
+    if not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) != len(seeds):
+        return False
+    return all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ",".join(map(_show, value)) + "]"
+    return str(value)
 
 
 class OversubscribedWarning(UserWarning):
     """More DDP processes than CPU cores: allowed (the result is the same), only slower."""
 
 
-def available_tasks(conf_dir: str | Path) -> list[str]:
-    return sorted(p.stem for p in (Path(conf_dir) / "task").glob("*.yaml"))
-
-
 def check_config(cfg: Any) -> None:
-    """Every setting within its declared range (:mod:`rql_lightning.schema`), a task id of the task, seeds a
-    seed batch can serve, devices and a sampling device this machine and this torch build can serve."""
-    task_id = cfg.task.get("id")
-    if not isinstance(task_id, int) or not 1 <= task_id <= NUM_TASK_IDS:
-        raise UserError(f"task.id={task_id} is not a task of {cfg.task.name}; valid ids: 1 2 3 4 5")
-    validate(cfg)
-    check_seeds(cfg)
-    check_devices(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("devices", 1))
-    check_sampling_device(str(cfg.data.get("device", "cpu")))
-    check_precision(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("precision", "32-true"))
-
-
-def check_seeds(cfg: Any) -> None:
-    """``seeds=[...]`` trains S offline runs in one module: the online phase acts on one run."""
-    seeds = cfg.get("seeds")
-    if not seeds:
-        return
-    shown = "[" + ",".join(map(str, seeds)) + "]"
-    steps = (cfg.get("online") or {}).get("steps", 0)
-    if steps:
+    """Every setting within its contract (:data:`SETTINGS`), then the rules between settings. Reads the config
+    only (no torch, no machine), so a sweep's every job is checked before any is launched."""
+    for setting in SETTINGS:
+        present, value = _select(cfg, setting.key)
+        if not present:
+            continue
+        problem = setting.problem(value)
+        if problem:
+            raise UserError(f"{source_key(cfg, setting.key)}={_show(value)} {problem}; {setting.hint}")
+    for key in ("model.actor_hidden_dims", "model.critic_hidden_dims"):
+        present, dims = _select(cfg, key)
+        if present and (
+            not isinstance(dims, list) or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims)
+        ):
+            raise UserError(f"{key}={_show(dims)} must be a list of positive layer widths; e.g. {key}=[512,512]")
+    seeds = _select(cfg, "seeds")[1]
+    if seeds is not None and not _distinct_seeds(seeds):
         raise UserError(
-            f"seeds={shown} with online.steps={steps}: a seed-batched run is offline only; fine-tune one run per "
-            "seed (rql-train -m seed=0,1,2 online.steps=...), or drop online.steps"
+            f"seeds={_show(seeds)} must be a non-empty list of distinct non-negative integers; "
+            "e.g. seeds=[0,1,2,3], or seeds=null for the single run of seed="
         )
+    steps = (cfg.get("online") or {}).get("steps", 0)
+    if steps and seeds:
+        raise UserError(
+            f"seeds={_show(seeds)} with online.steps={steps}: a seed-batched run is offline only; fine-tune one "
+            "run per seed (rql-train -m seed=0,1,2 online.steps=...), or drop online.steps"
+        )
+    if steps and cfg.trainer.get("max_steps", -1) < 0:
+        raise UserError(
+            f"trainer.max_steps={cfg.trainer.max_steps} must be >= 0 with online.steps={steps}; it counts the "
+            "offline updates"
+        )
+
+
+def check_overrides(overrides: Sequence[str]) -> None:
+    """Refuse a command-line value for a key that only reads another key (``model.alpha: ${task.alpha}``,
+    ``callbacks.evaluation.num_episodes: ${eval.episodes}``): the two would then disagree. The user sets the
+    key it reads (``task.alpha=0.3``), once. Which keys read others is what the configs say, composed with
+    the command line's group choices (``model=fql`` reads ``task.fql.alpha``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    values = [o for o in parsed if not (o.is_delete() or o.is_add()) and "." in o.key_or_group]
+    values = [o for o in values if not o.key_or_group.startswith("hydra.")]
+    if not values:
+        return
+    base = _compose_cached(tuple(o.input_line for o in parsed if o not in values))  # the configs' own values
+    for override in values:
+        parent, _, leaf = override.key_or_group.rpartition(".")
+        node = OmegaConf.select(base, parent)
+        if not OmegaConf.is_dict(node) or leaf not in node:
+            continue  # a key the config lacks: Hydra reports it
+        raw = node._get_node(leaf)._value()
+        alias = _ALIAS.fullmatch(raw) if isinstance(raw, str) else None
+        if alias:
+            value = override.value()
+            raise UserError(
+                f"{override.key_or_group}={_show(value)} sets apart a value the config reads from {alias.group(1)}; "
+                f"set {alias.group(1)}={_show(value)} instead"
+            )
+
+
+@functools.lru_cache(maxsize=8)
+def _compose_cached(overrides: tuple[str, ...]) -> Any:
+    """A sweep's jobs share their group choices: compose each set of them once."""
+    from rql_lightning.config import compose_config
+
+    return compose_config(list(overrides))
+
+
+def check_machine(cfg: Any) -> None:
+    """Devices, precision and a sampling device this machine and this torch build can serve. Run where the
+    job runs: a sweep submitted from a login node without a GPU is checked on the GPU node."""
+    accelerator = cfg.trainer.get("accelerator", "auto")
+    check_devices(accelerator, cfg.trainer.get("devices", 1))
+    check_sampling_device(str(cfg.data.get("device", "cpu")))
+    check_precision(accelerator, cfg.trainer.get("precision", "32-true"))
 
 
 def check_precision(accelerator: str, precision: Any) -> None:

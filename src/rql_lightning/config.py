@@ -15,8 +15,10 @@ from omegaconf import DictConfig
 CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
-def compose_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
-    """The config ``rql-train`` would run with these overrides.
+def compose_config(
+    overrides: list[str] | None = None, config_name: str = "train", with_hydra: bool = False
+) -> DictConfig:
+    """The config ``rql-train`` would run with these overrides (``with_hydra``: and its ``hydra:`` node).
 
     ``hydra:`` interpolations are not available outside a Hydra run, so ``paths.output_dir``
     must be given among the overrides.
@@ -24,7 +26,7 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "train
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name=config_name, overrides=overrides or [], return_hydra_config=False)
+        return compose(config_name=config_name, overrides=overrides or [], return_hydra_config=with_hydra)
 
 
 CONFIG_TREE_ORDER = ("task", "model", "data", "trainer", "logger", "callbacks", "eval", "paths", "extras")

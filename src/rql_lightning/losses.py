@@ -116,9 +116,8 @@ def virtual_states(
     ``interpolation`` takes the flow-matching path's point ``(1 - f) x0 + f a`` ("direct sampling");
     ``forward`` runs the current actor forward from ``x0``, ``F`` steps of size ``f / F``, to a point
     that need not lie on a flow ending at the chunk. All three share reversal's ``f``, so they differ
-    only in ``x_f``."""
-    if mode not in VIRTUAL_STATES:
-        raise ValueError(f"virtual_states={mode!r} is not one of {', '.join(VIRTUAL_STATES)}")
+    only in ``x_f``; ``mode`` is one of :data:`VIRTUAL_STATES` (checked where it is set: the config's
+    checks and ``RQLModule``)."""
     with torch.no_grad():
         if mode == "reversal":
             return policy.reverse(batch.observations, batch.action_chunks, draws.depth)

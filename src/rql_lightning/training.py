@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
-from rql_lightning.checks import check_checkpoint, check_config, check_output_dir
+from rql_lightning.checks import check_checkpoint, check_config, check_machine, check_output_dir
 from rql_lightning.errors import UserError
-from rql_lightning.online.wiring import check_online, online_phase
+from rql_lightning.online.wiring import online_phase
 
 if TYPE_CHECKING:
     import lightning as L
@@ -25,10 +25,15 @@ log = logging.getLogger("rql_lightning")
 PAPER_BATCH_SIZE = 256
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one training job from a composed config; returns a summary of where things went."""
-    check_config(cfg)
-    check_online(cfg)
+def train(cfg: DictConfig, config_checked: bool = False) -> dict[str, Any]:
+    """Run one training job from a composed config; returns a summary of where things went.
+
+    ``config_checked``: the caller ran :func:`~rql_lightning.checks.check_config` on ``cfg`` (``rql-train``
+    checks every job of a sweep before launching any). What this machine can serve is checked here, where
+    the job runs."""
+    if not config_checked:
+        check_config(cfg)
+    check_machine(cfg)
     check_output_dir(cfg.paths.output_dir)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is None and cfg.get("resume") == "auto":

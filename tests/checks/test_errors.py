@@ -12,7 +12,7 @@ import stat
 import pytest
 import torch
 
-from rql_lightning.checks import check_checkpoint, check_config
+from rql_lightning.checks import check_checkpoint, check_config, check_machine
 from rql_lightning.config import compose_config
 from rql_lightning.errors import UserError
 from rql_lightning.training import train
@@ -38,7 +38,9 @@ def one_line_error(proc) -> str:
 def test_rql_train_bad_value_exits_2_with_one_line_and_no_traceback(tmp_path):
     """The exit-code contract, on a real process; the messages themselves are checked in-process below."""
     proc = rql_train(["task.id=7", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, timeout=120)
-    assert one_line_error(proc) == "error: task.id=7 is not a task of cube-single; valid ids: 1 2 3 4 5"
+    assert one_line_error(proc) == (
+        "error: task.id=7 must be >= 1 and <= 5; OGBench single-task environments have tasks 1 2 3 4 5"
+    )
 
 
 @pytest.mark.parametrize(
@@ -54,7 +56,9 @@ def test_bad_settings_are_one_line_user_errors(override, expected):
     if override == "trainer.accelerator=gpu" and torch.cuda.is_available():
         pytest.skip("a GPU is visible")
     with pytest.raises(UserError) as err:
-        check_config(compose_config([override, "paths.output_dir=/tmp/unused"]))
+        cfg = compose_config([override, "paths.output_dir=/tmp/unused"])
+        check_config(cfg)
+        check_machine(cfg)
     assert expected in str(err.value) and "\n" not in str(err.value)
 
 

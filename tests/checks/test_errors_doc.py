@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rql_lightning.checks import check_config
+from rql_lightning.checks import SETTINGS, check_config, check_machine, check_overrides
 from rql_lightning.config import compose_config
 from rql_lightning.errors import UserError
-from rql_lightning.schema import SETTINGS
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs" / "errors.md").read_text()
@@ -31,9 +30,13 @@ def test_the_catalogue_has_at_least_40_cases():
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.split(" ", 1)[0])
 def test_example_message_is_what_the_check_says(example):
     override = example.split(" ", 1)[0]
-    context = ["model=fql"] if override.startswith("model.q_agg") else []
+    context = ["model=fql"] if override.startswith(("model.expectile", "model.rho")) else []
+    overrides = [*context, override, "paths.output_dir=/tmp/rql-doc-test"]
     with pytest.raises(UserError) as err:
-        check_config(compose_config([*context, override, "paths.output_dir=/tmp/rql-doc-test"]))
+        check_overrides(overrides)
+        cfg = compose_config(overrides)
+        check_config(cfg)
+        check_machine(cfg)
     assert str(err.value).startswith(example.removesuffix(" ...").removesuffix("...")), str(err.value)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -41,31 +42,40 @@ def _is_first_process() -> bool:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     silence_unactionable_warnings()
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from rql_lightning.checks import check_machine
     from rql_lightning.training import train
 
     if cfg.get("extras", {}).get("print_config") and _is_first_process():
         user_errors_as_one_line(lambda: print_config_tree(cfg))
-    summary = user_errors_as_one_line(lambda: train(cfg))
+    if HydraConfig.get().mode == RunMode.MULTIRUN:  # the settings were checked before launch; the machine is this job's
+        user_errors_as_one_line(lambda: check_machine(cfg))
+    summary = user_errors_as_one_line(lambda: train(cfg, config_checked=True))
     print_summary(summary)
     return summary.get("success_rate")
 
 
-# Flags that make Hydra print or sweep instead of running one job: nothing to validate up front.
-_NOT_ONE_JOB = ("-m", "--multirun", "-c", "--cfg", "-p", "--package", "-h", "--help", "--hydra-help", "-i", "--info")
+# Flags that make Hydra print instead of running a job: nothing to check up front.
+_NOT_A_RUN = ("-c", "--cfg", "-p", "--package", "-h", "--help", "--hydra-help", "-i", "--info")
 _OWN_PRIMARY = ("-cp", "--config-path", "-cn", "--config-name")
+_MULTIRUN = ("-m", "--multirun")
 
 
-def validate_before_hydra(argv: list[str]) -> None:
-    """Compose and check the run's config before Hydra creates its directory or rewrites its
-    ``.hydra/config.yaml``: a bad value never touches an existing run (or its checkpoints).
+def check_before_hydra(argv: list[str]) -> None:
+    """Compose and check every job's config before Hydra creates a directory, rewrites an existing run's
+    ``.hydra/config.yaml``, or launches or submits a sweep's first job: a bad value never touches a run,
+    and a bad combination of a sweep is one line naming it, before any job exists.
 
-    Composition problems themselves (an unknown group option, a typo in a key) are left to Hydra,
-    which reports them; ``--config-dir`` (a user's own config groups) is searched as Hydra would."""
-    from rql_lightning.checks import check_config
+    A single run is also checked against this machine; a sweep's jobs are checked against theirs when they
+    start (a SLURM login node has no GPU). Composition problems themselves (an unknown group option, a typo
+    in a key) are left to Hydra, which reports them; ``--config-dir`` is searched as Hydra would."""
+    from rql_lightning.checks import check_config, check_machine, check_overrides
     from rql_lightning.config import compose_config
 
     flags = [a.split("=", 1)[0] for a in argv if a.startswith("-")]
-    if any(f in _NOT_ONE_JOB or f in _OWN_PRIMARY for f in flags):
+    if any(f in _NOT_A_RUN or f in _OWN_PRIMARY for f in flags):
         return
     overrides, extra_dirs, i = [], [], 0
     while i < len(argv):
@@ -82,11 +92,57 @@ def validate_before_hydra(argv: list[str]) -> None:
     if extra_dirs:
         paths = ",".join(f"file://{os.path.abspath(d)}" for d in extra_dirs)
         overrides.append(f"hydra.searchpath=[{paths}]")
+    multirun = any(f in _MULTIRUN for f in flags)
     try:
-        cfg = compose_config(overrides)
+        jobs = sweep_jobs(overrides) if multirun else [([], overrides)]
+        composed = [(swept, job, compose_config(job)) for swept, job in jobs]
     except Exception:  # noqa: BLE001 (Hydra reports composition errors itself, in its own words)
         return
-    check_config(cfg)
+    for swept, job, cfg in composed:
+        try:
+            check_overrides(job)
+            check_config(cfg)
+            if not multirun:
+                check_machine(cfg)
+        except UserError as err:
+            if not multirun:
+                raise
+            raise UserError(f"sweep job {' '.join(swept)}: {err}") from None
+
+
+def sweep_jobs(overrides: list[str]) -> list[tuple[list[str], list[str]]]:
+    """Every job of a multirun as ``(its swept values, its overrides)``: the command line's sweeps
+    (``a=1,2``, ``range``, ``choice``, ``glob`` over a group) and the sweeper's ``hydra.sweeper.params``
+    (Optuna's search space: each choice, and an interval's two ends), crossed as Hydra's basic sweeper
+    crosses them. A sweeper that samples tries a subset of these."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Glob, IntervalSweep
+
+    from rql_lightning.config import compose_config
+
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(overrides)
+    plain = [o.input_line for o in parsed if not o.is_sweep_override()]
+    given = {o.key_or_group for o in parsed}
+    params = compose_config(plain, with_hydra=True).hydra.sweeper.get("params") or {}
+    parsed += parser.parse_overrides([f"{k}={v}" for k, v in params.items() if k not in given])
+    axes = []
+    for o in parsed:
+        if not o.is_sweep_override():
+            axes.append([o.input_line])
+            continue
+        sweep = o.value()
+        if isinstance(sweep, IntervalSweep):
+            values = [str(sweep.start), str(sweep.end)]
+        elif isinstance(sweep, Glob):
+            values = sweep.filter(sorted(p.stem for p in (Path(CONF_DIR) / o.key_or_group).glob("*.yaml")))
+        else:
+            values = list(o.sweep_string_iterator())
+        axes.append([f"{o.get_key_element()}={v}" for v in values])
+    swept = [i for i, o in enumerate(parsed) if o.is_sweep_override()]
+    return [([job[i] for i in swept], list(job)) for job in itertools.product(*axes)]
 
 
 def train_main() -> None:
@@ -100,7 +156,7 @@ def train_main() -> None:
 
     try:
         check_run_dir_arguments(sys.argv[1:])
-        validate_before_hydra(sys.argv[1:])
+        check_before_hydra(sys.argv[1:])
     except UserError as err:
         fail(str(err))
     try:
