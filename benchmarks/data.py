@@ -6,7 +6,7 @@ The file has OGBench's on-disk format (observations, actions, terminals, qpos, q
 button_states; 1001-row episodes) filled with random values of the right shapes, so ogbench really
 relabels every row. Each loader runs in a fresh process, so its peak RSS is its own:
 
-* ``ours``: :func:`rql_lightning.data.ogbench.load_singletask` (compact read, relabel, in-place squeeze
+* ``ours``: :func:`rql_lightning.data.ogbench_datamodule.load_singletask` (compact read, relabel, in-place squeeze
   into the regular layout; observations held once);
 * ``ogbench_regular``: the previous path, ``ogbench.make_env_and_datasets(compact_dataset=False)`` then
   dropping ``next_observations`` and converting (what this project did before).
@@ -50,7 +50,7 @@ def singletask(dataset: str) -> str:
 
 def synthesize(dataset: str, rows: int, path: Path) -> None:
     """An OGBench-format file of ``rows`` random rows (episodes of 1001 rows, the last one terminal)."""
-    from rql_lightning.data.ogbench import make_singletask_env
+    from rql_lightning.data.ogbench_datamodule import make_singletask_env
 
     env = make_singletask_env(singletask(dataset))
     u = env.unwrapped
@@ -82,9 +82,9 @@ def measure(variant: str, dataset: str, path: str, batch_size: int, chunk_size: 
     import ogbench
     import torch
 
-    from rql_lightning.data.arrays import OfflineArrays
-    from rql_lightning.data.ogbench import ACTION_CLIP_EPS, load_npz, make_singletask_env
-    from rql_lightning.data.windows import sampler_from_arrays
+    from rql_lightning.data.dataset_checks import ACTION_CLIP_EPS
+    from rql_lightning.data.ogbench_datamodule import load_npz, make_singletask_env
+    from rql_lightning.data.windows import OfflineArrays, sampler_from_arrays
 
     name = singletask(dataset)
     env = make_singletask_env(name)

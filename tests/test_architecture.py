@@ -6,7 +6,6 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rql_lightning"
-MAX_LINES = 300
 MATH = ("rql_lightning.modules", "rql_lightning.losses", "rql_lightning.flow", "rql_lightning.nets")
 
 
@@ -72,15 +71,6 @@ def test_the_vocabulary_imports_nothing_of_ours():
     edges = graph()
     for leaf in ("rql_lightning.batch", "rql_lightning.naming", "rql_lightning.errors"):
         assert edges[leaf] == set(), (leaf, edges[leaf])
-
-
-def test_no_module_over_300_lines():
-    long = {
-        str(p.relative_to(PACKAGE)): n
-        for p in PACKAGE.rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > MAX_LINES
-    }
-    assert not long, long
 
 
 def test_the_math_never_imports_data_callbacks_envs_or_the_face():

@@ -12,8 +12,10 @@ Imports nothing of ours, so every layer (data, envs, callbacks, results) can use
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +117,20 @@ def minari_root(data_dir: str | Path | None = None) -> Path:
     if data_dir:
         return Path(data_dir).expanduser()
     return Path(os.environ.get(MINARI_ROOT_ENV) or DEFAULT_MINARI_ROOT).expanduser()
+
+
+@contextlib.contextmanager
+def minari_root_env(root: Path) -> Iterator[None]:
+    """Point Minari's own functions (which read the environment variable on each call) at ``root``."""
+    old = os.environ.get(MINARI_ROOT_ENV)
+    os.environ[MINARI_ROOT_ENV] = str(root)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(MINARI_ROOT_ENV, None)
+        else:
+            os.environ[MINARI_ROOT_ENV] = old
 
 
 def dataset_file(data_dir: str | Path, dataset_name: str) -> Path:

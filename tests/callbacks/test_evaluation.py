@@ -255,7 +255,7 @@ def _ddp_module() -> NoisyScriptedRQL:
 
 
 def _ddp_arrays():
-    from rql_lightning.data.ogbench import OfflineArrays
+    from rql_lightning.data.windows import OfflineArrays
 
     rng = np.random.default_rng(0)
     n = 8 * 10

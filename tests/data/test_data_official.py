@@ -15,10 +15,13 @@ import pytest
 from hydra.utils import instantiate
 
 from rql_lightning.config import compose_config
-from rql_lightning.data.errors import DatasetNotFoundError
-from rql_lightning.data.ogbench import load_singletask
-from rql_lightning.data.ogbench_datamodule import OGBenchDataModule, OGBenchSource
-from rql_lightning.data.sharded import ShardedOGBenchDataModule
+from rql_lightning.data.dataset_checks import DatasetNotFoundError
+from rql_lightning.data.ogbench_datamodule import (
+    OGBenchDataModule,
+    OGBenchDataModuleBase,
+    ShardedOGBenchDataModule,
+    load_singletask,
+)
 
 NAME = "cube-single-play-singletask-task1-v0"
 DATASET = "cube-single-play-v0"
@@ -62,7 +65,7 @@ def offline(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
 
 
-def config_datamodule(tmp_path, *overrides: str) -> OGBenchSource:
+def config_datamodule(tmp_path, *overrides: str) -> OGBenchDataModuleBase:
     cfg = compose_config([f"paths.output_dir={tmp_path / 'run'}", *overrides])
     return instantiate(cfg.data, _convert_="all")
 

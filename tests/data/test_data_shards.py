@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 
@@ -10,13 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from rql_lightning.data.arrays import OfflineArrays
+from rql_lightning.data.dataset_checks import DatasetError
 from rql_lightning.data.generate import generate_play_dataset
-from rql_lightning.data.ogbench_datamodule import OGBenchDataModule
-from rql_lightning.data.select import ogbench_datamodule
-from rql_lightning.data.sharded import ShardedOGBenchDataModule
-from rql_lightning.data.shards import ShardCycler, ShardedWindowStream
-from rql_lightning.data.windows import WindowStream, sampler_from_arrays
+from rql_lightning.data.ogbench_datamodule import OGBenchDataModule, ShardedOGBenchDataModule, ogbench_datamodule
+from rql_lightning.data.shard_schedule import ShardCycler, ShardedWindowStream
+from rql_lightning.data.windows import OfflineArrays, WindowStream, sampler_from_arrays
 from rql_lightning.modules.rql import RQLModule
 from rql_lightning.naming import list_shards
 
@@ -190,3 +189,55 @@ def test_explicit_file_overrides_a_sharded_task(cube_single_dataset):
 def test_list_shards_skips_validation_files(shard_dir, tmp_path):
     assert len(list_shards(shard_dir)) == 3
     assert list_shards(tmp_path / "nope") == []
+
+
+# --------------------------------------------------------------- every shard checked before step 0
+
+
+def copy_with(shard_dir, tmp_path, name: str, edit) -> tuple:
+    """A copy of the shard directory whose file ``name`` has ``edit(arrays)`` applied; returns (copy, that file)."""
+    out = tmp_path / shard_dir.name
+    shutil.copytree(shard_dir, out)
+    with np.load(out / name) as data:
+        arrays = {k: data[k] for k in data.files}
+    edit(arrays)
+    np.savez(out / name, **arrays)
+    return out, out / name
+
+
+def checked_before_any_load(directory, monkeypatch) -> str:
+    """The one-line error prepare_data raises, with loading arrays made impossible (headers only)."""
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("a shard was loaded before the check"))
+    dm = ShardedOGBenchDataModule(NAME, chunk_size=H, batch_size=BATCH, dataset_path=str(directory))
+    with pytest.raises(DatasetError) as info:
+        dm.prepare_data()
+    assert "\n" not in str(info.value) and dm.shards is None
+    return str(info.value)
+
+
+def test_a_shard_with_a_column_fewer_is_named_before_step_0(shard_dir, tmp_path, monkeypatch):
+    """docs/errors.md row 52b: the last shard lacks an observation column; found from the headers at once."""
+    bad_name = "cube-single-play-v0-002.npz"
+    directory, bad = copy_with(shard_dir, tmp_path, bad_name, lambda a: a.update(observations=a["observations"][:, 1:]))
+    message = checked_before_any_load(directory, monkeypatch)
+    assert message.startswith(f"{bad}: observations have shape (27,) per row but the environment's space is (28,)")
+    assert f"rql-data download {directory.name}" in message
+
+
+def test_a_val_file_or_a_dtype_that_disagrees_is_named(shard_dir, tmp_path, monkeypatch):
+    """docs/errors.md row 52b: a -val.npz is checked too, and every key relabelling reads, dtype included."""
+    directory, bad = copy_with(
+        shard_dir, tmp_path, "cube-single-play-v0-001-val.npz", lambda a: a.update(qpos=a["qpos"].astype(np.float64))
+    )
+    message = checked_before_any_load(directory, monkeypatch)
+    assert message.startswith(f"{bad}: qpos has per-row shape") and "float64" in message and "float32" in message
+
+
+def test_a_shard_folder_without_shards_says_how_to_get_them(tmp_path, monkeypatch):
+    """docs/errors.md row 52: a folder with only -val files (or nothing) has no shards to train on."""
+    directory = tmp_path / "cube-single-play-100m-v0"
+    directory.mkdir()
+    (directory / "cube-single-play-v0-000-val.npz").write_bytes(b"")
+    message = checked_before_any_load(directory, monkeypatch)
+    assert message.startswith(f"the sharded dataset {directory} has no .npz shards (searched {directory}/*.npz minus")
+    assert "rql-data download" in message  # shards_hint: how to fetch them

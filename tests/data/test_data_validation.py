@@ -6,10 +6,10 @@ import numpy as np
 import ogbench
 import pytest
 
-import rql_lightning.data.ogbench as og
-from rql_lightning.data.arrays import OfflineArrays
+import rql_lightning.data.ogbench_datamodule as og
 from rql_lightning.data.datamodule import ArrayDataModule
-from rql_lightning.data.errors import (
+from rql_lightning.data.dataset_checks import (
+    ACTION_CLIP_EPS,
     ActionRangeError,
     BatchTooLargeError,
     ChunkTooLongError,
@@ -20,8 +20,8 @@ from rql_lightning.data.errors import (
     NonFiniteDataError,
     SpaceMismatchError,
 )
-from rql_lightning.data.ogbench import load_singletask
-from rql_lightning.data.ogbench_datamodule import OGBenchDataModule
+from rql_lightning.data.ogbench_datamodule import OGBenchDataModule, load_singletask
+from rql_lightning.data.windows import OfflineArrays
 
 NAME = "cube-single-play-singletask-task1-v0"
 FILE = "cube-single-play-v0.npz"
@@ -72,7 +72,7 @@ def test_loader_matches_ogbench_regular_layout(cube_single_dataset, monkeypatch)
     env, ref, ref_val = ogbench.make_env_and_datasets(NAME, dataset_path=str(cube_single_dataset))
     env.close()
     for ours, theirs in ((train, ref), (val, ref_val)):
-        theirs["actions"] = np.clip(theirs["actions"], -1 + og.ACTION_CLIP_EPS, 1 - og.ACTION_CLIP_EPS)
+        theirs["actions"] = np.clip(theirs["actions"], -1 + ACTION_CLIP_EPS, 1 - ACTION_CLIP_EPS)
         for key in ("observations", "actions", "rewards", "terminals", "masks"):
             np.testing.assert_array_equal(getattr(ours, key), theirs[key], err_msg=key)
             assert getattr(ours, key).dtype == np.float32
@@ -117,7 +117,7 @@ def test_actions_out_of_range(tmp_path, good):
 def test_actions_within_tolerance_are_clipped(tmp_path, good):
     path = broken(tmp_path, good, lambda d: d["actions"].__setitem__((0, 0), 1.0005))
     train, _ = load_singletask(NAME, path)
-    assert train.actions.max() <= 1 - og.ACTION_CLIP_EPS
+    assert train.actions.max() <= 1 - ACTION_CLIP_EPS
 
 
 def test_last_episode_not_terminated(tmp_path, good):

@@ -10,11 +10,9 @@ import torch
 
 from rql_lightning.cli import data as data_cli
 from rql_lightning.data.datamodule import ArrayDataModule
-from rql_lightning.data.errors import DataConfigError
+from rql_lightning.data.dataset_checks import DataConfigError
 from rql_lightning.data.generate import generate_play_dataset
-from rql_lightning.data.ogbench import load_singletask
-from rql_lightning.data.ogbench_datamodule import OGBenchDataModule
-from rql_lightning.data.sharded import ShardedOGBenchDataModule
+from rql_lightning.data.ogbench_datamodule import OGBenchDataModule, ShardedOGBenchDataModule, load_singletask
 from rql_lightning.errors import UserError
 from rql_lightning.naming import val_path_of
 
@@ -120,7 +118,7 @@ def test_generate_refuses_a_non_positive_transition_count(tmp_path, capsys, coun
 
 
 def _tiny_arrays():
-    from rql_lightning.data.arrays import OfflineArrays
+    from rql_lightning.data.windows import OfflineArrays
 
     n = 20
     terminals = np.zeros(n, np.float32)

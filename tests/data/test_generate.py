@@ -12,7 +12,7 @@ from rql_lightning.data.generate import (
     ensure_play_dataset,
     generate_play_dataset,
 )
-from rql_lightning.data.generate.protocol import EpisodeCollector
+from rql_lightning.data.generate.play_protocol import EpisodeCollector
 
 CUBE_SINGLE = "cube-single-play-v0"
 CUBE_SINGLE_OB_DIM = 28
@@ -183,7 +183,7 @@ def test_worker_failure_raises_instead_of_hanging():
     from concurrent.futures.process import BrokenProcessPool
 
     from rql_lightning.data.generate.collect import collect_in_pool
-    from rql_lightning.data.generate.protocol import EpisodeSpec
+    from rql_lightning.data.generate.play_protocol import EpisodeSpec
 
     episodes = collect_in_pool("not-a-dataset", 0, TINY_STEPS, [EpisodeSpec(0, 0)], workers=1)
     with pytest.raises(BrokenProcessPool):

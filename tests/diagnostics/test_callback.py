@@ -129,7 +129,7 @@ def test_the_held_out_batch_is_fixed_and_comes_from_the_val_split(datamodule):
 
 
 def test_diagnostics_without_a_val_split_are_a_user_error(tmp_path):
-    from rql_lightning.data.arrays import OfflineArrays
+    from rql_lightning.data.windows import OfflineArrays
 
     n = 40
     arrays = OfflineArrays(

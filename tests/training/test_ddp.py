@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from rql_lightning.data.arrays import OfflineArrays
 from rql_lightning.data.datamodule import ArrayDataModule
-from rql_lightning.data.windows import WindowStream, sampler_from_arrays
+from rql_lightning.data.windows import OfflineArrays, WindowStream, sampler_from_arrays
 from rql_lightning.modules.rql import RQLModule
 from rql_lightning.seeding import DRAW_STREAM, seeded_generator
 from tests.runs import bare_trainer

@@ -1,7 +1,8 @@
-"""``rql-data``: generate OGBench-format play datasets offline and inspect dataset files.
+"""``rql-data``: download OGBench datasets, generate OGBench-format play datasets offline, inspect dataset files.
 
 Examples::
 
+    rql-data download puzzle-4x4-play-100m-v0                        # 100 shards into <data dir>/<dataset>/
     rql-data generate cube-single-play-v0 --num-transitions 1000000 --workers 2
     rql-data info cube-single-play-v0 --task 1
     rql-data generate cube-single-play-v0 --format minari --task 1   # a Minari dataset instead of .npz files
@@ -17,7 +18,8 @@ import sys
 from pathlib import Path
 
 from rql_lightning.cli.common import user_errors_as_one_line
-from rql_lightning.data.errors import DataConfigError
+from rql_lightning.data.dataset_checks import DataConfigError
+from rql_lightning.data.download import OGBENCH_DATASET_URL, download_dataset
 from rql_lightning.data.generate import DEFAULT_VAL_FRACTION, SUPPORTED_DATASETS, generate_play_dataset
 from rql_lightning.naming import (
     DATA_DIR_ENV,
@@ -89,6 +91,15 @@ def _build_parser() -> argparse.ArgumentParser:
         help="with --format minari: the Minari id (default rql/<dataset without -vN>-task<N>-v0)",
     )
 
+    down = sub.add_parser("download", help="fetch an OGBench dataset (100M shards too), resumable")
+    down.add_argument("dataset", help="an OGBench dataset name: cube-double-play-v0, puzzle-4x4-play-100m-v0, ...")
+    down.add_argument(
+        "--data-dir", type=Path, default=None, help=f"where to put it (default: ${DATA_DIR_ENV} or {DEFAULT_DATA_DIR})"
+    )
+    down.add_argument("--shards", type=int, default=None, help="a 100M dataset: only its first N shards")
+    down.add_argument("--base-url", default=OGBENCH_DATASET_URL, help="where the files are published (a mirror)")
+    down.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
     info = sub.add_parser("info", help="summarise a dataset file, shard directory, or dataset name")
     info.add_argument("dataset", help="path to a .npz file / shard directory, or a dataset name in --data-dir")
     info.add_argument(
@@ -122,7 +133,7 @@ def _check_counts(args: argparse.Namespace) -> None:
 
 
 def _cmd_generate_minari(args: argparse.Namespace) -> int:
-    from rql_lightning.data.minari_write import generate_minari_dataset
+    from rql_lightning.data.minari_export import generate_minari_dataset
 
     if args.shards > 1:
         raise DataConfigError(f"--shards={args.shards} with --format minari: a Minari dataset is one; drop --shards")
@@ -168,11 +179,25 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_download(args: argparse.Namespace) -> int:
+    if args.shards is not None and args.shards < 1:
+        raise DataConfigError(f"--shards={args.shards} must be >= 1; pass a positive count")
+    data_dir = (args.data_dir or default_data_dir()).expanduser()
+    path = download_dataset(
+        args.dataset, data_dir, base_url=args.base_url, shards=args.shards, progress=not args.no_progress
+    )
+    print(f"{args.dataset} is in {path}")
+    if path.is_dir():
+        command = f"rql-train data.data_kind=100m_shards data.dataset={args.dataset} data.data_dir={data_dir}"
+        print(f"train on it with: {command}")
+    return 0
+
+
 def _cmd_info_minari(args: argparse.Namespace) -> int:
     """Summarise a Minari dataset as the trainer sees it (after conversion and validation)."""
     import numpy as np
 
-    from rql_lightning.data.minari import MinariDataModule
+    from rql_lightning.data.minari_datamodule import MinariDataModule
 
     dm = MinariDataModule(args.dataset, chunk_size=1, data_dir=args.data_dir)
     arrays = dm.load_arrays()
@@ -190,7 +215,7 @@ def _cmd_info_minari(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from rql_lightning.data.info import looks_like_minari, relabel_stats, resolve_dataset, summarise
+    from rql_lightning.data.dataset_summary import looks_like_minari, relabel_stats, resolve_dataset, summarise
 
     if args.minari or looks_like_minari(args.dataset, args.data_dir):
         return _cmd_info_minari(args)
@@ -210,7 +235,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``rql-data`` console script; returns the exit status (2: one ``error:`` line)."""
     args = _build_parser().parse_args(argv)
-    command = _cmd_generate if args.command == "generate" else _cmd_info
+    command = {"generate": _cmd_generate, "download": _cmd_download, "info": _cmd_info}[args.command]
     return user_errors_as_one_line(lambda: command(args))
 
 

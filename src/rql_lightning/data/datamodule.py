@@ -6,33 +6,45 @@ Lightning's order, and what each step may do here:
   spaces, a file's header, a Minari dataset's spaces), so the model can be built first;
 * ``prepare_data`` - makes sure the data exists (download, generation); Lightning runs it on local
   rank 0 only, so it sets no state;
-* ``setup`` - loads and validates (:mod:`rql_lightning.data.validate`) and moves the arrays to the
+* ``setup`` - loads and validates (:mod:`rql_lightning.data.dataset_checks`) and moves the arrays to the
   sampling device once; the dataloader then yields :class:`~rql_lightning.batch.ChunkBatch` es
   sampled on that device, so a GPU step never waits on a host-to-device copy;
-* :meth:`WindowDataModule.identity` - what the run trained on, for results (:mod:`.identity`).
+* :meth:`WindowDataModule.identity` - what the run trained on, as a small JSON-safe record
+  ``{source, dataset, path, size_bytes, fingerprint, key}``; results key runs by
+  ``key = "<source>:<dataset>#<fingerprint>"`` so different data never pools. The fingerprint hashes
+  each file's size and its first and last MiB (:func:`fingerprint`): it tells apart any two files a run
+  could plausibly train on (a 100k vs a 1M generated file, an official download vs a local generation)
+  while reading at most 2 MiB a file, cheap for GB files and shard directories.
 
 Batch size: ``batch_size`` is per rank (Lightning's convention); ``global_batch_size`` instead splits
 one batch of that size across the ranks (:meth:`WindowDataModule.per_rank_batch_size`).
 
 Sources: :class:`ArrayDataModule` (arrays in memory), :mod:`rql_lightning.data.ogbench_datamodule`
-(one OGBench file), :mod:`rql_lightning.data.sharded` (a directory of 100M-style shards) and
-:mod:`rql_lightning.data.minari`.
+(one OGBench file or a directory of 100M-style shards) and :mod:`rql_lightning.data.minari_datamodule`.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from rql_lightning.data.arrays import OfflineArrays
-from rql_lightning.data.errors import DataConfigError
-from rql_lightning.data.identity import FINGERPRINT_BYTES, FINGERPRINT_HEX
-from rql_lightning.data.validate import ACTION_TOLERANCE, check_transitions, check_windows
-from rql_lightning.data.windows import WindowSampler, WindowStream, resolve_device, sampler_from_arrays
+from rql_lightning.data.dataset_checks import ACTION_TOLERANCE, DataConfigError, check_transitions, check_windows
+from rql_lightning.data.windows import (
+    OfflineArrays,
+    WindowSampler,
+    WindowStream,
+    resolve_device,
+    sampler_from_arrays,
+)
+
+FINGERPRINT_BYTES = 1 << 20  # read from each end of each file
+FINGERPRINT_HEX = 12
 
 
 class WindowDataModule(L.LightningDataModule):
@@ -126,6 +138,52 @@ class WindowDataModule(L.LightningDataModule):
         stream.seeds = self.seeds
         # Its own generator, so creating the loader does not consume the global RNG.
         return DataLoader(stream, batch_size=None, num_workers=0, generator=torch.Generator())
+
+
+def data_files(path: str | Path) -> list[Path]:
+    """The files under ``path`` (itself when a file), sorted, hidden ones (temp files) skipped."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def fingerprint(files: Iterable[Path], root: Path | None = None) -> str:
+    """A short hash of each file's size, first and last MiB (and its name below ``root`` when given)."""
+    digest = hashlib.blake2b(digest_size=FINGERPRINT_HEX // 2)
+    for file in files:
+        size = file.stat().st_size
+        if root is not None:
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(size.to_bytes(8, "little"))
+        with open(file, "rb") as f:
+            digest.update(f.read(FINGERPRINT_BYTES))
+            if size > FINGERPRINT_BYTES:
+                f.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
+                digest.update(f.read(FINGERPRINT_BYTES))
+    return digest.hexdigest()
+
+
+def files_identity(source: str, dataset: str, path: str | Path | None, files: list[Path] | None = None) -> dict:
+    """``{source, dataset, path, size_bytes, fingerprint, key}`` of the data at ``path`` (a file or directory).
+
+    ``files``: the files that hold the data when not everything under ``path`` does (e.g. no ``-val``).
+    """
+    path = Path(path) if path is not None else None
+    if files is None:
+        files = data_files(path) if path is not None else []
+    root = path if path is not None and path.is_dir() else None
+    fp = fingerprint(files, root) if files else "missing"
+    return {
+        "source": source,
+        "dataset": dataset,
+        "path": str(path) if path is not None else None,
+        "size_bytes": sum(f.stat().st_size for f in files),
+        "fingerprint": fp,
+        "key": f"{source}:{dataset}#{fp}",
+    }
 
 
 def arrays_fingerprint(arrays: OfflineArrays) -> str:

@@ -1,36 +1,211 @@
-"""Windows of one OGBench single-task dataset file (``<dataset>-singletask-task<N>-v0``).
+"""OGBench datasets as DataModules: reading a file through ``ogbench``'s own relabelling, one file or a
+directory of 100M-style shards, and the choice between the two (``data=ogbench``).
 
-:class:`OGBenchSource` holds what the single-file and the sharded module share (the task, where
-files live, relabelling settings, dims from the env's spaces, the eval env);
-:class:`OGBenchDataModule` adds finding, fetching or generating the one file.
-The sharded variant is :class:`rql_lightning.data.sharded.ShardedOGBenchDataModule`;
-:func:`rql_lightning.data.select.ogbench_datamodule` picks between them from ``task.data_kind``.
+Reading follows ``ogbench.make_env_and_datasets(<env>-singletask-task<N>-v0, dataset_path=...)``, split
+open so that observations are held once:
+
+1. the file is read as ``ogbench.utils.load_dataset(path, compact_dataset=True, add_info=True)`` reads it
+   (:func:`read_compact`: same dtypes and layout, every row kept, no ``next_observations`` copy), minus
+   the keys relabelling does not read (``qvel``);
+2. :mod:`rql_lightning.data.dataset_checks` checks it (keys, shapes, NaN/inf, action range, episode ends,
+   dims against the environment's spaces);
+3. ``ogbench.relabel_utils.relabel_dataset`` adds the task's ``rewards``/``masks`` from ``qpos`` (and
+   ``button_states``), exactly as ``make_env_and_datasets`` does for single-task names;
+4. the rows that start no transition (each episode's final observation) are squeezed out *in place*,
+   which yields OGBench's regular transition layout (identical to ``compact_dataset=False``, minus
+   ``next_observations``: windows read ``s_{t+h}`` from ``observations``) without a second copy.
+
+On top of that the reference's conventions: actions clipped to ``[-1 + eps, 1 - eps]`` and, for sparse
+tasks, rewards mapped to ``-(r != 0)``.
+
+:func:`ogbench_datamodule` (the ``_target_`` of ``conf/data/ogbench.yaml``) picks the layout once, when
+the config is instantiated (on every rank alike), never in ``prepare_data``:
+
+* an explicit ``dataset_path`` decides: a directory is shards, a ``.npz`` is one file;
+* else ``data_kind``: ``standard`` -> :class:`OGBenchDataModule`, ``100m_shards`` ->
+  :class:`ShardedOGBenchDataModule`;
+* a sharded task whose shard directory is empty or absent, with ``generate_if_missing``, trains on a
+  generated file of its 1M-style dataset instead (100M transitions are not generated implicitly).
+
+A shard directory holds ``shards_in_memory`` shards at a time, the next group loading in a background
+thread (the schedule: :mod:`rql_lightning.data.shard_schedule`); every shard's and ``-val.npz``'s columns
+are checked from their headers before step 0, so a shard that disagrees is found at once, not when the
+loader reaches it. Where files are found: :mod:`rql_lightning.naming`; how to get them:
+:mod:`rql_lightning.data.download`.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from rql_lightning.data.arrays import OfflineArrays
-from rql_lightning.data.datamodule import WindowDataModule
-from rql_lightning.data.errors import DatasetNotFoundError
+import numpy as np
+import torch
+
+from rql_lightning.data.datamodule import WindowDataModule, files_identity
+from rql_lightning.data.dataset_checks import (
+    ACTION_CLIP_EPS,
+    ACTION_TOLERANCE,
+    DataConfigError,
+    DatasetNotFoundError,
+    check_npz_keys,
+    check_same_layout,
+    check_transitions,
+    check_windows,
+)
+from rql_lightning.data.download import fetch_official, obtain_hint, shards_hint
 from rql_lightning.data.generate.cache import ensure_play_dataset
-from rql_lightning.data.identity import data_identity
-from rql_lightning.data.obtain import fetch_official, obtain_hint
-from rql_lightning.data.ogbench import ACTION_CLIP_EPS, load_singletask, make_singletask_env
-from rql_lightning.data.validate import ACTION_TOLERANCE
+from rql_lightning.data.shard_schedule import ShardCycler, ShardedWindowStream
+from rql_lightning.data.windows import OfflineArrays, WindowSampler, concat_arrays, sampler_from_arrays
 from rql_lightning.naming import (
     DATA_DIR_ENV,
     DEFAULT_GENERATED_DIR,
+    NPZ_SUFFIX,
     dataset_file,
     dataset_name_of,
     default_data_dir,
     eval_env_name_of,
+    list_shards,
     val_path_of,
 )
 
+log = logging.getLogger("rql_lightning")
 
-class OGBenchSource(WindowDataModule):
+# Rows moved per step of the in-place compaction (bounds its temporary copy).
+_COMPACT_BLOCK_ROWS = 1 << 16
+
+# ------------------------------------------------------------------------------------------- loading
+
+
+def make_singletask_env(singletask_name: str, **env_kwargs: Any):
+    """The single-task environment ``ogbench.make_env_and_datasets`` builds for ``singletask_name``."""
+    import ogbench
+
+    return ogbench.make_env_and_datasets(singletask_name, env_only=True, **env_kwargs)
+
+
+def required_keys(env_name: str) -> list[str]:
+    """What single-task relabelling reads besides observations/actions/terminals."""
+    keys = ["observations", "actions", "terminals", "qpos"]
+    if "puzzle" in env_name or "scene" in env_name:
+        keys.append("button_states")
+    return keys
+
+
+def read_compact(path: Path, env_name: str) -> dict[str, np.ndarray]:
+    """What ``ogbench.utils.load_dataset(path, compact_dataset=True, add_info=True)`` returns, minus ``qvel``.
+
+    Observations/actions/terminals as float32; ``valids = 1 - terminals`` (0 on each episode's final
+    observation) and ``terminals`` also set on the row before it (ogbench's compact convention).
+    """
+    with np.load(path, allow_pickle=False) as file:
+        ds = {k: file[k] for k in required_keys(env_name)}
+    for k in ("observations", "actions", "terminals"):
+        ds[k] = ds[k].astype(np.float32, copy=False)
+    ds["valids"] = 1.0 - ds["terminals"]
+    shifted = np.concatenate([ds["terminals"][1:], [1.0]])
+    ds["terminals"] = np.minimum(ds["terminals"] + shifted, 1.0).astype(np.float32)
+    return ds
+
+
+def _compact_rows(a: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``a[keep]`` computed in place: kept rows move to the front; returns a view of them.
+
+    Writes only go to rows already read (the destination never passes the block being read), so the
+    only extra memory is one block's temporary copy.
+    """
+    dst = 0
+    for i in range(0, len(a), _COMPACT_BLOCK_ROWS):
+        rows = a[i : i + _COMPACT_BLOCK_ROWS][keep[i : i + _COMPACT_BLOCK_ROWS]]
+        a[dst : dst + len(rows)] = rows
+        dst += len(rows)
+    return a[:dst]
+
+
+def load_npz(
+    path: Path,
+    singletask_name: str,
+    env,
+    *,
+    sparse: bool = False,
+    action_clip_eps: float = ACTION_CLIP_EPS,
+    action_tolerance: float = ACTION_TOLERANCE,
+    fix: str | None = None,
+) -> OfflineArrays:
+    """One OGBench-format file -> validated, relabelled arrays in the regular transition layout.
+
+    ``env`` is the single-task environment (:func:`make_singletask_env`); it supplies the task for
+    relabelling and the spaces the data must match. ``fix`` completes error messages ("to fix: ...").
+    """
+    import ogbench.relabel_utils
+
+    path = Path(path)
+    env_name = eval_env_name_of(singletask_name)
+    fix = fix or f"replace it with an OGBench-format file for {dataset_name_of(singletask_name)}"
+    check_npz_keys(path, required_keys(env_name), fix)
+    ds = read_compact(path, env_name)  # every row kept, valids = 1 - (the file's terminals)
+    ends = ds["valids"] == 0
+    check_transitions(
+        str(path),
+        ds["observations"],
+        ds["actions"],
+        ends,
+        action_tolerance=action_tolerance,
+        obs_shape=env.observation_space.shape,
+        action_shape=env.action_space.shape,
+        fix=fix,
+    )
+    ogbench.relabel_utils.relabel_dataset(env_name, env, ds)
+    for key in ("qpos", "button_states", "valids"):
+        ds.pop(key, None)  # read by relabelling only: free them before the squeeze
+    keep = ~ends  # rows that start a transition (each episode's final observation starts none)
+    # Compact terminals on kept rows are the regular layout's: 1 on each episode's last transition.
+    arrays = OfflineArrays(
+        observations=_compact_rows(ds.pop("observations"), keep),
+        actions=_compact_rows(ds.pop("actions"), keep),
+        rewards=ds.pop("rewards")[keep],
+        terminals=ds.pop("terminals")[keep].astype(np.float32),
+        masks=ds.pop("masks")[keep].astype(np.float32),
+    )
+    np.clip(arrays.actions, -1 + action_clip_eps, 1 - action_clip_eps, out=arrays.actions)
+    if sparse:
+        arrays.rewards = -(arrays.rewards != 0).astype(np.float32)
+    check_transitions(
+        str(path), arrays.observations, arrays.actions, arrays.terminals, arrays.rewards, action_tolerance=None
+    )
+    return arrays
+
+
+def load_singletask(
+    singletask_name: str,
+    dataset_path: Path,
+    sparse: bool = False,
+    action_clip_eps: float = ACTION_CLIP_EPS,
+    action_tolerance: float = ACTION_TOLERANCE,
+    load_val: bool = True,
+) -> tuple[OfflineArrays, OfflineArrays | None]:
+    """(train, val) arrays for one single-task variant, relabelled by ogbench (val None unless ``load_val``)."""
+    dataset_path = Path(dataset_path)
+    name = dataset_name_of(singletask_name)
+    for p in (dataset_path, val_path_of(dataset_path)) if load_val else (dataset_path,):
+        if not p.exists():
+            raise DatasetNotFoundError(f"{p} does not exist. Get it with: {obtain_hint(name, dataset_path.parent)}")
+    env = make_singletask_env(singletask_name)
+    fix = f"delete the file and get it again: {obtain_hint(name, dataset_path.parent)}"
+    kwargs = dict(sparse=sparse, action_clip_eps=action_clip_eps, action_tolerance=action_tolerance, fix=fix)
+    try:
+        train = load_npz(dataset_path, singletask_name, env, **kwargs)
+        val = load_npz(val_path_of(dataset_path), singletask_name, env, **kwargs) if load_val else None
+    finally:
+        env.close()
+    return train, val
+
+
+# ----- DataModules --------------------------------------------------------------------------------
+class OGBenchDataModuleBase(WindowDataModule):
     """An OGBench single-task variant as a window source: the part every OGBench layout shares."""
 
     source = "ogbench"
@@ -87,10 +262,17 @@ class OGBenchSource(WindowDataModule):
 
     def identity(self) -> dict:
         files = [p for p in self.train_files() if p.is_file()]
-        return data_identity(self.source, self.dataset_name, self.resolve_path(), files)
+        return files_identity(self.source, self.dataset_name, self.resolve_path(), files)
+
+    def check_columns(self, files: Sequence[Path], fix: str) -> None:
+        """From the headers of ``files`` alone (milliseconds each): the keys relabelling reads, observation and
+        action widths equal to the env's spaces, and one per-row shape and dtype across all of them."""
+        obs_dim, action_dim = self.dims()
+        spaces = {"observations": (obs_dim,), "actions": (action_dim,)}
+        check_same_layout(files, required_keys(self.eval_env_name), fix, row_shapes=spaces)
 
 
-class OGBenchDataModule(OGBenchSource):
+class OGBenchDataModule(OGBenchDataModuleBase):
     """Windows of one OGBench file (its ``-val.npz`` beside it).
 
     Where the file is (first match):
@@ -164,3 +346,192 @@ class OGBenchDataModule(OGBenchSource):
             load_val=self.load_val,
         )
         return train
+
+
+class OGBenchShardLoader:
+    """Loads a group of shard files into one :class:`WindowSampler` on ``device`` (reusing one env)."""
+
+    def __init__(
+        self,
+        singletask_name: str,
+        chunk_size: int,
+        batch_size: int,
+        device: torch.device,
+        *,
+        sparse: bool = False,
+        action_clip_eps: float = ACTION_CLIP_EPS,
+        action_tolerance: float = ACTION_TOLERANCE,
+    ) -> None:
+        self.singletask_name = singletask_name
+        self.chunk_size, self.batch_size, self.device = chunk_size, batch_size, device
+        self.kwargs = dict(sparse=sparse, action_clip_eps=action_clip_eps, action_tolerance=action_tolerance)
+        self._env = None  # built on first use (and rebuilt after pickling: MuJoCo state does not travel)
+        self._lock = threading.Lock()  # the env is used for relabelling: one load at a time
+
+    @property
+    def env(self):
+        if self._env is None:
+            self._env = make_singletask_env(self.singletask_name)
+        return self._env
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_env": None, "_lock": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __call__(self, paths: Sequence[Path]) -> WindowSampler:
+        with self._lock:
+            parts = [
+                load_npz(
+                    p,
+                    self.singletask_name,
+                    self.env,
+                    fix=f"delete {p.name} and fetch or regenerate that shard",
+                    **self.kwargs,
+                )
+                for p in paths
+            ]
+        arrays = concat_arrays(parts)
+        del parts
+        source = str(paths[0]) if len(paths) == 1 else f"shards {paths[0]} .. {paths[-1].name}"
+        check_windows(source, arrays.terminals, self.chunk_size, self.batch_size)  # batch: windows per step
+        return sampler_from_arrays(arrays, self.chunk_size, self.device)
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+
+class ShardedOGBenchDataModule(OGBenchDataModuleBase):
+    """Windows of a directory of OGBench shards (``task.data_kind=100m_shards``), swapped in memory."""
+
+    source = "ogbench-shards"
+
+    def __init__(
+        self,
+        singletask_name: str,
+        chunk_size: int,
+        batch_size: int = 256,
+        *,
+        shard_swap_interval: int = 1000,
+        shards_in_memory: int = 1,
+        shard_stall: str = "wait",
+        **source,
+    ) -> None:
+        super().__init__(singletask_name, chunk_size, batch_size, **source)
+        self.shard_swap_interval = shard_swap_interval
+        self.shards_in_memory = shards_in_memory
+        self.shard_stall = shard_stall
+        self.shards: ShardCycler | None = None  # once set up
+        self._checked: list[Path] | None = None  # the shards, once their headers are checked
+
+    def resolve_path(self) -> Path:
+        """The shard directory: ``dataset_path``, else ``<data_dir>/<dataset>``."""
+        return self.dataset_path if self.dataset_path is not None else self.data_dir / self.dataset_name
+
+    def train_files(self) -> list[Path]:
+        return list_shards(self.resolve_path())
+
+    def _checked_shards(self) -> list[Path]:
+        """The shards, each (and each ``-val.npz`` present) checked from its headers: a shard that disagrees
+        is found before step 0, not when the background loader reaches it."""
+        if self._checked is not None:
+            return self._checked
+        directory = self.resolve_path()
+        shards = list_shards(directory)
+        if not shards:
+            what = "has no .npz shards" if directory.is_dir() else "does not exist"
+            raise DatasetNotFoundError(
+                f"the sharded dataset {directory} {what} (searched {directory}/*.npz minus *-val.npz; "
+                f"data.dataset_path, or data.data_dir / ${DATA_DIR_ENV} plus task.dataset). "
+                f"{shards_hint(self.dataset_name, self.singletask_name, self.data_dir)}"
+            )
+        vals = [v for v in map(val_path_of, shards) if v.exists()]
+        fix = (
+            f"delete that file and fetch it again (rql-data download {self.dataset_name} --data-dir "
+            f"{directory.parent} fetches what is missing) or regenerate the shards"
+        )
+        self.check_columns([*shards, *vals], fix)
+        self._checked = shards
+        return shards
+
+    def prepare_data(self) -> None:
+        self._checked_shards()  # nothing to fetch: `rql-data download` or `rql-data generate --shards` makes one
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.shards is not None:
+            return
+        loader = OGBenchShardLoader(
+            self.singletask_name,
+            self.chunk_size,
+            self._windows_per_step(),
+            self.device,
+            sparse=self.sparse,
+            action_clip_eps=self.action_clip_eps,
+            action_tolerance=self.action_tolerance,
+        )
+        self.shards = ShardCycler(
+            self._checked_shards(),
+            loader,
+            swap_interval=self.shard_swap_interval,
+            shards_in_memory=self.shards_in_memory,
+            on_stall=self.shard_stall,
+        )
+        self.shards.warm(0)
+
+    def make_stream(self, rank: int, start: int, world_size: int = 1) -> ShardedWindowStream:
+        split = world_size if self.global_batch_size is not None else 1
+        batch = self.per_rank_batch_size(world_size)
+        return ShardedWindowStream(self.shards, batch, self.seed, rank, start, world_size=split)
+
+    def teardown(self, stage: str | None = None) -> None:
+        if self.shards is not None:
+            self.shards.close()
+
+
+# ----- which one --------------------------------------------------------------------------------
+STANDARD = "standard"
+SHARDED = "100m_shards"
+DATA_KINDS = (STANDARD, SHARDED)
+
+
+def is_sharded(data_kind: str, dataset_path: str | None) -> bool:
+    """Whether this configuration trains on a shard directory."""
+    if data_kind not in DATA_KINDS:
+        raise DataConfigError(f"data.data_kind={data_kind!r} is unknown; use one of {', '.join(DATA_KINDS)}")
+    if dataset_path:
+        path = Path(dataset_path).expanduser()
+        return path.is_dir() or (data_kind == SHARDED and path.suffix != NPZ_SUFFIX)
+    return data_kind == SHARDED
+
+
+# Settings only one of the two layouts has; everything else is OGBenchDataModuleBase's and goes to either.
+SHARD_ONLY = ("shard_swap_interval", "shards_in_memory", "shard_stall")
+FILE_ONLY = ("download", "generate_if_missing", "generated_dir", "generate_transitions", "generate_workers", "load_val")
+
+
+def ogbench_datamodule(
+    singletask_name: str, chunk_size: int, batch_size: int = 256, *, data_kind: str = STANDARD, **settings: Any
+) -> OGBenchDataModuleBase:
+    """The OGBench datamodule for these settings (see the module docstring for the rule); ``settings`` are the
+    keyword arguments of :class:`OGBenchDataModule` and :class:`ShardedOGBenchDataModule`, each given those
+    its layout takes."""
+    dataset_path, data_dir = settings.get("dataset_path"), settings.get("data_dir")
+    sharded = is_sharded(data_kind, dataset_path)
+    if sharded and settings.get("generate_if_missing") and not dataset_path:
+        directory = (Path(data_dir).expanduser() if data_dir else default_data_dir()) / (
+            settings.get("dataset") or dataset_name_of(singletask_name)
+        )
+        if not list_shards(directory):
+            base = dataset_name_of(singletask_name)
+            log.warning(
+                "%s has no shards; data.generate_if_missing=true: training on a generated %s file instead",
+                directory,
+                base,
+            )
+            sharded, settings = False, {**settings, "dataset": base}
+    cls, other = (ShardedOGBenchDataModule, FILE_ONLY) if sharded else (OGBenchDataModule, SHARD_ONLY)
+    return cls(singletask_name, chunk_size, batch_size, **{k: v for k, v in settings.items() if k not in other})

@@ -1,4 +1,5 @@
-"""Windows and streams: the ``(h + 1)``-step window sampler, the semantics RQL trains on, and batch streams.
+"""Transitions, windows and streams: the arrays every source produces, the ``(h + 1)``-step window sampler
+(the semantics RQL trains on), and batch streams.
 
 This module is the one place that decides what a window means:
 
@@ -18,13 +19,40 @@ DataLoader serves: batch ``k`` of rank ``r`` is a function of ``(seed, r, k)`` o
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
 from rql_lightning.batch import ChunkBatch
-from rql_lightning.data.arrays import OfflineArrays
 from rql_lightning.seeding import BATCH_STREAM, stream_seed
+
+
+@dataclass
+class OfflineArrays:
+    """Per-transition arrays in OGBench's regular layout (float32, one row per transition): what every
+    source produces and the sampler reads."""
+
+    observations: np.ndarray  # (N, O)
+    actions: np.ndarray  # (N, A)
+    rewards: np.ndarray  # (N,)
+    terminals: np.ndarray  # (N,) 1 on each episode's last transition
+    masks: np.ndarray  # (N,) 0 where the task is completed
+
+    def __len__(self) -> int:
+        return len(self.observations)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in vars(self).values())
+
+
+def concat_arrays(parts: Sequence[OfflineArrays]) -> OfflineArrays:
+    """Episodes of several files as one array set (each part closes its last episode)."""
+    if len(parts) == 1:
+        return parts[0]
+    return OfflineArrays(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in vars(parts[0])})
 
 
 def windows_to_batch(

@@ -6,7 +6,7 @@ inside the ``ogbench`` package, following OGBench's own collection protocol. The
 its ``-val.npz``, or a directory of 100M-style shards) loads with
 ``ogbench.make_env_and_datasets(..., dataset_path=...)``.
 
-One concern per module, imported one way: :mod:`.protocol` (the oracles and one episode's content)
+One concern per module, imported one way: :mod:`.play_protocol` (the oracles and one episode's content)
 <- :mod:`.collect` (episodes in order, in process or from spawned workers) <- :mod:`.files` (which
 episodes go in which file, atomic writes) <- :mod:`.cache` (generate once, then trust by name).
 
@@ -16,7 +16,7 @@ data is the same for a fixed seed whatever the number of worker processes or sha
 
 from rql_lightning.data.generate.cache import ensure_play_dataset
 from rql_lightning.data.generate.files import DEFAULT_VAL_FRACTION, generate_play_dataset
-from rql_lightning.data.generate.protocol import (
+from rql_lightning.data.generate.play_protocol import (
     DEFAULT_EPISODE_STEPS,
     SUPPORTED_DATASETS,
     play_dataset_env_name,

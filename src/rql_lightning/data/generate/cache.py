@@ -5,8 +5,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from rql_lightning.data.dataset_checks import npz_headers
 from rql_lightning.data.generate.files import generate_play_dataset
-from rql_lightning.data.npz import npz_headers
 from rql_lightning.naming import dataset_file, val_path_of
 
 

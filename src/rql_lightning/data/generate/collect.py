@@ -11,7 +11,7 @@ from itertools import islice
 
 import numpy as np
 
-from rql_lightning.data.generate.protocol import EpisodeCollector, EpisodeSpec, quiet_sim_warnings
+from rql_lightning.data.generate.play_protocol import EpisodeCollector, EpisodeSpec, quiet_sim_warnings
 
 # Episodes queued per worker: keeps workers busy while the parent saves a file, without unbounded buffering.
 EPISODES_IN_FLIGHT_PER_WORKER = 4

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from rql_lightning.data.errors import DataConfigError
+from rql_lightning.data.dataset_checks import DataConfigError
 from rql_lightning.data.generate.collect import collect_episodes
-from rql_lightning.data.generate.protocol import (
+from rql_lightning.data.generate.play_protocol import (
     DEFAULT_EPISODE_STEPS,
     SPLIT_TRAIN,
     SPLIT_VAL,

@@ -8,7 +8,7 @@ Schedule
     Shards (sorted ``*.npz`` minus ``*-val.npz``) form groups of ``shards_in_memory`` consecutive files.
     Batch ``k`` is drawn from group ``(k // swap_interval) % num_groups``: a deterministic function of
     ``k``, so with the (seed, rank, step) batch seeding a resumed or DDP run draws the same batches.
-    What loading a group means is the caller's (:class:`rql_lightning.data.sharded.OGBenchShardLoader`
+    What loading a group means is the caller's (:class:`rql_lightning.data.ogbench_datamodule.OGBenchShardLoader`
     loads OGBench files through the single-file path); this module only schedules.
 
 Background loading
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from rql_lightning.data.errors import DataConfigError
+from rql_lightning.data.dataset_checks import DataConfigError
 from rql_lightning.data.windows import WindowSampler, WindowStream
 
 log = logging.getLogger("rql_lightning")

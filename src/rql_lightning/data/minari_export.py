@@ -17,13 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rql_lightning.data.errors import DatasetExistsError
+from rql_lightning.data.dataset_checks import DatasetExistsError, check_npz_keys, check_transitions
 from rql_lightning.data.generate.files import DEFAULT_VAL_FRACTION, generate_play_dataset
-from rql_lightning.data.generate.protocol import quiet_sim_warnings
-from rql_lightning.data.minari_read import minari_root_env
-from rql_lightning.data.ogbench import make_singletask_env, read_compact, required_keys
-from rql_lightning.data.validate import check_npz_keys, check_transitions
-from rql_lightning.naming import dataset_file, eval_env_name_of, minari_root, singletask_name_of
+from rql_lightning.data.generate.play_protocol import quiet_sim_warnings
+from rql_lightning.data.ogbench_datamodule import make_singletask_env, read_compact, required_keys
+from rql_lightning.naming import dataset_file, eval_env_name_of, minari_root, minari_root_env, singletask_name_of
 
 
 def write_play_dataset_as_minari(

@@ -1,7 +1,7 @@
 """What ``rql-data info`` reports: a dataset file, shard directory or Minari dataset, summarised.
 
 Library functions only (the command line lives in :mod:`rql_lightning.cli.data`); each problem is a
-one-line :class:`~rql_lightning.data.errors.DatasetError`.
+one-line :class:`~rql_lightning.data.dataset_checks.DatasetError`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rql_lightning.data.errors import DataConfigError, DatasetNotFoundError
-from rql_lightning.data.generate.protocol import SUPPORTED_DATASETS, quiet_sim_warnings
-from rql_lightning.data.minari_read import has_minari
-from rql_lightning.data.npz import row_dim
-from rql_lightning.data.validate import check_npz_keys
+from rql_lightning.data.dataset_checks import DataConfigError, DatasetNotFoundError, check_npz_keys, row_dim
+from rql_lightning.data.generate.play_protocol import SUPPORTED_DATASETS, quiet_sim_warnings
+from rql_lightning.data.minari_datamodule import has_minari
 from rql_lightning.naming import (
     NPZ_SUFFIX,
     VAL_SUFFIX,

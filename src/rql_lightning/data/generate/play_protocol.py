@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rql_lightning.data.errors import DataConfigError
+from rql_lightning.data.dataset_checks import DataConfigError
 from rql_lightning.naming import dataset_env_name
 
 SUPPORTED_DATASETS: tuple[str, ...] = (

@@ -1,14 +1,17 @@
-"""Checks every loader runs before training sees a dataset, each failing with one actionable error.
+"""What makes a dataset unusable, and the checks that find it before training sees it.
 
 A bad dataset otherwise surfaces far from its cause: a NaN as a NaN loss hours in, a missing terminal
-as windows that straddle two episodes, an action scale mismatch as a policy that never learns. Each
-check raises a :class:`~rql_lightning.data.errors.DatasetError` subclass (a ``UserError``) whose
-message names the source (file, shard or Minari id), what is wrong, and what to do about it.
+as windows that straddle two episodes, a shard with a column fewer a thousand steps in. Each check
+raises a :class:`DatasetError` subclass (a ``UserError``: the CLI prints it as one ``error:`` line and
+exits 2) whose message names the source (file, shard directory, Minari id or config key), what is
+wrong and what to do.
 
 Checks, in the order loaders run them:
 
 * :func:`check_npz_keys` - the file is a readable ``.npz`` holding the keys the loader needs, none of
-  them pickled objects (read from the array headers, nothing loaded);
+  them pickled objects (read from the array headers, :func:`npz_headers`: nothing loaded);
+* :func:`check_same_layout` - every file of a set (the shards of a directory, a file and its
+  ``-val.npz``) holds those keys with the same per-row shape and dtype, from the headers alone;
 * :func:`check_transitions` - per-row arrays: 2-D observations/actions of one length, not empty,
   finite, actions within ``[-1, 1]`` up to ``action_tolerance``, the last row closing an episode,
   and dims equal to the environment's spaces when one is at hand;
@@ -20,32 +23,98 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from rql_lightning.data.errors import (
-    ActionRangeError,
-    BatchTooLargeError,
-    ChunkTooLongError,
-    DatasetFormatError,
-    EmptyDatasetError,
-    EpisodeBoundaryError,
-    NonFiniteDataError,
-    SpaceMismatchError,
-)
-from rql_lightning.data.npz import ArrayHeader, npz_headers
+from rql_lightning.errors import UserError
 
-ACTION_TOLERANCE = 1e-3
-
-__all__ = [
-    "ACTION_TOLERANCE",
-    "check_npz_keys",
-    "check_transitions",
-    "check_windows",
-    "episode_lengths",
-]
+ACTION_TOLERANCE = 1e-3  # actions beyond [-1, 1] by more than this are an error
+ACTION_CLIP_EPS = 1e-5  # then clipped to [-1 + eps, 1 - eps] (the reference's convention)
+ArrayHeader = tuple[tuple[int, ...], np.dtype]
 
 
+# ----- what can be wrong ------------------------------------------------------------
+class DatasetError(UserError, ValueError):
+    """A dataset cannot be trained on as it is; the message says which one and how to fix it."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """A dataset file is absent and could not be fetched; the message says how to get it."""
+
+
+class DatasetFormatError(DatasetError):
+    """Unreadable file, missing keys, pickled (object) arrays, or arrays of the wrong rank or length."""
+
+
+class EmptyDatasetError(DatasetError):
+    """No transitions at all."""
+
+
+class NonFiniteDataError(DatasetError):
+    """NaN or inf in observations, actions or rewards."""
+
+
+class ActionRangeError(DatasetError):
+    """Actions outside ``[-1, 1]`` beyond the tolerance (the flow policy's output range)."""
+
+
+class EpisodeBoundaryError(DatasetError):
+    """The last transition does not close an episode (truncated file, or terminals missing)."""
+
+
+class SpaceMismatchError(DatasetError):
+    """Observation or action dims differ from the environment's spaces."""
+
+
+class ChunkTooLongError(DatasetError):
+    """Every episode is shorter than ``chunk_size``: no window would be valid."""
+
+
+class BatchTooLargeError(DatasetError):
+    """``batch_size`` exceeds the number of transitions."""
+
+
+class DataConfigError(DatasetError):
+    """A ``data.*`` setting that cannot work (unknown kind, batch not divisible by the ranks, bad counts)."""
+
+
+class DatasetExistsError(DatasetError, FileExistsError):
+    """Writing a dataset would overwrite one that exists."""
+
+
+class DownloadError(DatasetError):
+    """A download failed, stopped short or delivered a file that is not a dataset; nothing partial was named."""
+
+
+class ShardMismatchError(DatasetFormatError):
+    """Files of one dataset (shards, a file and its ``-val.npz``) disagree on a column's shape or dtype."""
+
+
+# ----- what an .npz holds, from its headers ----------------------------------------
+def npz_headers(path: str | Path) -> dict[str, ArrayHeader]:
+    """``{key: (shape, dtype)}`` of every array in ``path``; raises what ``zipfile``/numpy raise on a bad file."""
+    headers = {}
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.namelist():
+            if not member.endswith(".npy"):
+                continue
+            with archive.open(member) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            headers[member[: -len(".npy")]] = (tuple(shape), np.dtype(dtype))
+    return headers
+
+
+def row_dim(header: ArrayHeader) -> int:
+    """Features per row of a ``(rows, ...)`` array."""
+    return int(np.prod(header[0][1:], dtype=np.int64))
+
+
+# ----- checks ----------------------------------------------------------------------
 def check_npz_keys(path, required: Iterable[str], fix: str) -> dict[str, ArrayHeader]:
     """The array headers of ``path`` (an ``.npz``); raises if it is unreadable, lacks a key, or pickles objects."""
     try:
@@ -69,6 +138,33 @@ def check_npz_keys(path, required: Iterable[str], fix: str) -> dict[str, ArrayHe
             f"save them as numeric arrays (np.asarray(x, dtype=np.float32)). To fix: {fix}"
         )
     return headers
+
+
+def check_same_layout(
+    paths: Sequence[Path], required: Iterable[str], fix: str, row_shapes: dict[str, tuple[int, ...]] | None = None
+) -> dict[str, ArrayHeader]:
+    """Every file of ``paths`` passes :func:`check_npz_keys`, holds the keys of ``row_shapes`` (the env's
+    spaces) with those per-row shapes, and every other ``required`` key with the per-row shape and dtype of
+    the first file; returns the first file's headers. Headers only: milliseconds a file, nothing loaded."""
+    required, row_shapes = list(required), row_shapes or {}
+    first = None
+    for path in paths:
+        headers = check_npz_keys(path, required, fix)
+        for key, want in row_shapes.items():
+            if headers[key][0][1:] != tuple(want):
+                raise SpaceMismatchError(
+                    f"{path}: {key} have shape {headers[key][0][1:]} per row but the environment's space is "
+                    f"{tuple(want)}; the file belongs to another environment or is damaged. To fix: {fix}"
+                )
+        first = first or headers
+        for key in required:
+            (shape, dtype), (want, want_dtype) = headers[key], first[key]
+            if shape[1:] != want[1:] or dtype != want_dtype:
+                raise ShardMismatchError(
+                    f"{path}: {key} has per-row shape {shape[1:]} and dtype {dtype}, but {paths[0].name} has "
+                    f"{want[1:]} and {want_dtype}; every file of a dataset holds the same columns. To fix: {fix}"
+                )
+    return first
 
 
 def _first_bad_row(mask: np.ndarray) -> int:

@@ -1,0 +1,238 @@
+"""Windows of a local Minari dataset (``data=minari data.dataset_id=<id>``), as the same per-transition arrays.
+
+Minari stores episodes: ``T + 1`` observations and ``T`` actions/rewards/terminations/truncations each.
+The conversion to OGBench's regular layout (:class:`~rql_lightning.data.windows.OfflineArrays`):
+
+* ``observations``: each episode's first ``T`` (its final observation starts no transition; windows
+  clamp to the episode's last step, exactly as with OGBench files);
+* ``actions``, ``rewards``: as stored; ``masks = 1 - terminations`` (0: the episode reached a terminal
+  state, no bootstrapping); ``terminals``: 1 on each episode's last transition.
+
+Datasets live under the Minari root (:func:`rql_lightning.naming.minari_root`: ``data_dir`` if given,
+else ``$MINARI_DATASETS_PATH``, else ``~/.minari/datasets``, Minari's own rule). Writing OGBench play
+data as Minari: :mod:`rql_lightning.data.minari_export`. Evaluation environment:
+:meth:`MinariDataModule.eval_env` (``dataset.recover_environment(eval_env=True)``);
+:attr:`MinariDataModule.eval_env_name` names it ``minari:<folder>`` for the evaluation callback.
+
+``generate_if_missing`` works for the ids ``rql-data generate --format minari`` writes
+(``rql/<play dataset>-task<N>-v0``): the dataset is generated with OGBench's oracles, so
+``experiment=quickstart data=minari data.dataset_id=rql/cube-single-play-task1-v0`` runs offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rql_lightning.data.datamodule import WindowDataModule, data_files, files_identity
+from rql_lightning.data.dataset_checks import (
+    ACTION_CLIP_EPS,
+    ACTION_TOLERANCE,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    check_transitions,
+)
+from rql_lightning.data.minari_export import generate_minari_dataset
+from rql_lightning.data.windows import OfflineArrays
+from rql_lightning.naming import (
+    DEFAULT_MINARI_ROOT,
+    MINARI_ROOT_ENV,
+    minari_env_name,
+    minari_root,
+    minari_root_env,
+    parse_minari_id,
+)
+
+
+def minari_folder(dataset_id: str, data_dir: str | Path | None = None) -> Path:
+    """``<root>/<dataset id>``: where Minari keeps a dataset (its episodes in ``data/``)."""
+    return minari_root(data_dir) / dataset_id
+
+
+def has_minari(dataset_id: str, data_dir: str | Path | None = None) -> bool:
+    return (minari_folder(dataset_id, data_dir) / "data").is_dir()
+
+
+def open_minari(dataset_id: str, data_dir: str | Path | None = None, download: bool = False):
+    """The :class:`minari.MinariDataset` ``dataset_id`` under the root; downloads it only if ``download``."""
+    import minari
+
+    root = minari_root(data_dir)
+    path = minari_folder(dataset_id, data_dir) / "data"
+    if not path.is_dir():
+        if download:
+            with minari_root_env(root):
+                try:
+                    minari.download_dataset(dataset_id)
+                except Exception as err:  # network, unknown id, incompatible version: one message
+                    raise DatasetNotFoundError(
+                        f"Minari dataset {dataset_id} is not in {root} and downloading it failed ({err}). "
+                        f"Download it where the network allows (MINARI_DATASETS_PATH={root} minari download "
+                        f"{dataset_id}) or write one: rql-data generate <play dataset> --format minari "
+                        f"--data-dir {root}"
+                    ) from None
+        else:
+            with minari_root_env(root):
+                local = sorted(minari.list_local_datasets()) if root.is_dir() else []
+            raise DatasetNotFoundError(
+                f"Minari dataset {dataset_id} is not in {root} (data.data_dir, else ${MINARI_ROOT_ENV}, else "
+                f"{DEFAULT_MINARI_ROOT}; it has: {', '.join(local) or 'nothing'}). Fetch it with: "
+                f"MINARI_DATASETS_PATH={root} minari download {dataset_id} (or data.download=true), or write one "
+                f"from OGBench play data: rql-data generate cube-single-play-v0 --format minari --data-dir {root}"
+            )
+    return minari.MinariDataset(str(path))
+
+
+def box_shape(space, what: str, dataset_id: str) -> tuple[int, ...]:
+    import gymnasium
+
+    if not isinstance(space, gymnasium.spaces.Box) or len(space.shape) != 1:
+        raise DatasetFormatError(
+            f"Minari dataset {dataset_id}: the {what} space is {space}; windows need flat Box {what}s. "
+            f"Flatten them (gymnasium.spaces.flatten / FlattenObservation) into a new dataset first"
+        )
+    return space.shape
+
+
+def episodes_to_arrays(episodes: Iterable[Any], total_steps: int, obs_dim: int, action_dim: int) -> OfflineArrays:
+    """Minari episodes (``T + 1`` observations, ``T`` of the rest) -> one row per transition."""
+    obs = np.empty((total_steps, obs_dim), np.float32)
+    actions = np.empty((total_steps, action_dim), np.float32)
+    rewards = np.empty(total_steps, np.float32)
+    terminals = np.zeros(total_steps, np.float32)
+    masks = np.empty(total_steps, np.float32)
+    row = 0
+    for ep in episodes:
+        t = len(ep.rewards)
+        if t == 0:
+            continue
+        if len(ep.observations) != t + 1 or len(ep.actions) != t:
+            raise DatasetFormatError(
+                f"episode {ep.id} has {len(ep.observations)} observations and {len(ep.actions)} actions for {t} "
+                f"rewards; Minari episodes hold T + 1 observations and T actions"
+            )
+        if row + t > total_steps:
+            raise DatasetFormatError(f"episodes hold more steps than the dataset's total_steps={total_steps}")
+        obs[row : row + t] = np.asarray(ep.observations[:-1]).reshape(t, -1)
+        actions[row : row + t] = np.asarray(ep.actions).reshape(t, -1)
+        rewards[row : row + t] = ep.rewards
+        masks[row : row + t] = 1.0 - np.asarray(ep.terminations, np.float32)
+        terminals[row + t - 1] = 1.0
+        row += t
+    return OfflineArrays(obs[:row], actions[:row], rewards[:row], terminals[:row], masks[:row])
+
+
+class MinariDataModule(WindowDataModule):
+    """Windows of a local Minari dataset (``data=minari data.dataset_id=<id>``)."""
+
+    source = "minari"
+
+    def __init__(
+        self,
+        dataset_id: str,
+        chunk_size: int,
+        batch_size: int = 256,
+        data_dir: str | None = None,
+        download: bool = False,
+        sparse: bool = False,
+        action_clip_eps: float = ACTION_CLIP_EPS,
+        action_tolerance: float = ACTION_TOLERANCE,
+        device: str = "cpu",
+        seed: int = 0,
+        global_batch_size: int | None = None,
+        generate_if_missing: bool = False,
+        generate_transitions: int = 200_000,
+        generate_workers: int = 2,
+    ) -> None:
+        super().__init__(chunk_size, batch_size, device, seed, global_batch_size)
+        self.dataset_id = dataset_id
+        self.data_dir = data_dir
+        self.download = download
+        self.sparse = sparse
+        self.action_clip_eps = action_clip_eps
+        self.action_tolerance = action_tolerance
+        self.generate_if_missing = generate_if_missing
+        self.generate_transitions = generate_transitions
+        self.generate_workers = generate_workers
+        self.dataset = None  # the MinariDataset, once opened (by setup or dims, never by prepare_data)
+
+    def describe_source(self) -> str:
+        return f"Minari dataset {self.dataset_id} ({minari_folder(self.dataset_id, self.data_dir)})"
+
+    def open(self):
+        if self.dataset is None:
+            self.dataset = open_minari(self.dataset_id, self.data_dir, self.download)
+        return self.dataset
+
+    def prepare_data(self) -> None:
+        if has_minari(self.dataset_id, self.data_dir):
+            return
+        generated = parse_minari_id(self.dataset_id)
+        if self.generate_if_missing and generated is not None:
+            dataset_name, task = generated
+            generate_minari_dataset(
+                dataset_name,
+                task,
+                self.dataset_id,
+                self.data_dir,
+                self.generate_transitions,
+                num_workers=self.generate_workers,
+            )
+            return
+        open_minari(self.dataset_id, self.data_dir, self.download)  # downloads, or says how to get it
+
+    def dims(self) -> tuple[int, int]:
+        """From the dataset's spaces (its metadata; no episode is read)."""
+        ds = self.open()
+        obs_shape = box_shape(ds.observation_space, "observation", self.dataset_id)
+        action_shape = box_shape(ds.action_space, "action", self.dataset_id)
+        return int(obs_shape[0]), int(action_shape[0])
+
+    def identity(self) -> dict:
+        folder = minari_folder(self.dataset_id, self.data_dir)
+        return files_identity(self.source, self.dataset_id, folder, data_files(folder / "data"))
+
+    def load_arrays(self) -> OfflineArrays:
+        ds = self.open()
+        obs_shape = box_shape(ds.observation_space, "observation", self.dataset_id)
+        action_shape = box_shape(ds.action_space, "action", self.dataset_id)
+        try:
+            arrays = episodes_to_arrays(ds.iterate_episodes(), ds.total_steps, obs_shape[0], action_shape[0])
+        except DatasetFormatError as err:
+            raise DatasetFormatError(f"{self.describe_source()}: {err}") from None
+        check_transitions(
+            self.describe_source(),
+            arrays.observations,
+            arrays.actions,
+            arrays.terminals,
+            arrays.rewards,
+            action_tolerance=self.action_tolerance,
+            obs_shape=obs_shape,
+            action_shape=action_shape,
+            fix=f"rebuild the dataset (minari delete {self.dataset_id}, then write it again)",
+        )
+        np.clip(arrays.actions, -1 + self.action_clip_eps, 1 - self.action_clip_eps, out=arrays.actions)
+        if self.sparse:
+            arrays.rewards = -(arrays.rewards != 0).astype(np.float32)
+        return arrays
+
+    # ----- evaluation ------------------------------------------------------------------------
+    @property
+    def eval_env_gym_id(self) -> str | None:
+        """Gym id of the dataset's evaluation env (its collection env if none is recorded)."""
+        ds = self.open()
+        spec = ds._eval_env_spec or ds.env_spec  # Minari keeps the eval spec private; same rule as recover
+        return spec.id if spec is not None else None
+
+    @property
+    def eval_env_name(self) -> str:
+        """What the evaluation callback builds: the env Minari recovers for this dataset (by its folder,
+        so a ``data.data_dir`` root works in evaluation worker processes too)."""
+        return minari_env_name(minari_root(self.data_dir).absolute() / self.dataset_id)
+
+    def eval_env(self, **kwargs: Any):
+        """The evaluation environment, as Minari recovers it (``recover_environment(eval_env=True)``)."""
+        return self.open().recover_environment(eval_env=True, **kwargs)
