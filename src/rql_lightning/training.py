@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from rql_lightning.checks import check_checkpoint, check_config, check_machine, check_output_dir
 from rql_lightning.errors import UserError
 from rql_lightning.online.wiring import online_phase
+from rql_lightning.run_lock import hold_run_dir
 
 if TYPE_CHECKING:
     import lightning as L
@@ -35,6 +36,11 @@ def train(cfg: DictConfig, config_checked: bool = False) -> dict[str, Any]:
         check_config(cfg)
     check_machine(cfg)
     check_output_dir(cfg.paths.output_dir)
+    with hold_run_dir(cfg.paths.output_dir, cfg.get("run_lock")):  # one writer per run dir, before it writes there
+        return _fit(cfg)
+
+
+def _fit(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is None and cfg.get("resume") == "auto":
         ckpt_path = "last"  # Lightning's: the run's newest last.ckpt if there is one, else a fresh start

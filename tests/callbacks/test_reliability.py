@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rql_lightning.checkpointing import AtomicCheckpointIO
+from rql_lightning.checkpointing import AtomicCheckpointIO, CheckpointWriteError
 from rql_lightning.errors import NonFiniteError
 from rql_lightning.modules.rql import RQLModule
 from tests.modules.two_mode import two_mode_sampler
@@ -76,7 +76,7 @@ def test_checkpoint_write_interrupted_midway_leaves_previous_checkpoint_intact(t
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash_midway)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointWriteError, match="disk full"):
         io.save_checkpoint({"step": 2, "w": torch.zeros(1000)}, path)
     monkeypatch.undo()
     assert torch.load(path)["step"] == 1

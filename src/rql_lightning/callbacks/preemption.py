@@ -1,13 +1,17 @@
-"""Preemption: on SIGTERM or SIGUSR1, save a resumable checkpoint and stop cleanly.
+"""Stopping by a signal: SIGTERM, SIGUSR1 or Ctrl-C saves ``last.ckpt`` at the step reached and says how to resume.
 
-Lightning turns SIGTERM into ``SIGTERMException`` at the next step boundary; we save
-``<dirpath>/last.ckpt`` there. SIGUSR1 (the usual "time is almost up" signal of clusters)
-does the same outside SLURM; on SLURM Lightning keeps SIGUSR1 for its own requeue.
-``rql-train ... resume=auto`` in the same run directory continues from that checkpoint.
+All three go through Lightning's SIGTERM path: its loop stops at the next step boundary (rank 0's flag is
+broadcast to every DDP rank, so all stop at the same step) with ``SIGTERMException``, and ``on_exception``
+saves ``<dirpath>/last.ckpt`` there. SIGUSR1 (the usual "time is almost up" signal of clusters) does the same
+outside SLURM; on SLURM Lightning keeps SIGUSR1 for its own requeue. SIGTERM and SIGUSR1 exit 0 (a cluster's
+requeue is not a failure); Ctrl-C exits 130, the shell's code for SIGINT. A second Ctrl-C quits at once,
+without saving: the checkpoint being written is abandoned and the previous one stays intact (atomic writes,
+``checkpointing.AtomicCheckpointIO``). ``rql-train ... resume=auto`` in the same run directory continues.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -17,9 +21,7 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-
-class Preempted(SIGTERMException):
-    """Raised after the preemption checkpoint is written; the CLI exits 0 on it."""
+from rql_lightning.checkpointing import resume_command
 
 
 class PreemptionCheckpoint(L.Callback):
@@ -27,24 +29,35 @@ class PreemptionCheckpoint(L.Callback):
         self.path = Path(dirpath).expanduser() / filename
         self.signal_received: int | None = None
         self.saved_path: Path | None = None
+        self._trainer: L.Trainer | None = None
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if not SLURMEnvironment.detect() and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGUSR1, self._on_signal)
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # After Lightning has recorded the process's handlers (at fit start): its teardown puts them back,
+        # on success and on an exception alike, so ours never outlive the fit.
+        self._trainer, self.signal_received = trainer, None
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._on_signal)
+            if not SLURMEnvironment.detect():
+                signal.signal(signal.SIGUSR1, self._on_signal)
 
     def _on_signal(self, signum: int, frame) -> None:
+        if signum == signal.SIGINT and self.signal_received == signal.SIGINT:
+            raise KeyboardInterrupt  # the second Ctrl-C: quit now, whatever is being written
         self.signal_received = signum
-
-    def save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path)
-        self.saved_path = self.path
-        rank_zero_info(f"preempted at step {trainer.global_step}: saved {self.path}; resume with resume=auto")
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.signal_received is not None:
-            self.save(trainer)
-            raise Preempted(0)
+        if signum == signal.SIGINT:  # os.write, not print: a handler may run in the middle of a print
+            os.write(2, b"\nCtrl-C: saving a checkpoint at the end of this step (Ctrl-C again quits without it)\n")
+        if self._trainer is not None:
+            self._trainer._signal_connector.received_sigterm = True  # Lightning's stop-at-step-boundary flag
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, SIGTERMException) and not isinstance(exception, Preempted):
-            self.save(trainer)
+        if not isinstance(exception, SIGTERMException):
+            return
+        trainer.save_checkpoint(self.path)
+        self.saved_path = self.path
+        interrupted = self.signal_received == signal.SIGINT
+        rank_zero_info(
+            f"{'interrupted' if interrupted else 'preempted'} at step {trainer.global_step}: saved {self.path}; "
+            f"resume with: {resume_command(trainer.default_root_dir)}"
+        )
+        if interrupted:
+            exception.code = 128 + signal.SIGINT  # a shell's code for Ctrl-C; Lightning re-raises this very exception
