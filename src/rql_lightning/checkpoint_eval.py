@@ -104,10 +104,10 @@ def evaluate_checkpoint(
     if seed is None:
         seed = int((run_cfg or {}).get("seed", module.hparams.get("seed", 0)))
 
-    from rql_lightning.callbacks.protocol import evaluate_module
+    from rql_lightning.evaluator import evaluate
 
     start = time.monotonic()
-    result = evaluate_module(
+    (result,) = evaluate(
         module,
         env,
         num_episodes=episodes,
@@ -117,7 +117,7 @@ def evaluate_checkpoint(
         frame_skip=video_frame_skip,
         width=video_size[0],
         height=video_size[1],
-    )
+    ).values()
     record = {
         "ckpt_path": str(Path(ckpt_path).expanduser().absolute()),
         "step": step,

@@ -141,7 +141,7 @@ def log_batch_semantics(world_size: int, datamodule: Any) -> None:
 
 def summarize(trainer: L.Trainer, cfg: DictConfig) -> dict[str, Any]:
     """Where the run went, and its last evaluation: the ``eval/*`` numbers the evaluation callback
-    publishes in ``trainer.callback_metrics`` (see ``rql_lightning.callbacks.history``).
+    publishes in ``trainer.callback_metrics`` (see ``rql_lightning.callbacks.evaluation``).
 
     A seed-batched run (``seeds=[...]``) records ``seeds`` as ``seed``, each seed's numbers under
     ``per_seed`` (its ``seed<s>/eval/*``) and their mean over seeds as ``success_rate`` / ``return``."""

@@ -14,8 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from rql_lightning.callbacks.history import EvalHistory, EvalPoint, published
-from rql_lightning.callbacks.protocol import evaluate_module
+from rql_lightning.callbacks.evaluation import EvalHistory, EvalPoint
+from rql_lightning.evaluator import evaluate
 from rql_lightning.modules.rql import RQLModule
 from tests.envs.scripted import ACT_DIM, ENV, scripted_policy
 from tests.runs import bare_trainer
@@ -103,9 +103,10 @@ def test_callback_schedules_on_batches_and_logs_to_tensorboard(tmp_path):
     # manual optimization with two optimizers: global_step advances 2 per batch, so 10 steps = 5 batches
     trainer, module, logger = _fit(tmp_path, max_steps=10, callback=cb)
     assert trainer.global_step == 10 and trainer.fit_loop.total_batch_idx + 1 == 5
-    assert [b for b, _ in cb.history] == [3, 5]  # every 3 batches, plus train end
-    assert cb.last_result is cb.history[-1][1]
-    for _, res in cb.history:
+    history = cb.histories[""]
+    assert [b for b, _ in history.results] == [3, 5]  # every 3 batches, plus train end
+    assert history.last is history.results[-1][1]
+    for _, res in history.results:
         assert res.num_episodes == 3 and res.success_rate == 0.0
         np.testing.assert_array_equal(res.episode_lengths, [12, 12, 12])
         np.testing.assert_array_equal(res.episode_ids, [0, 1, 2])
@@ -118,11 +119,10 @@ def test_callback_schedules_on_batches_and_logs_to_tensorboard(tmp_path):
     assert noises[:9] == noises[9:] and len(set(noises[:9])) == 9
     # train/eval flags restored per submodule after each evaluation
     assert module.modes and all(m == (True, False) for m in module.modes)
-    # published: eval/* in callback_metrics, the history on the module; one vector env for both evaluations,
-    # closed at teardown
-    assert published(module) is cb.results and published(module).last is cb.last_result
+    # published: eval/* and the curve in callback_metrics; one vector env for both evaluations, closed at teardown
+    assert trainer.callback_metrics["eval/curve"].tolist() == [[3, 0.0, -12.0, 3], [5, 0.0, -12.0, 3]]
     assert trainer.callback_metrics["eval/success_rate"] == 0.0 and trainer.callback_metrics["eval/return"] == -12.0
-    assert cb.envs.builds == 1 and not cb.envs.alive
+    assert cb.evaluator.envs.builds == 1 and not cb.evaluator.envs.alive
 
     acc = EventAccumulator(logger.log_dir)
     acc.Reload()
@@ -141,9 +141,9 @@ def test_callback_batched_noise_mode_makes_one_call_per_chunk_step(tmp_path):
     kw = dict(num_episodes=2, num_envs=1, seed=0, env_kwargs=dict(max_episode_steps=6), episode_noise=False)
     cb = EvaluationCallback(ENV, **kw)
     module = _tiny_module(chunk_size=3)
-    first = cb.evaluate_module(module)
+    first = cb.evaluator.run(module)[""]
     noises = [c[-1] for c in module.act_calls]
-    cb.evaluate_module(module)
+    cb.evaluator.run(module)
     assert first.num_episodes == 2 and len(noises) == 2 * 2  # 2 episodes x ceil(6/3) calls
     assert [c[-1] for c in module.act_calls[4:]] == noises  # re-seeded per evaluation, drawn in sequence
     assert len(set(noises)) == 4
@@ -156,7 +156,7 @@ def test_callback_skips_duplicate_train_end_evaluation(tmp_path):
     kw = dict(num_episodes=1, every_n_steps=2, num_envs=1, env_kwargs=dict(max_episode_steps=5))
     cb = EvaluationCallback(ENV, **kw)
     _fit(tmp_path, max_steps=8, callback=cb)  # 4 batches: evaluations at 2 and 4, none extra at the end
-    assert [b for b, _ in cb.history] == [2, 4]
+    assert [b for b, _ in cb.histories[""].results] == [2, 4]
     assert cb.state_dict()["last_eval_batch"] == 4
 
 
@@ -195,7 +195,7 @@ from pathlib import Path
 cb = EvaluationCallback(ENV, num_episodes=1, every_n_steps=0, num_envs=1, video_episodes=2, video_frame_skip=2,
                         video_fps=10, video_width=32, video_height=24, env_kwargs=dict(max_episode_steps=6))
 trainer, module, logger = _fit(Path(sys.argv[1]), max_steps=2, callback=cb)
-r = cb.last_result
+r = cb.histories[""].last
 print("RESULT=" + json.dumps(dict(log_dir=logger.log_dir, episodes=r.num_episodes, frames=len(r.frames),
                                   videos=[list(v.shape) for v in r.videos])))
 """
@@ -280,13 +280,13 @@ def _ddp_callback():
 
 
 class SaveEvalResult(L.Callback):
-    """Stores what the evaluation callback published, as any reader sees it (no search of trainer.callbacks)."""
+    """Stores what the evaluation callback recorded (handed to it, no search of trainer.callbacks)."""
 
-    def __init__(self, out_dir):
-        self.out_dir = out_dir
+    def __init__(self, out_dir, evaluation):
+        self.out_dir, self.evaluation = out_dir, evaluation
 
     def on_train_end(self, trainer, pl_module):
-        history = published(pl_module)
+        history = self.evaluation.histories[""]
         r = history.last
         rank = trainer.global_rank
         torch.save(pl_module.state_dict(), self.out_dir / f"weights{rank}.pt")
@@ -308,7 +308,8 @@ def test_ddp_two_ranks_split_episodes_and_agree_with_one_process(tmp_path):
     from rql_lightning.data.datamodule import ArrayDataModule
 
     # the evaluation callback runs first in on_train_end
-    trainer = bare_trainer(2, devices=2, callbacks=[_ddp_callback(), SaveEvalResult(tmp_path)])
+    evaluation = _ddp_callback()
+    trainer = bare_trainer(2, devices=2, callbacks=[evaluation, SaveEvalResult(tmp_path, evaluation)])
     trainer.fit(_ddp_module(), datamodule=ArrayDataModule(_ddp_arrays(), chunk_size=1, batch_size=8, seed=0))
     ranks = [dict(np.load(tmp_path / f"eval{r}.npz")) for r in (0, 1)]
     for key in ranks[0]:  # every rank stores the same, complete result
@@ -320,10 +321,10 @@ def test_ddp_two_ranks_split_episodes_and_agree_with_one_process(tmp_path):
     # One process, same weights and seed, all 4 episodes: the same outcomes, episode by episode.
     module = _ddp_module()
     module.load_state_dict(torch.load(tmp_path / "weights0.pt"))
-    single = _ddp_callback().evaluate_module(module)
+    single = _ddp_callback().evaluator.run(module)[""]
     assert float(got["metric"]) == single.success_rate
     # and the trainer-free entry point (rql-eval's) is the same protocol: the same episodes, noise and outcomes
-    free = evaluate_module(module, ENV, num_episodes=4, seed=7, env_kwargs=dict(max_episode_steps=DDP_T))
+    (free,) = evaluate(module, ENV, num_episodes=4, seed=7, env_kwargs=dict(max_episode_steps=DDP_T)).values()
     np.testing.assert_array_equal(free.episode_returns, single.episode_returns)
     np.testing.assert_array_equal(free.episode_lengths, single.episode_lengths)
     assert float(got["success_rate"]) == single.success_rate
@@ -358,11 +359,11 @@ def test_history_state_keeps_every_evaluation_across_resumes():
     from rql_lightning.envs import EvalResult
 
     empty = np.zeros(0)
-    first = EvalHistory("x")
+    first = EvalHistory()
     first.record(100, EvalResult(0.25, -5.0, 4, empty, empty, empty))
-    second = EvalHistory("x")
+    second = EvalHistory()
     second.load_state_dict(first.state_dict())  # resumed from the first segment's checkpoint
     second.record(200, EvalResult(0.5, -3.0, 4, empty, empty, empty))
-    third = EvalHistory("x")
+    third = EvalHistory()
     third.load_state_dict(second.state_dict())
     assert third.curve() == [EvalPoint(100, 0.25, -5.0, 4), EvalPoint(200, 0.5, -3.0, 4)]

@@ -6,26 +6,22 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-import numpy as np
+import torch
 
-from rql_lightning.callbacks.history import EvalHistory, publish
 from rql_lightning.callbacks.summary import RunSummaryCallback
-from rql_lightning.envs import EvalResult
 from rql_lightning.results import load_runs
 
 
 def test_summary_keeps_partial_curve_when_training_fails(tmp_path):
     summary = RunSummaryCallback(tmp_path, task="cube-single", task_id=2, seed=1)
-    trainer = SimpleNamespace(callbacks=[summary], is_global_zero=True, global_step=0)
+    # the evaluation callback publishes its curve in trainer.callback_metrics: (step, success, return, episodes)
+    trainer = SimpleNamespace(callbacks=[summary], is_global_zero=True, global_step=0, callback_metrics={})
     module = SimpleNamespace()
-    history = EvalHistory(env_name="cube-single-singletask-task2-v0")
-    publish(module, history)
     path = tmp_path / "summary.json"
 
     summary.on_fit_start(trainer, module)
     assert json.loads(path.read_text())["status"] == "running" and json.loads(path.read_text())["curve"] == []
-    empty = np.zeros(0)
-    history.record(10, EvalResult(0.5, -3.0, 2, empty, empty, empty))
+    trainer.callback_metrics["eval/curve"] = torch.tensor([[10, 0.5, -3.0, 2]], dtype=torch.float64)
     trainer.global_step = 10
     summary.on_train_batch_end(trainer, module, None, None, 9)
     first = json.loads(path.read_text())

@@ -11,9 +11,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from rql_lightning.callbacks.protocol import evaluate_module
-from rql_lightning.callbacks.seed_eval import SeedLayout, evaluate_seeds, split_by_seed
 from rql_lightning.config import compose_config
+from rql_lightning.evaluator import evaluate
 from rql_lightning.modules.rql import RQLModule
 from rql_lightning.modules.seeds import SeedBatch
 from rql_lightning.results import aggregate, load_runs
@@ -48,14 +47,14 @@ class NoisyScriptedSeeds(SeedBatch):
 def test_each_seed_gets_the_episodes_and_noise_of_its_own_run():
     batched = NoisyScriptedSeeds(f"{RQLModule.__module__}.{RQLModule.__qualname__}", KW, SEEDS)
     batched.calls = []
-    combined = evaluate_seeds(batched, ENV, num_episodes=3, num_envs=1, env_kwargs=dict(max_episode_steps=T))
-    per_seed = split_by_seed(combined, SeedLayout(tuple(SEEDS), 3))
+    combined = evaluate(batched, ENV, num_episodes=3, num_envs=1, env_kwargs=dict(max_episode_steps=T))
+    per_seed = {s: combined[f"seed{s}"] for s in SEEDS}
     assert all(sum(c) > 1 for c in batched.calls[:3])  # the seeds' rows went through one call per round
     lengths = []
     for seed in SEEDS:
         alone = NoisyScriptedRQL(**KW, seed=seed)
         alone.load_state_dict(batched.replica_at(seed).state_dict())
-        single = evaluate_module(alone, ENV, num_episodes=3, seed=seed, env_kwargs=dict(max_episode_steps=T))
+        (single,) = evaluate(alone, ENV, num_episodes=3, seed=seed, env_kwargs=dict(max_episode_steps=T)).values()
         got = per_seed[seed]
         np.testing.assert_array_equal(got.episode_ids, [0, 1, 2])
         np.testing.assert_array_equal(got.episode_successes, single.episode_successes)
@@ -67,12 +66,12 @@ def test_each_seed_gets_the_episodes_and_noise_of_its_own_run():
 
 def test_a_method_that_overrides_act_is_evaluated_through_its_own_act_per_seed():
     batched = SeedBatch(f"{NoisyScriptedRQL.__module__}.{NoisyScriptedRQL.__qualname__}", KW, SEEDS)
-    combined = evaluate_seeds(batched, ENV, num_episodes=3, num_envs=2, env_kwargs=dict(max_episode_steps=T))
-    per_seed = split_by_seed(combined, SeedLayout(tuple(SEEDS), 3))
+    combined = evaluate(batched, ENV, num_episodes=3, num_envs=2, env_kwargs=dict(max_episode_steps=T))
+    per_seed = {s: combined[f"seed{s}"] for s in SEEDS}
     lengths = []
     for seed in SEEDS:
         alone = batched.replica_at(seed)
-        single = evaluate_module(alone, ENV, num_episodes=3, seed=seed, env_kwargs=dict(max_episode_steps=T))
+        (single,) = evaluate(alone, ENV, num_episodes=3, seed=seed, env_kwargs=dict(max_episode_steps=T)).values()
         np.testing.assert_array_equal(per_seed[seed].episode_returns, single.episode_returns)
         np.testing.assert_array_equal(per_seed[seed].episode_lengths, single.episode_lengths)
         lengths += single.episode_lengths.tolist()

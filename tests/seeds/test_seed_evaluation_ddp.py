@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from rql_lightning.callbacks.evaluation import EvaluationCallback
-from rql_lightning.callbacks.history import published_seeds
-from rql_lightning.callbacks.seed_eval import SeedLayout, evaluate_seeds, split_by_seed
 from rql_lightning.data.datamodule import ArrayDataModule
+from rql_lightning.evaluator import evaluate
 from rql_lightning.modules.rql import RQLModule
 from tests.callbacks.test_evaluation import _ddp_arrays
 from tests.envs.scripted import ENV
@@ -29,16 +28,16 @@ def seed_batch() -> NoisyScriptedSeeds:
 
 
 class SavePerSeed(L.Callback):
-    """Each rank stores the weights and what the evaluation published per seed, as any reader sees it."""
+    """Each rank stores the weights and what the evaluation callback (handed to it) recorded per seed."""
 
-    def __init__(self, out_dir) -> None:
-        self.out_dir = out_dir
+    def __init__(self, out_dir, evaluation) -> None:
+        self.out_dir, self.evaluation = out_dir, evaluation
 
     def on_train_end(self, trainer, pl_module) -> None:
         rank = trainer.global_rank
         torch.save(pl_module.state_dict(), self.out_dir / f"weights{rank}.pt")
         arrays = {}
-        for seed, history in published_seeds(pl_module).items():
+        for seed, history in ((int(k.removeprefix("seed")), h) for k, h in self.evaluation.histories.items()):
             r = history.last
             arrays.update({f"{seed}/ids": r.episode_ids, f"{seed}/returns": r.episode_returns})
             arrays.update({f"{seed}/lengths": r.episode_lengths, f"{seed}/success": [r.success_rate]})
@@ -51,7 +50,7 @@ def test_two_ranks_evaluate_every_seed_as_one_process_does(tmp_path):
         ENV, num_episodes=EPISODES, every_n_steps=0, num_envs=1, seed=0, env_kwargs=dict(max_episode_steps=T)
     )
     # the evaluation callback runs first in on_train_end
-    trainer = bare_trainer(2, devices=2, callbacks=[callback, SavePerSeed(tmp_path)])
+    trainer = bare_trainer(2, devices=2, callbacks=[callback, SavePerSeed(tmp_path, callback)])
     datamodule = ArrayDataModule(_ddp_arrays(), chunk_size=1, batch_size=8, seed=0)
     datamodule.seeds = SEEDS
     trainer.fit(seed_batch(), datamodule=datamodule)
@@ -62,8 +61,8 @@ def test_two_ranks_evaluate_every_seed_as_one_process_does(tmp_path):
 
     module = seed_batch()
     module.load_state_dict(torch.load(tmp_path / "weights0.pt"))
-    one_process = evaluate_seeds(module, ENV, num_episodes=EPISODES, num_envs=1, env_kwargs=dict(max_episode_steps=T))
-    per_seed = split_by_seed(one_process, SeedLayout(tuple(SEEDS), EPISODES))
+    one_process = evaluate(module, ENV, num_episodes=EPISODES, num_envs=1, env_kwargs=dict(max_episode_steps=T))
+    per_seed = {s: one_process[f"seed{s}"] for s in SEEDS}
     lengths = []
     for seed in SEEDS:
         got, want = ranks[0], per_seed[seed]

@@ -13,8 +13,10 @@ What it holds (``<output_dir>/summary.json``)
     logs; a resumed run includes the evaluations stored in its checkpoint), ``eval_env``, ``wall_time_s``
     (this process, from fit start), ``started_at`` / ``updated_at`` (UTC, ISO 8601), ``git_commit`` and
     ``git_dirty`` (of the repository holding this source file, ``null`` when it is not a git checkout), and
-    ``config``.  The evaluations are read from what the evaluation callback publishes on the module
-    (:func:`rql_lightning.callbacks.history.published`).
+    ``config``.  The evaluations are the curve the evaluation callback publishes in ``trainer.callback_metrics``
+    (``eval/curve``, see :mod:`rql_lightning.callbacks.evaluation`); ``eval_env`` is
+    ``callbacks.evaluation.env_name`` of the config, else the datamodule's ``eval_env_name`` (``null`` when
+    nothing evaluates the run).
 
 When it is written
     At fit start, after every evaluation, at train end and when training raises, so a crashed or killed run
@@ -25,7 +27,7 @@ When it is written
 Seed-batched runs
     A module with ``seeds`` (``rql-train seeds=[0,1,2]``) is ``S`` runs, so it leaves ``S`` records and no
     ``<output_dir>/summary.json``: ``<output_dir>/seed<s>/summary.json`` with ``seed: s``, the curve of seed
-    ``s`` (:func:`~rql_lightning.callbacks.history.published_seeds`), the method's own ``model`` and
+    ``s`` (its ``seed<s>/eval/curve``), the method's own ``model`` and
     ``model_class`` (not the batching wrapper's), ``config`` with ``seed: s``, and ``seeds`` (the whole batch).
     ``rql-results`` counts them as ``S`` seeds. The HParams view gets ``seed<s>/final/*``.
 
@@ -51,7 +53,6 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_warn
 
-from rql_lightning.callbacks.history import EvalHistory, published, published_seeds, seed_key
 from rql_lightning.callbacks.hparams import flatten, log_hparams
 from rql_lightning.callbacks.run_info import (
     data_identity,
@@ -61,6 +62,7 @@ from rql_lightning.callbacks.run_info import (
     model_class,
     seeds_of,
 )
+from rql_lightning.evaluator import metric_key
 
 __all__ = ["SUMMARY_FILENAME", "RunSummaryCallback"]
 
@@ -69,6 +71,11 @@ SUMMARY_FILENAME = "summary.json"
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _key(seed: int | None, name: str) -> str:
+    """``name`` of seed ``seed`` of a seed-batched run (``seed3/eval/curve``); ``name`` itself for ``None``."""
+    return metric_key("" if seed is None else f"seed{int(seed)}", name)
 
 
 def _finite(x: Any) -> float | None:
@@ -136,7 +143,7 @@ class RunSummaryCallback(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         # Cheap unless an evaluation has just finished (ours runs after the EvaluationCallback's hook when it
         # is listed after it, as in conf/callbacks/default.yaml; otherwise one batch later).
-        if trainer.is_global_zero and self._num_evals(pl_module) != self._written_evals:
+        if trainer.is_global_zero and self._num_evals(trainer) != self._written_evals:
             self.write(trainer, pl_module, "running")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -150,9 +157,9 @@ class RunSummaryCallback(L.Callback):
     # ---------------------------------------------------------------- content
 
     @staticmethod
-    def _num_evals(pl_module: Any) -> int:
-        history = published(pl_module)
-        return (len(history) if history is not None else 0) + sum(map(len, published_seeds(pl_module).values()))
+    def _num_evals(trainer: Any) -> int:
+        metrics = getattr(trainer, "callback_metrics", None) or {}
+        return sum(len(v) for k, v in metrics.items() if k.endswith("eval/curve"))
 
     def paths(self, pl_module: Any) -> dict[int | None, Path]:
         """Where the records go: ``{None: <output_dir>/summary.json}``, or one per seed of a seed-batched module."""
@@ -162,21 +169,20 @@ class RunSummaryCallback(L.Callback):
         return {s: self.output_dir / f"seed{s}" / self.path.name for s in seeds}
 
     @staticmethod
-    def _history(pl_module: Any, seed: int | None) -> EvalHistory | None:
-        return published(pl_module) if seed is None else published_seeds(pl_module).get(seed)
-
-    @staticmethod
-    def _curve(history: EvalHistory | None) -> list[dict[str, Any]]:
-        points = history.curve() if history is not None else []
+    def _curve(trainer: Any, seed: int | None) -> list[dict[str, Any]] | None:
+        """The published curve of the run (of ``seed`` of a seed batch); None when nothing evaluates it."""
+        metrics = getattr(trainer, "callback_metrics", None) or {}
+        curve = metrics.get(_key(seed, "eval/curve"))
+        if curve is None:
+            return None
         return [
-            {
-                "step": p.step,
-                "success_rate": _finite(p.success_rate),
-                "return": _finite(p.mean_return),
-                "episodes": p.episodes,
-            }
-            for p in points
+            {"step": int(s), "success_rate": _finite(sr), "return": _finite(ret), "episodes": int(n)}
+            for s, sr, ret, n in curve.tolist()
         ]
+
+    def _eval_env(self, trainer: Any) -> str | None:
+        node = ((self.config or {}).get("callbacks") or {}).get("evaluation") or {}
+        return node.get("env_name") or getattr(getattr(trainer, "datamodule", None), "eval_env_name", None)
 
     def _data_identity(self, trainer: Any) -> dict[str, Any] | None:
         if not self._data_read:  # once per run: an identity may hash files
@@ -188,8 +194,9 @@ class RunSummaryCallback(L.Callback):
     ) -> dict[str, Any]:
         """The record :meth:`write` stores (also usable on its own, e.g. in a notebook); ``seed``: that seed's
         record of a seed-batched module."""
-        history = self._history(pl_module, seed)
-        curve = self._curve(history)
+        curve = self._curve(trainer, seed)
+        eval_env = None if curve is None else self._eval_env(trainer)
+        curve = curve or []
         last = curve[-1] if curve else {}
         git_commit, git_dirty = self._git or (None, None)
         config = self.config if seed is None or self.config is None else {**self.config, "seed": seed}
@@ -208,7 +215,7 @@ class RunSummaryCallback(L.Callback):
             "eval_step": last.get("step"),
             "success_rate": last.get("success_rate"),
             "return": last.get("return"),
-            "eval_env": history.env_name if history is not None else None,
+            "eval_env": eval_env,
             "curve": curve,
             "wall_time_s": round(time.monotonic() - self._start, 3) if self._start is not None else None,
             "started_at": self._started_at,
@@ -237,7 +244,7 @@ class RunSummaryCallback(L.Callback):
         per seed); a failure is a warning, never a crash (then that record is left out)."""
         if not trainer.is_global_zero:
             return []
-        self._written_evals = self._num_evals(pl_module)
+        self._written_evals = self._num_evals(trainer)
         records = []
         for seed, path in self.paths(pl_module).items():
             try:
@@ -265,8 +272,8 @@ class RunSummaryCallback(L.Callback):
         metrics = {}
         for r in records:
             seed = r["seed"] if batched else None
-            metrics[seed_key(seed, "final/success_rate")] = r["success_rate"]
-            metrics[seed_key(seed, "final/return")] = r["return"]
+            metrics[_key(seed, "final/success_rate")] = r["success_rate"]
+            metrics[_key(seed, "final/return")] = r["return"]
         metrics["final/step"] = record["step"]
         try:
             log_hparams(getattr(trainer, "loggers", []), params, metrics)

@@ -9,7 +9,7 @@ Sharding (DDP)
     With ``world_size = W`` and ``rank = r``, only the episodes ``k`` with ``k % W == r`` are run (seeds
     unchanged), so the union over ranks is exactly the single-process evaluation; the result then holds that
     rank's episodes (``EvalResult.episode_ids``).  Gathering the ranks' results is the caller's job (the
-    :class:`~rql_lightning.callbacks.evaluation.EvaluationCallback` does it with ``LightningModule.all_gather``).
+    :func:`rql_lightning.evaluator.gather` does it with ``LightningModule.all_gather``).
 
 Action chunks
     ``policy(obs)`` maps observations ``(N, *obs_shape)`` to chunks ``(N, H, act_dim)`` with

@@ -238,7 +238,7 @@ class SeedBatch(L.LightningModule):
 
     @torch.no_grad()
     def act_seeds(self, obs: np.ndarray, noise_seeds: np.ndarray, generator: torch.Generator) -> np.ndarray:
-        """The evaluation contract for S seeds (``callbacks/seed_eval.py``): ``obs (S, M, O)`` -> ``(S, M, h, A)``,
+        """The evaluation contract for S seeds (``evaluator.py``): ``obs (S, M, O)`` -> ``(S, M, h, A)``,
         row ``m`` of seed ``i`` with the noise the single run's ``act_seeded`` draws from ``noise_seeds[i, m]``
         (``-1``: a padding row, zero noise). A method that overrides ``act`` is run through its own ``act``."""
         if type(self.replica).act is not FlowQModule.act:

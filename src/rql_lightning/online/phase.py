@@ -10,11 +10,11 @@ due, and the next chunk is sampled with the current weights and sent, so the env
 Transitions committed before update ``u`` are seen by batches ``>= u + 2`` (Lightning has already
 fetched batch ``u + 1`` by then), whenever a batch is actually fetched (:mod:`.buffer`).
 
-Published for others: ``online/env_steps``, ``online/offline_steps``, ``online/online_updates``,
-``online/episodes``, ``online/buffer_size`` and ``online/wait_s`` (time spent waiting for the env) in
-``trainer.callback_metrics``; TensorBoard (every
-``trainer.loggers`` entry) gets ``online/episode_return``, ``online/episode_success``,
-``online/episode_length``, ``online/buffer_size`` and ``online/env_steps`` at each episode's end.
+Reported as evaluations are (:func:`rql_lightning.evaluator.report`): ``online/env_steps``,
+``online/offline_steps``, ``online/online_updates``, ``online/episodes``, ``online/buffer_size`` and
+``online/wait_s`` (time spent waiting for the env) in ``trainer.callback_metrics``; at each episode's end
+``online/episode_return``, ``online/episode_success``, ``online/episode_length``, ``online/buffer_size`` and
+``online/env_steps`` also to every ``trainer.loggers`` entry.
 
 Checkpoints: the key ``"online"`` holds the counters, the env's RNG state (the episode index, which
 seeds every reset) and the names of the segment files (:mod:`.segments`) beside the checkpoint that
@@ -29,10 +29,10 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
 
 from rql_lightning.data.windows import WindowSampler
 from rql_lightning.errors import UserError
+from rql_lightning.evaluator import report
 from rql_lightning.modules.base import FlowQModule
 from rql_lightning.online.actor import ChunkSteps, EnvActor
 from rql_lightning.online.buffer import ReplayBuffer
@@ -175,9 +175,7 @@ class OnlinePhase(L.Callback):
             "online/buffer_size": float(self.buffer.rows),
             "online/env_steps": float(self.env_steps),
         }
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.log_metrics(metrics, step=trainer.global_step)
+        report(trainer, metrics, step=trainer.global_step)
         self.episodes += 1
         self.episodes_done += 1
         self.episode_steps, self.episode_return = 0, 0.0
@@ -191,7 +189,7 @@ class OnlinePhase(L.Callback):
             "online/buffer_size": self.buffer.rows,
             "online/wait_s": self.wait_s,
         }
-        trainer.callback_metrics.update({k: torch.tensor(float(v), dtype=torch.float64) for k, v in values.items()})
+        report(trainer, values)
 
     # ----- checkpoints ---------------------------------------------------------------------------
     def _own_segment_dir(self, trainer: L.Trainer) -> Path:

@@ -1,0 +1,299 @@
+"""The evaluator: a module's replicas rolled out, their per-episode results, gathered over DDP ranks.
+
+One path for one run and for many: a single run is one replica (key ``""``, metrics ``eval/*``), a seed
+batch (``module.seeds``) one per seed (key ``seed<s>``, metrics ``seed<s>/eval/*``).  Used by the training
+callback, ``rql-eval`` and (:func:`report`) the online phase.
+
+Episodes
+    Replica ``i`` runs ``num_episodes`` counted episodes and ``video_episodes`` extra rendered ones (left out
+    of the statistics).  Its episode ``k`` is reset with ``replica.seed + k`` (videos: ``k = num_episodes + v``)
+    and draws the noise of its chunk ``c`` from ``stream_seed(replica.seed, k, c, EVAL_NOISE_STREAM)``, so an
+    episode's outcome depends on the weights, the seed and the episode only, not on ``num_envs``, the ranks
+    or the other replicas.  All replicas share one vector env (``num_envs`` each; combined episode ``i * N +
+    k``, video ``R * N + i * V + v``) and one policy call per round (:func:`act`).  ``episode_noise=False``
+    (one replica): one ``act`` call per round from a generator seeded once per evaluation.
+
+DDP
+    Rank ``r`` of ``W`` runs the combined counted episodes ``r, r + W, ...``; :func:`gather` collects every
+    rank's with ``LightningModule.all_gather`` (a collective), so every rank holds the complete results, equal
+    to a single-process evaluation.  Frames and videos stay on the rank that rendered them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rql_lightning.envs import EvalEnvs, EvalResult, evaluate_policy, resolve_env_id
+from rql_lightning.seeding import stream_seed
+
+__all__ = ["EVAL_NOISE_STREAM", "Evaluator", "Replica", "act", "evaluate", "gather", "metric_key", "report"]
+
+EVAL_NOISE_STREAM = 2  # stream id of the per-(episode, chunk) policy-noise seeds (0, 1: training batches, draws)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One run inside a module: ``key`` prefixes its metrics, ``seed`` its episodes and noise, ``env_name``
+    is where it is evaluated."""
+
+    key: str
+    seed: int
+    env_name: str
+
+
+def metric_key(replica_key: str, name: str) -> str:
+    """``eval/return`` of replica ``seed3`` is ``seed3/eval/return``; of a single run (key ``""``) itself."""
+    return f"{replica_key}/{name}" if replica_key else name
+
+
+def act(module: Any, obs: np.ndarray, noise_seeds: np.ndarray | None, generator: torch.Generator) -> np.ndarray:
+    """The one place the evaluator calls the policy: ``obs (R, M, O)`` -> chunks ``(R, M, h, A)``, row ``m`` of
+    replica ``r`` with the noise drawn from ``noise_seeds[r, m]`` (``-1``: a padding row, output ignored;
+    ``None``: one ``act`` call drawing from ``generator`` in sequence, R = 1)."""
+    if noise_seeds is None:
+        return _numpy(module.act(obs[0], generator))[None]
+    if hasattr(module, "act_seeds"):  # a seed batch: every replica in one call
+        return _numpy(module.act_seeds(obs, noise_seeds, generator))
+    rows = noise_seeds[0] >= 0
+    seeds = [int(s) for s in noise_seeds[0, rows]]
+    if hasattr(module, "act_seeded"):  # one batched call, each row's noise from its own seed
+        chunks = _numpy(module.act_seeded(obs[0, rows], seeds, generator))
+    else:  # row by row through act
+        chunks = np.concatenate(
+            [_numpy(module.act(o[None], generator.manual_seed(s))) for o, s in zip(obs[0, rows], seeds, strict=True)]
+        )
+    out = np.zeros((*noise_seeds.shape, *chunks.shape[1:]), chunks.dtype)
+    out[0, rows] = chunks
+    return out
+
+
+def _numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _chunk_size(module: nn.Module) -> int:
+    size = getattr(module, "chunk_size", None) or dict(getattr(module, "hparams", {})).get("chunk_size")
+    if size is None:
+        raise ValueError(f"{type(module).__name__} has no chunk_size (attribute or hyperparameter)")
+    return int(size)
+
+
+def _device(module: nn.Module) -> torch.device:
+    device = getattr(module, "device", None)
+    if isinstance(device, torch.device):
+        return device
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
+
+
+@contextlib.contextmanager
+def _policy_mode(module: nn.Module) -> Iterator[None]:
+    """Eval mode and no grad for the rollout; train flags and global RNG states as they were afterwards."""
+    device = _device(module)
+    fork = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    modes = [(m, m.training) for m in module.modules()]
+    np_state = np.random.get_state()
+    module.eval()
+    try:
+        with torch.random.fork_rng(devices=fork), torch.no_grad():
+            yield
+    finally:
+        for m, training in modes:
+            m.training = training
+        np.random.set_state(np_state)
+
+
+class Evaluator:
+    """The evaluation settings and the vector env kept alive between evaluations (``envs``, closed on exit).
+
+    ``num_episodes`` counted episodes per replica on ``num_envs`` envs per replica; ``seed``: a single run's
+    (a seed batch's replicas carry their own); ``video_episodes`` extra episodes rendered every
+    ``frame_skip``-th step at ``width`` x ``height`` (unless ``env_kwargs`` sets them) into
+    ``EvalResult.videos``; ``render_episodes``: frames of the first counted episodes into ``EvalResult.frames``
+    (rendering needs ``MUJOCO_GL=egl`` or ``osmesa``).
+    """
+
+    def __init__(
+        self,
+        env_name: str | None,
+        num_episodes: int,
+        num_envs: int = 1,
+        seed: int = 0,
+        video_episodes: int = 0,
+        frame_skip: int = 3,
+        width: int = 128,
+        height: int = 128,
+        render_episodes: int = 0,
+        env_kwargs: dict[str, Any] | None = None,
+        episode_noise: bool = True,
+    ) -> None:
+        if env_name is not None:
+            resolve_env_id(env_name)  # fail at construction on a bad name, not hours into training
+        if num_episodes < 1 or num_envs < 1 or video_episodes < 0 or frame_skip < 1:
+            raise ValueError(
+                f"need num_episodes >= 1, num_envs >= 1, video_episodes >= 0, frame_skip >= 1; got {num_episodes}, "
+                f"{num_envs}, {video_episodes}, {frame_skip}"
+            )
+        self.env_name, self.num_episodes, self.num_envs, self.seed = env_name, int(num_episodes), int(num_envs), seed
+        self.video_episodes, self.frame_skip = int(video_episodes), int(frame_skip)
+        self.render_episodes = int(render_episodes)
+        self.env_kwargs = dict(env_kwargs or {})
+        if video_episodes or render_episodes:
+            self.env_kwargs.setdefault("width", int(width))
+            self.env_kwargs.setdefault("height", int(height))
+        self.episode_noise = bool(episode_noise)
+        self.envs = EvalEnvs()
+        self._generator: torch.Generator | None = None
+
+    def replicas(self, module: Any) -> list[Replica]:
+        """A seed batch's seeds (``module.seeds``), else the single run with this evaluator's seed."""
+        if self.env_name is None:
+            raise ValueError("env_name is not known yet: pass it, or let the callback's setup() take the datamodule's")
+        seeds = getattr(module, "seeds", None)
+        if isinstance(seeds, list | tuple) and seeds:
+            return [Replica(f"seed{int(s)}", int(s), self.env_name) for s in seeds]
+        return [Replica("", int(self.seed), self.env_name)]
+
+    def run(self, module: nn.Module, rank: int = 0, world_size: int = 1, render: bool = True) -> dict[str, EvalResult]:
+        """This rank's share of one evaluation, per replica key (no gathering); ``render=False``: no frames or
+        videos (DDP ranks other than 0)."""
+        replicas = self.replicas(module)
+        if len({r.env_name for r in replicas}) > 1:
+            raise ValueError(f"replicas evaluated in different envs share one vector env; got {replicas}")
+        if not self.episode_noise and len(replicas) > 1:
+            raise ValueError("a seed-batched module is evaluated with episode_noise=True (each seed's own noise)")
+        n, v, r = self.num_episodes, self.video_episodes if render else 0, len(replicas)
+
+        def split(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # combined ids -> (replica, its own id)
+            video = ids >= r * n
+            index = np.where(video, (ids - r * n) // max(v, 1), ids // n)
+            return index, np.where(video, n + (ids - r * n) % max(v, 1), ids % n)
+
+        device = _device(module)
+        if self._generator is None or self._generator.device != device:
+            try:
+                self._generator = torch.Generator(device=device)
+            except RuntimeError:  # a device without generators
+                self._generator = torch.Generator()
+        generator = self._generator.manual_seed(replicas[0].seed)
+
+        def policy(obs: np.ndarray, ids: np.ndarray | None = None, chunks: np.ndarray | None = None) -> np.ndarray:
+            if ids is None:
+                return act(module, obs[None], None, generator)[0]
+            index, own = split(ids)
+            counts = np.bincount(index, minlength=r)
+            order = np.argsort(index, kind="stable")
+            slot = np.empty(len(ids), np.int64)
+            slot[order] = np.arange(len(ids)) - np.repeat(np.cumsum(counts) - counts, counts)
+            rows = 1 << int(counts.max() - 1).bit_length()  # a power of two: few shapes for a compiled policy
+            grid = np.zeros((r, rows, *obs.shape[1:]), dtype=obs.dtype)
+            grid[index, slot] = obs
+            noise_seeds = np.full((r, rows), -1, dtype=np.int64)
+            noise_seeds[index, slot] = [
+                stream_seed(replicas[i].seed, int(k), int(c), EVAL_NOISE_STREAM)
+                for i, k, c in zip(index, own, chunks, strict=True)
+            ]
+            return act(module, grid, noise_seeds, generator)[index, slot]
+
+        def reset_seed(j: int) -> int:  # combined episode j is reset as its replica's own run resets it
+            index, own = split(np.array([j]))
+            return replicas[int(index[0])].seed + int(own[0])
+
+        with _policy_mode(module):
+            result = evaluate_policy(
+                policy,
+                replicas[0].env_name,
+                num_episodes=r * n,
+                num_envs=self.num_envs * r,
+                seed=0,
+                chunk_size=_chunk_size(module),
+                render_episodes=self.render_episodes if render else 0,
+                env_kwargs=self.env_kwargs,
+                rank=rank,
+                world_size=world_size,
+                video_episodes=r * v,
+                frame_skip=self.frame_skip if v else 1,
+                episode_info=self.episode_noise,
+                envs=self.envs,
+                episode_seed=reset_seed,
+            )
+        index, own = split(result.episode_ids)
+        framed = split(result.episode_ids[: len(result.frames)])[0]
+        return {
+            rep.key: EvalResult.from_episodes(
+                own[index == i],
+                result.episode_successes[index == i],
+                result.episode_returns[index == i],
+                result.episode_lengths[index == i],
+                frames=[f for f, j in zip(result.frames, framed, strict=True) if j == i],
+                videos=result.videos[i * v : (i + 1) * v],
+                wall_time_s=result.wall_time_s,  # the one batched evaluation's
+            )
+            for i, rep in enumerate(replicas)
+        }
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.envs.close()
+
+
+def evaluate(module: nn.Module, env_name: str, **settings: Any) -> dict[str, EvalResult]:
+    """One whole single-process evaluation of ``module`` (:class:`Evaluator` settings), per replica key."""
+    with Evaluator(env_name, **settings) as evaluator:
+        return evaluator.run(module)
+
+
+def gather(pl_module: Any, local: dict[str, EvalResult], num_episodes: int, world_size: int) -> dict[str, EvalResult]:
+    """Every rank's episodes of one evaluation, per replica key (a collective: call on every rank).
+
+    Each rank sends a table (replica, episode id, success, return, length) padded to the largest share
+    (padding rows have id -1); the wall time is the slowest rank's.  Float64 holds ids, lengths and OGBench
+    returns exactly (float32 on MPS, which has no float64).
+    """
+    dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
+    table = np.full((math.ceil(len(local) * num_episodes / world_size), 5), -1.0)
+    rows = [
+        np.stack(
+            [np.full(r.num_episodes, i), r.episode_ids, r.episode_successes, r.episode_returns, r.episode_lengths], 1
+        )
+        for i, r in enumerate(local.values())
+    ]
+    mine = np.concatenate(rows)
+    table[: len(mine)] = mine
+    gathered = pl_module.all_gather(torch.as_tensor(table, dtype=dtype)).reshape(-1, 5).cpu().numpy()
+    wall = float(pl_module.all_gather(torch.tensor(max(r.wall_time_s for r in local.values()), dtype=dtype)).max())
+    out = {}
+    for i, (key, r) in enumerate(local.items()):
+        got = gathered[(gathered[:, 1] >= 0) & (gathered[:, 0] == i)]
+        ids = got[:, 1].astype(np.int64)
+        if sorted(ids.tolist()) != list(range(num_episodes)):
+            raise RuntimeError(f"evaluation gathered episodes {sorted(ids.tolist())}, expected 0..{num_episodes - 1}")
+        out[key] = EvalResult.from_episodes(
+            ids,
+            got[:, 2] > 0.5,
+            got[:, 3],
+            got[:, 4].astype(np.int64),
+            frames=r.frames,
+            videos=r.videos,
+            wall_time_s=wall,
+        )
+    return out
+
+
+def report(trainer: Any, metrics: dict[str, float], step: int | None = None) -> None:
+    """Publish ``metrics`` in ``trainer.callback_metrics`` (Lightning's channel for a callback's numbers) and,
+    with ``step``, log them to every ``trainer.loggers`` entry from global rank 0 (also in ``on_train_end``,
+    where ``LightningModule.log`` is not allowed)."""
+    trainer.callback_metrics.update({k: torch.tensor(float(v), dtype=torch.float64) for k, v in metrics.items()})
+    if step is not None and trainer.is_global_zero:
+        for logger in trainer.loggers:
+            logger.log_metrics(dict(metrics), step=step)
