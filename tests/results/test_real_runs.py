@@ -1,5 +1,5 @@
 """Real runs aggregated by ``rql-results``: tiny RQL and flow-BC runs on generated cube-single play data, and
-one RQL run on a Minari dataset of the same environment and task."""
+one RQL run on a Minari dataset of the same environment and task; a reference CSV beside them."""
 
 from __future__ import annotations
 
@@ -108,3 +108,53 @@ def test_each_run_leaves_a_summary_that_the_loader_reads(real_runs):
     (run,) = [r for r in load_runs(real_runs)[0] if r.path == out]
     assert run.model == "rql" and run.curve == tuple((p["step"], p["success_rate"]) for p in summary["curve"])
     assert run.data.source == "ogbench" and run.data.dataset == "cube-single-play-v0"
+
+
+def reference_table(printed: str) -> dict[tuple[str, str, str], list[str]]:
+    """The printed comparison: (method, environment, task) -> [ours, reference, difference, within 2 s.e.]."""
+    section = printed.split("## Against the reference", 1)[1]
+    rows = [line.strip("|").split(" | ") for line in section.splitlines() if line.startswith("| ")][1:]
+    return {(m.strip(), env, task): [c.strip() for c in cells] for m, env, task, *cells in rows}
+
+
+def test_a_reference_stands_beside_real_runs(real_runs, tmp_path, capsys):
+    res = aggregate(load_runs(real_runs)[0])
+    rql = res.task[("rql (ogbench)", "cube-single", 1)]  # two seeds: a standard error
+    bc = res.task[("bc (ogbench)", "cube-single", 1)]  # one seed: none
+    assert rql.n_seeds == 2 and bc.n_seeds == 1
+    near = 100 * rql.mean + (1.0 if rql.mean < 0.5 else -1.0)  # 1 point off, s.e. 1: inside
+    far = 100 * bc.mean + (10.0 if bc.mean < 0.5 else -10.0)  # 10 points off, s.e. 1 only: outside
+    reference = tmp_path / "paper.csv"
+    reference.write_text(
+        "environment,task,method,success,stderr\n"
+        f"cube-single,1,rql (ogbench),{near},1.0\n"  # a column by its name
+        f"cube-single,1,bc,{far},1.0\n"  # a model: beside its column
+        "cube-single,,rql (minari),40,\n"  # an environment's own number, no s.e.
+        "scene,1,rql,50,2\n"  # beside no run of ours
+    )
+    out = tmp_path / "results"
+    assert main([str(real_runs), "--reference", str(reference), "--out", str(out), "--no-plots"]) == 0
+    captured = capsys.readouterr()
+    table = reference_table(captured.out)
+    assert "1 reference row(s) beside no run of ours: rql/scene/1" in captured.err
+
+    ours_rql, ref_rql, diff_rql, within_rql = table[("rql (ogbench)", "cube-single", "1")]
+    assert ref_rql == f"{near:.1f} ± 1.0" and ours_rql == rql.fmt()
+    assert diff_rql == f"{100 * rql.mean - near:+.1f}" and within_rql == "yes"
+    _, ref_bc, diff_bc, within_bc = table[("bc (ogbench)", "cube-single", "1")]
+    assert ref_bc == f"{far:.1f} ± 1.0" and diff_bc == f"{100 * bc.mean - far:+.1f}" and within_bc == "no"
+    assert table[("bc (ogbench)", "cube-single", "all")][1:] == [ref_bc, diff_bc, "no"]  # its one task
+    minari = res.env[("rql (minari)", "cube-single")]
+    assert table[("rql (minari)", "cube-single", "all")][1:] == ["40.0", f"{100 * minari.mean - 40:+.1f}", "?"]
+    # rows the reference lacks: rql on task 2, hence also rql's environment (task 2 missing)
+    assert table[("rql (ogbench)", "cube-single", "2")][1:] == ["-", "-", "-"]
+    assert table[("rql (ogbench)", "cube-single", "all")][1:] == ["-", "-", "-"]
+    assert "|ours - reference| <= 2·sqrt(s.e.ours² + s.e.ref²)" in captured.out  # the rule, in the legend
+
+    with (out / "results_reference.csv").open() as f:
+        rows = {(r["method"], r["task_id"]): r for r in csv.DictReader(f) if r["env"] == "cube-single"}
+    row = rows[("rql (ogbench)", "1")]
+    assert float(row["difference"]) == pytest.approx(float(row["ours_mean"]) - float(row["reference_mean"]), abs=2e-6)
+    assert float(row["reference_mean"]) == pytest.approx(near / 100) and row["within_2se"] == "yes"
+    assert rows[("rql (ogbench)", "2")]["reference_mean"] == "" and rows[("bc (ogbench)", "1")]["within_2se"] == "no"
+    assert "## Against the reference" in (out / "results.md").read_text()

@@ -26,7 +26,7 @@ _BY_KEY = re.compile(r"^[A-Za-z_][\w-]*(\.[\w-]+)+$")
 
 
 class ResultsInputError(UserError):
-    """A runs directory or a ``--by`` key that cannot be read as asked."""
+    """A runs directory, a ``--by`` key or a reference CSV that cannot be read as asked."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 ``results.md`` (environment, task and data tables), ``results_env.csv`` (``env=average`` rows for the
 average over environments), ``results_task.csv``, ``runs.csv`` (one row per run used), ``overview.png``
 (final success per environment and method) and ``curves/<env>.png`` (learning curves, one per environment).
+With a reference (:mod:`~rql_lightning.results.reference`), ``results.md`` ends with the comparison and
+``results_reference.csv`` holds it.
 Runs that logged the premise diagnostics add ``diagnostics.md`` (each tag's last value per method and task)
 and ``diagnostics/<tag>.png`` (its curve, e.g. ``diagnostics/diag_q_ratio.png``).
 """
@@ -16,6 +18,7 @@ from rql_lightning.results.aggregate import Results, aggregate
 from rql_lightning.results.diagnostics import diagnostic_curves, diagnostics_markdown, plot_diagnostic
 from rql_lightning.results.load import Run
 from rql_lightning.results.plots import plot_curves, plot_overview
+from rql_lightning.results.reference import REFERENCE_FIELDS, Reference, compare, reference_rows
 from rql_lightning.results.tables import (
     ENV_FIELDS,
     RUN_FIELDS,
@@ -36,6 +39,7 @@ def write_results(
     results: Results | None = None,
     plots: bool = True,
     notes: Sequence[str] = (),
+    reference: Reference | None = None,
 ) -> list[Path]:
     """Write the tables and, with ``plots``, the figures; ``results`` is :func:`aggregate` of ``runs`` when given.
 
@@ -44,7 +48,7 @@ def write_results(
     res = aggregate(runs) if results is None else results
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    md = f"# Results\n\n{to_markdown(res)}\n{len(runs)} runs from `summary.json` files.\n"
+    md = f"# Results\n\n{to_markdown(res, reference)}\n{len(runs)} runs from `summary.json` files.\n"
     if notes:
         md += "\nLeft out:\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     files = {
@@ -53,6 +57,8 @@ def write_results(
         "results_task.csv": csv_text(task_rows(res), TASK_FIELDS),
         "runs.csv": csv_text(run_rows(runs), RUN_FIELDS),
     }
+    if reference is not None:
+        files["results_reference.csv"] = csv_text(reference_rows(compare(res, reference)), REFERENCE_FIELDS)
     written = []
     for name, text in files.items():
         (out / name).write_text(text)

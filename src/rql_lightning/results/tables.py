@@ -14,6 +14,7 @@ from typing import Any
 
 from rql_lightning.results.aggregate import Results, Stat
 from rql_lightning.results.load import Run
+from rql_lightning.results.reference import Reference, compare, reference_markdown
 
 __all__ = [
     "env_markdown",
@@ -93,13 +94,16 @@ def data_markdown(res: Results) -> str:
     return "Training data of each cell (runs on different data are never pooled).\n\n" + "\n".join(lines)
 
 
-def to_markdown(res: Results) -> str:
-    """The environment, task and data tables, each under a heading."""
-    return (
+def to_markdown(res: Results, reference: Reference | None = None) -> str:
+    """The environment, task and data tables, each under a heading; then the comparison with a reference."""
+    text = (
         f"## Success rate by environment\n\n{env_markdown(res)}\n\n"
         f"## Success rate by task\n\n{task_markdown(res)}\n\n"
         f"## Data\n\n{data_markdown(res)}\n"
     )
+    if reference is not None:
+        text += f"\n## Against the reference\n\n{reference_markdown(compare(res, reference), reference.path)}\n"
+    return text
 
 
 def _stat_row(keys: dict[str, Any], s: Stat, counts: Sequence[str]) -> dict[str, Any]:
