@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,7 +89,7 @@ def test_ctrl_c_before_training_is_one_line_and_exit_130(tmp_path):
         "from rql_lightning.cli.common import user_errors_as_one_line\n"
         "user_errors_as_one_line(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
     )
-    python = shutil.which("python", path=os.environ["PATH"])
+    python = sys.executable
     done = subprocess.run([python, "-c", code], env=quiet_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 130, explain(done)
     assert done.stderr.startswith("interrupted: stopped without saving this step;") and TRACEBACK not in done.stderr
