@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rql_lightning"
-MAX_LINES = 300
+MAX_LINES = 500  # a guard against runaway files, not a split rule: one module per concept (issue 21)
 MATH = ("rql_lightning.modules", "rql_lightning.losses", "rql_lightning.flow", "rql_lightning.nets")
 
 
@@ -74,7 +74,7 @@ def test_the_vocabulary_imports_nothing_of_ours():
         assert edges[leaf] == set(), (leaf, edges[leaf])
 
 
-def test_no_module_over_300_lines():
+def test_no_module_over_500_lines():
     long = {
         str(p.relative_to(PACKAGE)): n
         for p in PACKAGE.rglob("*.py")

@@ -244,8 +244,9 @@ class NoisyScriptedRQL(RQLModule):
     """A tiny real RQLModule whose evaluation policy is the scripted controller plus 0.2 x its flow actor's
     sample: outcomes depend on the weights, the env seed and the policy noise."""
 
-    def act(self, obs, generator):
-        return scripted_policy(obs) + 0.2 * super().act(obs, generator)
+    def sample_chunks(self, obs, noise):
+        scripted = torch.as_tensor(scripted_policy(obs.cpu().numpy()))
+        return scripted + (0.2 * super().sample_chunks(obs, noise)).double()
 
 
 def _ddp_module() -> NoisyScriptedRQL:
@@ -336,7 +337,7 @@ def test_ddp_two_ranks_split_episodes_and_agree_with_one_process(tmp_path):
 
 
 def test_batched_seeded_actions_match_row_by_row_actions():
-    """act_seeded (one batched flow pass) gives each row the action act() gives it alone."""
+    """act_seeded (one batched flow pass) gives each row the action act() gives it alone with that row's noise."""
     from rql_lightning.modules.rql import RQLModule
 
     torch.manual_seed(0)
@@ -348,7 +349,7 @@ def test_batched_seeded_actions_match_row_by_row_actions():
     rows = []
     for i, s in enumerate(seeds):
         g.manual_seed(s)
-        rows.append(m.act(obs[i : i + 1], g))
+        rows.append(m.act(torch.as_tensor(obs[i : i + 1]), torch.randn(1, 6, generator=g)).numpy())
     assert batched.shape == (5, 3, 2)
     np.testing.assert_allclose(batched, np.concatenate(rows), rtol=0, atol=1e-6)
 

@@ -15,7 +15,6 @@ from rql_lightning.callbacks.protocol import evaluate_module
 from rql_lightning.callbacks.seed_eval import SeedLayout, evaluate_seeds, split_by_seed
 from rql_lightning.config import compose_config
 from rql_lightning.modules.rql import RQLModule
-from rql_lightning.modules.seeds import SeedBatch
 from rql_lightning.results import aggregate, load_runs
 from rql_lightning.training import train
 from tests.envs.scripted import ACT_DIM, ENV, scripted_policy
@@ -30,11 +29,14 @@ T = 60
 class NoisyScriptedRQL(RQLModule):
     """The scripted controller plus 0.2 x the flow actor's sample: outcomes depend on weights, env seed and noise."""
 
-    def act(self, obs, generator):
-        return scripted_policy(obs) + 0.2 * super().act(obs, generator)
+    vmap_policy = False  # host code (numpy) in the policy: replicas act one after another
+
+    def sample_chunks(self, obs, noise):
+        scripted = torch.as_tensor(scripted_policy(obs.cpu().numpy()))
+        return scripted + (0.2 * super().sample_chunks(obs, noise)).double()
 
 
-class NoisyScriptedSeeds(SeedBatch):
+class NoisyScriptedSeeds(RQLModule):
     """The same policy for every seed of a seed batch, all seeds in one call."""
 
     calls: list[tuple[int, ...]]
@@ -46,7 +48,7 @@ class NoisyScriptedSeeds(SeedBatch):
 
 
 def test_each_seed_gets_the_episodes_and_noise_of_its_own_run():
-    batched = NoisyScriptedSeeds(f"{RQLModule.__module__}.{RQLModule.__qualname__}", KW, SEEDS)
+    batched = NoisyScriptedSeeds(**KW, seeds=SEEDS)
     batched.calls = []
     combined = evaluate_seeds(batched, ENV, num_episodes=3, num_envs=1, env_kwargs=dict(max_episode_steps=T))
     per_seed = split_by_seed(combined, SeedLayout(tuple(SEEDS), 3))
@@ -54,7 +56,7 @@ def test_each_seed_gets_the_episodes_and_noise_of_its_own_run():
     lengths = []
     for seed in SEEDS:
         alone = NoisyScriptedRQL(**KW, seed=seed)
-        alone.load_state_dict(batched.replica_at(seed).state_dict())
+        alone.load_state_dict(batched.replica(SEEDS.index(seed)).state_dict())
         single = evaluate_module(alone, ENV, num_episodes=3, seed=seed, env_kwargs=dict(max_episode_steps=T))
         got = per_seed[seed]
         np.testing.assert_array_equal(got.episode_ids, [0, 1, 2])
@@ -66,12 +68,12 @@ def test_each_seed_gets_the_episodes_and_noise_of_its_own_run():
 
 
 def test_a_method_that_overrides_act_is_evaluated_through_its_own_act_per_seed():
-    batched = SeedBatch(f"{NoisyScriptedRQL.__module__}.{NoisyScriptedRQL.__qualname__}", KW, SEEDS)
+    batched = NoisyScriptedRQL(**KW, seeds=SEEDS)
     combined = evaluate_seeds(batched, ENV, num_episodes=3, num_envs=2, env_kwargs=dict(max_episode_steps=T))
     per_seed = split_by_seed(combined, SeedLayout(tuple(SEEDS), 3))
     lengths = []
     for seed in SEEDS:
-        alone = batched.replica_at(seed)
+        alone = batched.replica(SEEDS.index(seed))
         single = evaluate_module(alone, ENV, num_episodes=3, seed=seed, env_kwargs=dict(max_episode_steps=T))
         np.testing.assert_array_equal(per_seed[seed].episode_returns, single.episode_returns)
         np.testing.assert_array_equal(per_seed[seed].episode_lengths, single.episode_lengths)
