@@ -3,9 +3,9 @@
     python benchmarks/throughput.py --preset quickstart --device cpu [--compile] [--seeds 1,4]
 
 Presets: the two reference shapes at the paper's sizes (batch 256, K 10, F 10, 4x512) and the
-quickstart's reduced sizes. ``--seeds 1,4`` measures S = 1 (today's single-seed path, what
-``seeds: null`` trains; ``--seed-batch-s1`` puts S = 1 through the seed-batched module instead) and
-S = 4 seeds in one fused update (:class:`~rql_lightning.modules.seeds.SeedBatch`). Every entry of
+quickstart's reduced sizes. ``--seeds 1,4`` measures S = 1 (a single run, no replica axis: what
+``seeds: null`` trains; ``--seed-batch-s1`` puts S = 1 on a replica axis of one instead) and
+S = 4 seeds in one fused update (the module with ``seeds``, a replica axis). Every entry of
 ``results`` has ``seeds``, ``steps_per_s`` and ``seed_steps_per_s`` (= S x steps/s). Draws are
 seeded per step as in training (one generator per seed).
 """
@@ -22,14 +22,12 @@ import torch
 
 from rql_lightning.batch import ChunkBatch, stack_records
 from rql_lightning.modules.rql import RQLModule
-from rql_lightning.modules.seeds import SeedBatch
 
 PRESETS = {
     "paper-manip": dict(obs_dim=40, action_dim=5, chunk_size=5, hidden=(512,) * 4, num_critics=10),
     "paper-loco": dict(obs_dim=29, action_dim=8, chunk_size=1, hidden=(512,) * 4, num_critics=10),
     "quickstart": dict(obs_dim=28, action_dim=5, chunk_size=5, hidden=(256,) * 3, num_critics=4),
 }
-RQL = f"{RQLModule.__module__}.{RQLModule.__qualname__}"
 
 
 def synthetic_batch(obs_dim: int, action_dim: int, h: int, batch_size: int, device: str, seed: int = 0) -> ChunkBatch:
@@ -64,32 +62,21 @@ def module_kwargs(preset: dict, compile_: bool, compile_mode: str | None) -> dic
 
 
 def measure(args: argparse.Namespace, num_seeds: int, batched: bool) -> dict:
-    """Steps/s of ``num_seeds`` seeds per update: the plain module (S = 1) or :class:`SeedBatch`."""
+    """Steps/s of ``num_seeds`` seeds per update: a single run (S = 1) or the module with ``seeds`` (replicas)."""
     p = PRESETS[args.preset]
     kwargs = module_kwargs(p, args.compile, args.compile_mode)
     batches = [
         synthetic_batch(p["obs_dim"], p["action_dim"], p["chunk_size"], args.batch_size, args.device, seed=s)
         for s in range(num_seeds)
     ]
-    if batched:
-        module = SeedBatch(RQL, kwargs, list(range(num_seeds))).to(args.device)
-        batch = stack_records(batches)
-
-        def draws(step: int):
-            return module.draw(args.batch_size, step)
-    else:
-        torch.manual_seed(0)
-        module = RQLModule(**kwargs).to(args.device)
-        batch = batches[0]
-
-        def draws(step: int):
-            return module.draw(args.batch_size, module.step_generator(step))
-
+    torch.manual_seed(0)
+    module = RQLModule(**kwargs, **({"seeds": list(range(num_seeds))} if batched else {})).to(args.device)
+    batch = stack_records(batches) if batched else batches[0]
     opt = module.configure_optimizers()
 
     def run(start: int, n: int) -> None:
         for k in range(start, start + n):
-            module.update(batch, draws(k), opt)
+            module.update(batch, module.replica_draws(args.batch_size, k), opt)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
 
@@ -101,7 +88,7 @@ def measure(args: argparse.Namespace, num_seeds: int, batched: bool) -> dict:
     steps_per_s = args.steps / (time.perf_counter() - t0)
     return {
         "seeds": num_seeds,
-        "path": "seed_batch" if batched else "single",
+        "path": "replicas" if batched else "single",
         "steps_per_s": steps_per_s,
         "seed_steps_per_s": num_seeds * steps_per_s,
         "warmup_s": warm,
@@ -118,7 +105,7 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--compile-mode", default=None, help="e.g. reduce-overhead (CUDA graphs on GPU)")
     ap.add_argument("--seeds", default="1", help="comma-separated seed counts S, e.g. 1,4,8")
-    ap.add_argument("--seed-batch-s1", action="store_true", help="S = 1 through SeedBatch, not the plain module")
+    ap.add_argument("--seed-batch-s1", action="store_true", help="S = 1 on a replica axis of one, not a single run")
     ap.add_argument("--tf32", action="store_true", help="TF32 matmuls (Ampere+ GPUs)")
     ap.add_argument("--rounds", type=int, default=1, help="measure each S this often, interleaved; report the median")
     args = ap.parse_args()

@@ -86,6 +86,6 @@ class Draws:
 def stack_records(records: list) -> object:
     """``S`` records of one type (:class:`ChunkBatch`, :class:`Draws`) -> one whose fields are ``(S, ...)``.
 
-    A seed-batched run (``modules/seeds.py``) holds one batch and one set of draws per seed this way."""
+    A module with a replica axis (``seeds``, ``modules/base.py``) holds one batch and draws per replica this way."""
     fields = vars(records[0])
     return type(records[0])(**{k: torch.stack([vars(r)[k] for r in records]) for k in fields})

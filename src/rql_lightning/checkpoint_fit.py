@@ -33,14 +33,9 @@ def fit_problem(checkpoint: dict[str, Any], run_hparams: dict[str, Any], module_
     saved = checkpoint.get("hyper_parameters") or {}
     saved_class = checkpoint.get(MODULE_CLASS_KEY)
     if module_class and saved_class and saved_class != module_class:
-        export = (
-            " (one seed of it: python -m rql_lightning.modules.seed_export <ckpt> <seed> <out.ckpt>)"
-            if saved_class.endswith(".SeedBatch")
-            else ""
-        )
         return (
             f"was written by {saved_class}, this run builds {module_class}; resume with the model it was trained "
-            f"with (its run's .hydra/config.yaml names it){export}, or drop ckpt_path to start a new run"
+            "with (its run's .hydra/config.yaml names it), or drop ckpt_path to start a new run"
         )
     if not saved_class:  # older checkpoints: hyperparameters of another method mean another class
         foreign = sorted((set(saved) ^ set(run_hparams)) - IGNORED)
@@ -49,12 +44,16 @@ def fit_problem(checkpoint: dict[str, Any], run_hparams: dict[str, Any], module_
                 f"was written by another model class (hyperparameters {', '.join(foreign)} differ); resume with "
                 "the model it was trained with, or drop ckpt_path to start a new run"
             )
-    differ = [k for k in SHAPE_KEYS if k in saved and k in run_hparams and _plain(saved[k]) != _plain(run_hparams[k])]
+    # a single run's hyperparameters have no seeds (no replica axis): absent is None
+    both = [k for k in SHAPE_KEYS if (k in saved and k in run_hparams) or k in TOP_LEVEL_KEYS]
+    differ = [k for k in both if _plain(saved.get(k)) != _plain(run_hparams.get(k))]
     if not differ:
         return None
     where = "; ".join(
-        f"{_config_key(k)}={_plain(saved[k])} in the checkpoint, {_plain(run_hparams[k])} here" for k in differ
+        f"{_config_key(k)}={_plain(saved.get(k))} in the checkpoint, {_plain(run_hparams.get(k))} here" for k in differ
     )
+    if saved.get("seeds") and not run_hparams.get("seeds"):
+        where += " (one seed of it: python -m rql_lightning.modules.seed_export <ckpt> <seed> <out.ckpt>)"
     data_hint = " (obs/action dims come from the data: another task or dataset)" if set(differ) & set(DATA_KEYS) else ""
     return (
         f"does not fit this run: {where}{data_hint}; resume with the checkpoint's settings (its run's "

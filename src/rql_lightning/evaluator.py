@@ -55,24 +55,23 @@ def metric_key(replica_key: str, name: str) -> str:
 
 
 def act(module: Any, obs: np.ndarray, noise_seeds: np.ndarray | None, generator: torch.Generator) -> np.ndarray:
-    """The one place the evaluator calls the policy: ``obs (R, M, O)`` -> chunks ``(R, M, h, A)``, row ``m`` of
-    replica ``r`` with the noise drawn from ``noise_seeds[r, m]`` (``-1``: a padding row, output ignored;
-    ``None``: one ``act`` call drawing from ``generator`` in sequence, R = 1)."""
+    """The one place the evaluator calls the policy, through the module's one ``act(obs, noise)``: ``obs (R, M, O)``
+    -> chunks ``(R, M, h, A)``, row ``m`` of replica ``r`` with the noise drawn after seeding ``generator`` with
+    ``noise_seeds[r, m]`` (``-1``: a padding row, zero noise, output ignored; ``None``: R = 1, the rows' noise drawn
+    from ``generator`` in sequence)."""
+    dim, device = module.noise_dim, generator.device
     if noise_seeds is None:
-        return _numpy(module.act(obs[0], generator))[None]
-    if hasattr(module, "act_seeds"):  # a seed batch: every replica in one call
-        return _numpy(module.act_seeds(obs, noise_seeds, generator))
-    rows = noise_seeds[0] >= 0
-    seeds = [int(s) for s in noise_seeds[0, rows]]
-    if hasattr(module, "act_seeded"):  # one batched call, each row's noise from its own seed
-        chunks = _numpy(module.act_seeded(obs[0, rows], seeds, generator))
-    else:  # row by row through act
-        chunks = np.concatenate(
-            [_numpy(module.act(o[None], generator.manual_seed(s))) for o, s in zip(obs[0, rows], seeds, strict=True)]
-        )
-    out = np.zeros((*noise_seeds.shape, *chunks.shape[1:]), chunks.dtype)
-    out[0, rows] = chunks
-    return out
+        noise = torch.randn(1, obs.shape[1], dim, generator=generator, device=device)
+    else:
+        noise = torch.zeros(*noise_seeds.shape, dim, device=device)
+        for j in zip(*np.nonzero(noise_seeds >= 0), strict=True):
+            generator.manual_seed(int(noise_seeds[j]))
+            noise[j] = torch.randn(1, dim, generator=generator, device=device)[0]
+    target = _device(module)
+    obs_t, noise = torch.as_tensor(obs, dtype=torch.float32).to(target), noise.to(target)
+    if getattr(module, "seeds", None) is None:  # a single run acts without a replica axis
+        return _numpy(module.act(obs_t[0], noise[0]))[None]
+    return _numpy(module.act(obs_t, noise))
 
 
 def _numpy(x: Any) -> np.ndarray:

@@ -63,17 +63,10 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
     # resumes with torch.load(weights_only=True), which refuses ListConfig/DictConfig.
     datamodule = instantiate(cfg.data, _convert_="all")
     obs_dim, action_dim = datamodule.dims()  # from the env's or the file's spaces: nothing loaded yet
-    if cfg.get("seeds"):  # S seeds as a batch axis: one module, one batch per seed (modules/seeds.py)
-        from omegaconf import OmegaConf
-
-        from rql_lightning.modules.seeds import SeedBatch
-
-        replica = OmegaConf.to_container(cfg.model, resolve=True)
-        target = replica.pop("_target_")
-        model = SeedBatch(target, {**replica, "obs_dim": obs_dim, "action_dim": action_dim}, cfg.seeds)
-        datamodule.seeds = model.seeds
-    else:
-        model = instantiate(cfg.model, obs_dim=obs_dim, action_dim=action_dim, _convert_="all")
+    # seeds: R runs on the module's replica axis, one batch per replica (modules/base.py); None: one run of seed
+    replicas = {"seeds": [int(s) for s in cfg.seeds]} if cfg.get("seeds") else {}
+    model = instantiate(cfg.model, obs_dim=obs_dim, action_dim=action_dim, **replicas, _convert_="all")
+    datamodule.seeds = replicas.get("seeds")
     if explicit:  # checked now, before data is loaded; "last" is checked by the module as Lightning loads it
         cls = type(model)
         check_checkpoint(ckpt_path, dict(model.hparams), f"{cls.__module__}.{cls.__qualname__}")

@@ -61,11 +61,12 @@ def _tiny_module(chunk_size: int = 5):
         def train_dataloader(self):
             return DataLoader(TensorDataset(torch.randn(256, 2)), batch_size=4)
 
-        def act(self, obs, generator):
-            noise = torch.randn(1, generator=generator)
+        noise_dim = 1
+
+        def act(self, obs, noise):
             grad = torch.is_grad_enabled()
-            self.act_calls.append((obs.shape, obs.dtype, self.training, grad, float(noise)))
-            return np.zeros((obs.shape[0], self.chunk_size, ACT_DIM), dtype=np.float32)
+            self.act_calls.append((tuple(obs.shape), obs.dtype, self.training, grad, float(noise[0, 0])))
+            return torch.zeros(obs.shape[0], self.chunk_size, ACT_DIM)
 
     return Tiny()
 
@@ -113,7 +114,7 @@ def test_callback_schedules_on_batches_and_logs_to_tensorboard(tmp_path):
     # per-episode noise: one single-observation call per 5-step chunk, 3 episodes x ceil(12/5), per evaluation
     assert len(module.act_calls) == 2 * 3 * 3
     shape, dtype, training, grad, _ = module.act_calls[0]
-    assert shape == (1, 28) and dtype == np.float32 and not training and not grad
+    assert shape == (1, 28) and dtype == torch.float32 and not training and not grad
     # the noise is a function of (seed, episode, chunk): equal across evaluations, distinct within one
     noises = [c[-1] for c in module.act_calls]
     assert noises[:9] == noises[9:] and len(set(noises[:9])) == 9
@@ -244,8 +245,9 @@ class NoisyScriptedRQL(RQLModule):
     """A tiny real RQLModule whose evaluation policy is the scripted controller plus 0.2 x its flow actor's
     sample: outcomes depend on the weights, the env seed and the policy noise."""
 
-    def act(self, obs, generator):
-        return scripted_policy(obs) + 0.2 * super().act(obs, generator)
+    def sample_chunks(self, obs, noise):
+        scripted = torch.as_tensor(scripted_policy(obs.cpu().numpy()))
+        return scripted + (0.2 * super().sample_chunks(obs, noise)).double()
 
 
 def _ddp_module() -> NoisyScriptedRQL:
@@ -337,7 +339,9 @@ def test_ddp_two_ranks_split_episodes_and_agree_with_one_process(tmp_path):
 
 
 def test_batched_seeded_actions_match_row_by_row_actions():
-    """act_seeded (one batched flow pass) gives each row the action act() gives it alone."""
+    """The evaluator's policy call (one batched flow pass, each row's noise from its own seed) gives each row the
+    action act() gives it alone with that row's noise."""
+    from rql_lightning.evaluator import act
     from rql_lightning.modules.rql import RQLModule
 
     torch.manual_seed(0)
@@ -345,11 +349,11 @@ def test_batched_seeded_actions_match_row_by_row_actions():
     obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     seeds = [11, 12, 13, 14, 15]
     g = torch.Generator()
-    batched = m.act_seeded(obs, seeds, g)
+    batched = act(m, obs[None], np.array([seeds]), g)[0]
     rows = []
     for i, s in enumerate(seeds):
         g.manual_seed(s)
-        rows.append(m.act(obs[i : i + 1], g))
+        rows.append(m.act(torch.as_tensor(obs[i : i + 1]), torch.randn(1, 6, generator=g)).numpy())
     assert batched.shape == (5, 3, 2)
     np.testing.assert_allclose(batched, np.concatenate(rows), rtol=0, atol=1e-6)
 

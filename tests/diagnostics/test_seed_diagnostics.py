@@ -9,7 +9,6 @@ import torch
 from rql_lightning.callbacks.diagnostics import DiagnosticsCallback
 from rql_lightning.data.ogbench_datamodule import OGBenchDataModule
 from rql_lightning.modules.rql import RQLModule
-from rql_lightning.modules.seeds import SeedBatch
 from tests.runs import bare_trainer
 
 TASK = "cube-single-play-singletask-task1-v0"
@@ -36,7 +35,7 @@ def fit(model: L.LightningModule, dataset, seed: int, seeds: list[int] | None = 
 
 def test_each_seed_is_diagnosed_as_its_single_run(cube_single_dataset):
     kwargs = {**KWARGS, "obs_dim": 28, "action_dim": 5}
-    batched = fit(SeedBatch("rql_lightning.modules.rql.RQLModule", kwargs, SEEDS), cube_single_dataset, 0, SEEDS)
+    batched = fit(RQLModule(**kwargs, seeds=SEEDS), cube_single_dataset, 0, SEEDS)
     names = {key.split("/", 1)[1] for key in batched.latest}
     assert "diag/q_ratio" in names and "diag/val_critic_loss" in names
     assert {key.split("/", 1)[0] for key in batched.latest} == {f"seed{s}" for s in SEEDS}

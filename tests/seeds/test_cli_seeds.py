@@ -22,7 +22,7 @@ def test_multirun_puts_seeds_in_the_batch_axis_and_tasks_in_jobs(cube_single_dat
         ckpt = torch.load(sweep / job / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
         assert ckpt["global_step"] == 3
         assert ckpt["hyper_parameters"]["seeds"] == [0, 1]
-        assert ckpt["state_dict"]["replica.policy.velocity_net.weights.0"].shape[0] == 2
+        assert ckpt["state_dict"]["policy.velocity_net.weights.0"].shape[0] == 2
 
 
 @pytest.mark.parametrize(

@@ -11,28 +11,26 @@ from rql_lightning.batch import stack_records
 from rql_lightning.data.datamodule import ArrayDataModule
 from rql_lightning.data.windows import WindowStream, sampler_from_arrays
 from rql_lightning.modules.rql import RQLModule
-from rql_lightning.modules.seeds import SeedBatch
 from rql_lightning.seeding import DRAW_STREAM, seeded_generator
 from tests.modules.two_mode import two_mode_sampler
 from tests.runs import bare_trainer
 from tests.training.test_ddp import BATCH, STEPS, H, SaveWeights, concat, synthetic_arrays
 
-RQL = f"{RQLModule.__module__}.{RQLModule.__qualname__}"
 SMALL = dict(obs_dim=1, action_dim=1, chunk_size=1, flow_steps=4, num_critics=2, actor_hidden_dims=[32, 32])
 SEEDS = [0, 1]
 
 
 @pytest.mark.slow
 def test_compiled_seed_batched_update_matches_eager():
-    eager = SeedBatch(RQL, {**SMALL, "critic_hidden_dims": [32, 32]}, SEEDS)
-    compiled = SeedBatch(RQL, {**SMALL, "critic_hidden_dims": [32, 32], "compile": True}, SEEDS)
+    eager = RQLModule(**SMALL, critic_hidden_dims=[32, 32], seeds=SEEDS)
+    compiled = RQLModule(**SMALL, critic_hidden_dims=[32, 32], compile=True, seeds=SEEDS)
     compiled.load_state_dict(eager.state_dict())
     opts = [m.configure_optimizers() for m in (eager, compiled)]
     sampler = two_mode_sampler()
     for step in range(3):
         batch = stack_records([sampler.sample(64, torch.Generator().manual_seed(10 * step + s)) for s in SEEDS])
-        a = eager.update(batch, eager.draw(64, step), opts[0])
-        b = compiled.update(batch, compiled.draw(64, step), opts[1])
+        a = eager.update(batch, eager.replica_draws(64, step), opts[0])
+        b = compiled.update(batch, compiled.replica_draws(64, step), opts[1])
         torch.testing.assert_close(a["critic_loss"], b["critic_loss"], rtol=1e-5, atol=1e-6)
     for (key, x), y in zip(eager.state_dict().items(), compiled.state_dict().values(), strict=True):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=key)
@@ -54,8 +52,8 @@ DDP_KWARGS = dict(
 def test_ddp_ranks_hold_all_seeds_and_each_seed_equals_its_union_run(tmp_path):
     """2 gloo processes x 2 seeds: ranks agree, and seed s equals one process fed both ranks' batches of seed s."""
     arrays = synthetic_arrays()
-    model = SeedBatch(RQL, DDP_KWARGS, SEEDS)
-    initial = copy.deepcopy(model.replica.state_dict())
+    model = RQLModule(**DDP_KWARGS, seeds=SEEDS)
+    initial = copy.deepcopy(model.state_dict())
     datamodule = ArrayDataModule(arrays, chunk_size=H, batch_size=BATCH, seed=0)
     datamodule.seeds = SEEDS
     trainer = bare_trainer(STEPS, devices=2, callbacks=[SaveWeights(tmp_path)])
@@ -75,7 +73,7 @@ def test_ddp_ranks_hold_all_seeds_and_each_seed_equals_its_union_run(tmp_path):
             draws = [single.draw(BATCH, seeded_generator(seed, rank, step, DRAW_STREAM)) for rank in (0, 1)]
             single.update(concat(batches), concat(draws), opt)
         for key, value in single.state_dict().items():
-            got = rank0[f"replica.{key}"][i]
+            got = rank0[key][i]
             torch.testing.assert_close(got, value, rtol=1e-5, atol=1e-6, msg=f"seed {seed}: {key}")
 
 
@@ -84,8 +82,8 @@ def test_global_batch_over_two_ranks_with_seeds_equals_each_seeds_one_process_fu
     """data.global_batch_size with seeds: windows and draws of every seed split as in its own run, so seed s on
     2 ranks x BATCH equals one process of seed s with the full 2 x BATCH batch."""
     arrays = synthetic_arrays()
-    model = SeedBatch(RQL, DDP_KWARGS, SEEDS)
-    initial = copy.deepcopy(model.replica.state_dict())
+    model = RQLModule(**DDP_KWARGS, seeds=SEEDS)
+    initial = copy.deepcopy(model.state_dict())
     datamodule = ArrayDataModule(arrays, chunk_size=H, batch_size=999, global_batch_size=2 * BATCH, seed=0)
     datamodule.seeds = SEEDS
     trainer = bare_trainer(STEPS, devices=2, callbacks=[SaveWeights(tmp_path)])
@@ -101,5 +99,5 @@ def test_global_batch_over_two_ranks_with_seeds_equals_each_seeds_one_process_fu
             batch = next(iter(WindowStream(sampler, 2 * BATCH, seed, 0, start=step)))
             single.update(batch, single.draw(2 * BATCH, seeded_generator(seed, 0, step, DRAW_STREAM)), opt)
         for key, value in single.state_dict().items():
-            got = rank0[f"replica.{key}"][i]
+            got = rank0[key][i]
             torch.testing.assert_close(got, value, rtol=1e-5, atol=1e-6, msg=f"seed {seed}: {key}")

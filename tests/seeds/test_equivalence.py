@@ -9,7 +9,6 @@ import torch
 from rql_lightning.data.datamodule import ArrayDataModule
 from rql_lightning.modules.fql import FQLModule
 from rql_lightning.modules.rql import RQLModule
-from rql_lightning.modules.seeds import SeedBatch
 from tests.runs import bare_trainer
 from tests.training.test_ddp import synthetic_arrays
 
@@ -46,8 +45,8 @@ def adam_moments(module: L.LightningModule) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("cls", [RQLModule, FQLModule])
 def test_seed_batched_run_equals_single_seed_runs(cls):
-    batched = fit(SeedBatch(f"{cls.__module__}.{cls.__qualname__}", KWARGS, SEEDS), seed=0, seeds=SEEDS)
-    stacked = batched.replica.state_dict()
+    batched = fit(cls(**KWARGS, seeds=SEEDS), seed=0, seeds=SEEDS)
+    stacked = batched.state_dict()
     moments = adam_moments(batched)
     for i, seed in enumerate(SEEDS):
         single = single_run(cls, seed)
@@ -75,17 +74,17 @@ def test_seed_s_sees_the_windows_of_a_run_with_seed_s():
 
 
 def test_one_batched_policy_call_gives_each_seeds_own_actions():
-    batched = SeedBatch(f"{RQLModule.__module__}.{RQLModule.__qualname__}", KWARGS, SEEDS)
+    batched = RQLModule(**KWARGS, seeds=SEEDS)
     with torch.no_grad():  # the EMA actors differ per seed after training; make them differ here
-        for p in batched.replica.ema_policy.parameters():
+        for p in batched.ema_policy.parameters():
             p.add_(0.1 * torch.randn_like(p))
     g = torch.Generator().manual_seed(0)
     obs = torch.randn(len(SEEDS), 5, 3, generator=g)
     noise = torch.randn(len(SEEDS), 5, H * 2, generator=g)
-    chunks = batched.sample_chunks(obs, noise)  # (S, N, h, A)
+    chunks = batched.act(obs, noise)  # (S, N, h, A)
     assert chunks.shape == (len(SEEDS), 5, H, 2)
     for i, seed in enumerate(SEEDS):
-        alone = batched.replica_at(seed)
+        alone = batched.replica(i)
         assert alone.hparams.seed == seed
         torch.testing.assert_close(chunks[i], alone.sample_chunks(obs[i], noise[i]), rtol=1e-6, atol=1e-7)
     assert not torch.allclose(chunks[0], chunks[1])

@@ -7,7 +7,6 @@ import torch
 
 from rql_lightning.batch import Draws, stack_records
 from rql_lightning.modules.rql import RQLModule
-from rql_lightning.modules.seeds import SeedBatch
 from tests.modules.reference_fixture import (
     all_params,
     batch_from_fixture,
@@ -35,10 +34,10 @@ def test_two_seed_update_reproduces_the_fixture_for_each_seed():
         for p in other.parameters():
             p.mul_(0.9).add_(0.01)
     kwargs = {k: v for k, v in dict(ref.hparams).items() if k != "seed"}
-    batched = SeedBatch(f"{RQLModule.__module__}.{RQLModule.__qualname__}", kwargs, seeds=[7, 11])
+    batched = RQLModule(**kwargs, seeds=[7, 11])
     slots = {FIXTURE_SLOT: ref, 1 - FIXTURE_SLOT: other}
     with torch.no_grad():
-        for (_, p), *singles in zip(all_params(batched.replica), *(all_params(slots[i]) for i in (0, 1)), strict=True):
+        for (_, p), *singles in zip(all_params(batched), *(all_params(slots[i]) for i in (0, 1)), strict=True):
             for i, (_, q) in enumerate(singles):
                 p[i].copy_(q)
     batch = batch_from_fixture(fx)
@@ -49,7 +48,7 @@ def test_two_seed_update_reproduces_the_fixture_for_each_seed():
     # The fixture's seed: the reference's losses and weights after the update, to the fixture's precision.
     close(info["critic_loss"][FIXTURE_SLOT], fx["out.critic_loss"], rel=2e-6)
     close(info["q"][FIXTURE_SLOT], fx["out.q"], rel=2e-6)
-    for key, p in all_params(batched.replica):
+    for key, p in all_params(batched):
         expected = fx[f"after.{key}"]
         tol = dict(rtol=2e-7, atol=1e-7) if key.startswith("target_") else dict(rtol=0, atol=2e-6)
         np.testing.assert_allclose(p[FIXTURE_SLOT].detach().numpy(), expected, err_msg=key, **tol)
@@ -57,6 +56,6 @@ def test_two_seed_update_reproduces_the_fixture_for_each_seed():
     # The other seed: exactly its own single-seed update with its own draws.
     single_info = other.update(batch, draws[1 - FIXTURE_SLOT], other.configure_optimizers())
     close(info["critic_loss"][1 - FIXTURE_SLOT], single_info["critic_loss"].numpy(), rel=2e-6)
-    for (key, p), (_, q) in zip(all_params(batched.replica), all_params(other), strict=True):
+    for (key, p), (_, q) in zip(all_params(batched), all_params(other), strict=True):
         torch.testing.assert_close(p[1 - FIXTURE_SLOT], q, rtol=1e-6, atol=1e-7, msg=key)
     assert not np.allclose(p[0].detach().numpy(), p[1].detach().numpy())

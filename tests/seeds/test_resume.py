@@ -7,7 +7,6 @@ import torch
 
 from rql_lightning.config import compose_config
 from rql_lightning.modules.seed_export import export_seed
-from rql_lightning.modules.seeds import PREFIX
 from rql_lightning.training import train
 from tests.runs import TINY
 from tests.training.test_resume import run
@@ -34,7 +33,7 @@ def test_multi_seed_resume_is_bit_identical_to_straight_run(runs, cube_single_da
     resumed = run(cube_single_dataset, runs["root"] / "resumed", 10, f"seeds={SEEDS}", f"ckpt_path={first_ckpt}")
     straight = runs["straight"]
     assert straight["global_step"] == resumed["global_step"] == 10
-    assert straight["state_dict"]["replica.policy.velocity_net.weights.0"].shape[0] == 2  # one checkpoint, all seeds
+    assert straight["state_dict"]["policy.velocity_net.weights.0"].shape[0] == 2  # one checkpoint, all seeds
     for key, value in straight["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
     for a, b in zip(moments(straight), moments(resumed), strict=True):
@@ -43,7 +42,7 @@ def test_multi_seed_resume_is_bit_identical_to_straight_run(runs, cube_single_da
 
 
 def test_seed_of_a_batched_run_equals_its_single_run_and_exports_as_one(runs, cube_single_dataset, tmp_path):
-    straight = {k.removeprefix(PREFIX): v for k, v in runs["straight"]["state_dict"].items()}
+    straight = runs["straight"]["state_dict"]
     single = run(cube_single_dataset, tmp_path / "single", 10, "seed=1")
     for key, value in single["state_dict"].items():
         torch.testing.assert_close(straight[key][1], value, rtol=1e-5, atol=1e-6, msg=key)

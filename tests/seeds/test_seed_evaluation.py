@@ -14,7 +14,6 @@ from omegaconf import OmegaConf
 from rql_lightning.config import compose_config
 from rql_lightning.evaluator import evaluate
 from rql_lightning.modules.rql import RQLModule
-from rql_lightning.modules.seeds import SeedBatch
 from rql_lightning.results import aggregate, load_runs
 from rql_lightning.training import train
 from tests.envs.scripted import ACT_DIM, ENV, scripted_policy
@@ -29,23 +28,27 @@ T = 60
 class NoisyScriptedRQL(RQLModule):
     """The scripted controller plus 0.2 x the flow actor's sample: outcomes depend on weights, env seed and noise."""
 
-    def act(self, obs, generator):
-        return scripted_policy(obs) + 0.2 * super().act(obs, generator)
+    vmap_policy = False  # host code (numpy) in the policy: replicas act one after another
+
+    def sample_chunks(self, obs, noise):
+        scripted = torch.as_tensor(scripted_policy(obs.cpu().numpy()))
+        return scripted + (0.2 * super().sample_chunks(obs, noise)).double()
 
 
-class NoisyScriptedSeeds(SeedBatch):
+class NoisyScriptedSeeds(RQLModule):
     """The same policy for every seed of a seed batch, all seeds in one call."""
 
     calls: list[tuple[int, ...]]
 
-    def act_seeds(self, obs, noise_seeds, generator):
-        self.calls.append(tuple((noise_seeds >= 0).sum(axis=1)))  # rows of each seed in this call
-        scripted = scripted_policy(obs.reshape(-1, obs.shape[-1])).reshape(*obs.shape[:2], 1, ACT_DIM)
-        return scripted + 0.2 * super().act_seeds(obs, noise_seeds, generator)
+    def act(self, obs, noise):
+        self.calls.append(tuple((noise != 0).any(dim=-1).sum(dim=1).tolist()))  # rows of each seed in this call
+        flat = obs.reshape(-1, obs.shape[-1]).cpu().numpy()
+        scripted = torch.as_tensor(scripted_policy(flat)).reshape(*obs.shape[:2], 1, ACT_DIM)
+        return scripted + 0.2 * super().act(obs, noise).double()
 
 
 def test_each_seed_gets_the_episodes_and_noise_of_its_own_run():
-    batched = NoisyScriptedSeeds(f"{RQLModule.__module__}.{RQLModule.__qualname__}", KW, SEEDS)
+    batched = NoisyScriptedSeeds(**KW, seeds=SEEDS)
     batched.calls = []
     combined = evaluate(batched, ENV, num_episodes=3, num_envs=1, env_kwargs=dict(max_episode_steps=T))
     per_seed = {s: combined[f"seed{s}"] for s in SEEDS}
@@ -53,7 +56,7 @@ def test_each_seed_gets_the_episodes_and_noise_of_its_own_run():
     lengths = []
     for seed in SEEDS:
         alone = NoisyScriptedRQL(**KW, seed=seed)
-        alone.load_state_dict(batched.replica_at(seed).state_dict())
+        alone.load_state_dict(batched.replica(SEEDS.index(seed)).state_dict())
         (single,) = evaluate(alone, ENV, num_episodes=3, seed=seed, env_kwargs=dict(max_episode_steps=T)).values()
         got = per_seed[seed]
         np.testing.assert_array_equal(got.episode_ids, [0, 1, 2])
@@ -65,12 +68,12 @@ def test_each_seed_gets_the_episodes_and_noise_of_its_own_run():
 
 
 def test_a_method_that_overrides_act_is_evaluated_through_its_own_act_per_seed():
-    batched = SeedBatch(f"{NoisyScriptedRQL.__module__}.{NoisyScriptedRQL.__qualname__}", KW, SEEDS)
+    batched = NoisyScriptedRQL(**KW, seeds=SEEDS)
     combined = evaluate(batched, ENV, num_episodes=3, num_envs=2, env_kwargs=dict(max_episode_steps=T))
     per_seed = {s: combined[f"seed{s}"] for s in SEEDS}
     lengths = []
     for seed in SEEDS:
-        alone = batched.replica_at(seed)
+        alone = batched.replica(SEEDS.index(seed))
         (single,) = evaluate(alone, ENV, num_episodes=3, seed=seed, env_kwargs=dict(max_episode_steps=T)).values()
         np.testing.assert_array_equal(per_seed[seed].episode_returns, single.episode_returns)
         np.testing.assert_array_equal(per_seed[seed].episode_lengths, single.episode_lengths)

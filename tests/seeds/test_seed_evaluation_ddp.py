@@ -11,18 +11,16 @@ import torch
 from rql_lightning.callbacks.evaluation import EvaluationCallback
 from rql_lightning.data.datamodule import ArrayDataModule
 from rql_lightning.evaluator import evaluate
-from rql_lightning.modules.rql import RQLModule
 from tests.callbacks.test_evaluation import _ddp_arrays
 from tests.envs.scripted import ENV
 from tests.runs import bare_trainer
 from tests.seeds.test_seed_evaluation import KW, NoisyScriptedSeeds
 
 SEEDS, EPISODES, T = [3, 5], 3, 60
-RQL = f"{RQLModule.__module__}.{RQLModule.__qualname__}"
 
 
 def seed_batch() -> NoisyScriptedSeeds:
-    module = NoisyScriptedSeeds(RQL, KW, SEEDS)
+    module = NoisyScriptedSeeds(**KW, seeds=SEEDS)
     module.calls = []
     return module
 

@@ -11,9 +11,8 @@ sent to every ``trainer.loggers`` entry (global rank 0 only) and published in
 ``diag/round_trip_{mean,max}_{d1,du}``, ``diag/noise_{mean,std,sliced_w1}``,
 ``diag/q_{traj_std,chunk_std,ratio}``, ``diag/val_critic_loss``, ``diag/val_actor_loss``.
 
-A seed-batched module (``module.seeds`` and ``module.replica_at(seed)``, e.g.
-:class:`~rql_lightning.modules.seeds.SeedBatch`) is ``S`` runs: each seed is measured as its single run
-would be (the same fixed batch and draws, that seed's weights) and logged as ``seed<s>/diag/*``.
+A module with replicas (``module.seeds``, ``module.replica(i)``) is ``R`` runs: each replica is measured as its
+single run would be (the same fixed batch and draws, that seed's weights) and logged as ``seed<s>/diag/*``.
 """
 
 from __future__ import annotations
@@ -107,7 +106,6 @@ class DiagnosticsCallback(L.Callback):
 
 def _runs(pl_module) -> list[tuple[str, L.LightningModule]]:
     """``(tag prefix, single-run module)`` per run the module holds: ``("", module)``, or one per seed."""
-    seeds = getattr(pl_module, "seeds", None)
-    if seeds is None:
+    if getattr(pl_module, "seeds", None) is None:
         return [("", pl_module)]
-    return [(f"seed{s}/", pl_module.replica_at(s)) for s in seeds]
+    return [(f"{name}/", pl_module.replica(i)) for i, name in enumerate(pl_module.replica_names)]

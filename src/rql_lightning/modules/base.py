@@ -1,28 +1,41 @@
-"""FlowQModule: the Lightning plumbing every flow-policy Q-learning method shares.
+"""FlowQModule: the Lightning plumbing every flow-policy Q-learning method shares, for one run or many.
 
 It owns the networks (flow actor, critic ensemble, their targets), the manual optimization
 step, the target updates, evaluation-time sampling and logging. A method subclasses it and
 fills in two hooks, :meth:`critic_loss` and :meth:`actor_loss`, both ``(batch, draws) -> (loss,
 info)`` on a :class:`~rql_lightning.batch.ChunkBatch` and the update's
 :class:`~rql_lightning.batch.Draws` (and, if it evaluates another network,
-:meth:`sample_chunks`); see ``rql.py``.
+:meth:`sample_chunks`), always for ONE run; see ``rql.py``.
 
-Update order (the reference's): both losses at the pre-step weights, one backward pass,
-targets moved toward the pre-step weights, then one Adam step. The actor and critic share one
-``Adam`` with a parameter group each; since their gradients come from disjoint losses this is
-the same as two optimizers, and Lightning's ``global_step`` counts training steps.
+Update order (the reference's, ``docs/algorithm.md``): both losses at the pre-step weights, one
+backward pass, targets moved toward the pre-step weights, then one Adam step. The actor and critic
+share one ``Adam`` with a parameter group each; since their gradients come from disjoint losses this
+is the same as two optimizers, and Lightning's ``global_step`` counts training steps.
+
+**Replicas.** With ``seeds=[s0, s1, ...]`` the module holds ``R`` independent runs on a leading replica
+axis: every parameter and buffer is ``(R, ...)``, replica ``i`` initialised as the run ``seed=seeds[i]``
+(``torch.manual_seed`` before building, as ``seed_everything`` does), fed its own windows and draws
+(:meth:`replica_draws`). The method's one-run hooks are run for all replicas by ``torch.func.vmap`` over
+``functional_call`` (:meth:`per_replica`); the losses are summed (each replica's gradients and Adam
+moments stay its own), and the rest of the update (backward, NaN guard, targets, fused Adam) is the
+same code as for one run: it is elementwise, so it acts on each replica's slice as that run would.
+Without ``seeds`` (a single run) there is no axis and no vmap: the tensors, the checkpoint keys and
+the numbers are the single run's.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
+from torch import nn
+from torch.func import functional_call, vmap
 
-from rql_lightning.batch import ChunkBatch, Draws
+from rql_lightning.batch import ChunkBatch, Draws, stack_records
 from rql_lightning.checkpoint_fit import MODULE_CLASS_KEY, fit_problem
 from rql_lightning.errors import NonFiniteError, UserError
 from rql_lightning.flow import FlowPolicy
@@ -37,14 +50,53 @@ def global_batch_split(trainer: L.Trainer | None) -> int:
     return trainer.world_size if getattr(trainer.datamodule, "global_batch_size", None) else 1
 
 
-class FlowQModule(L.LightningModule):
-    """Base class: flow actor + critic ensemble, targets, one manual update per batch.
+class _Replicated(type):
+    """Builds a module with ``seeds`` as ``R`` single runs stacked on a leading axis, once the method's own
+    ``__init__`` (which may add networks after the base's) has finished."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        seeds = kwargs.get("seeds")
+        if seeds is None:  # one run: its hyperparameters as they always were (no seeds key)
+            module = super().__call__(*args, **kwargs)
+            for hp in (module.hparams, module._hparams_initial):
+                hp.pop("seeds", None)
+            return module
+        seeds = [int(s) for s in seeds]
+        with torch.random.fork_rng(devices=[]):  # the stacked module's own first weights are overwritten
+            module = super().__call__(*args, **{**kwargs, "seeds": seeds})
+        for hp in (module.hparams, module._hparams_initial):
+            hp["seed"] = None  # one module, R runs: only seeds names them
+        runs = []
+        for s in seeds:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(s)
+                runs.append(super().__call__(*args, **{**kwargs, "seeds": None, "seed": s}))
+        module._stack(runs)
+        return module
+
+
+class _Call(nn.Module):
+    """``forward`` = one method of the wrapped module, so ``functional_call`` can reach it."""
+
+    def __init__(self, module: nn.Module, method: str) -> None:
+        super().__init__()
+        self.module, self.method = module, method
+
+    def forward(self, *args: Any) -> Any:
+        return getattr(self.module, self.method)(*args)
+
+
+class FlowQModule(L.LightningModule, metaclass=_Replicated):
+    """Base class: flow actor + critic ensemble, targets, one manual update per batch, for one run or ``R``.
 
     ``name`` is the method's short name in results tables (saved with the hyperparameters);
-    without it, :attr:`method_name` is the class's :attr:`default_name`.
+    without it, :attr:`method_name` is the class's :attr:`default_name`. ``seeds``: the replica axis
+    (one run per seed), None for one run of ``seed``.
     """
 
     default_name: str = "flowq"
+    # False for a method whose sample_chunks is host code that vmap cannot batch: act then calls it replica by replica
+    vmap_policy: bool = True
 
     def __init__(
         self,
@@ -64,12 +116,15 @@ class FlowQModule(L.LightningModule):
         log_every: int = 100,
         compile: bool = False,
         compile_mode: str | None = None,
-        seed: int = 0,
+        seed: int | None = 0,
         check_finite_every: int = 1,
         skip_nonfinite: bool = False,
         name: str | None = None,
+        seeds: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
+            raise UserError(f"seeds={list(seeds)} must be a non-empty list of distinct seeds; e.g. seeds=[0,1,2,3]")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.chunk_size = chunk_size
@@ -81,22 +136,76 @@ class FlowQModule(L.LightningModule):
         )
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("skipped_updates", torch.zeros((), dtype=torch.long))
+        self._calls: dict[str, _Call] = {}
+        self._compiled: dict[str, Any] = {}
 
     @property
     def method_name(self) -> str:
         """The short name results tables use: ``name`` if given, else the class's ``default_name``."""
         return self.hparams.get("name") or self.default_name
 
-    # ----- hooks a method fills in -------------------------------------------------------
+    # ----- the replica axis -----------------------------------------------------------------------
+    @property
+    def seeds(self) -> list[int] | None:
+        """The replicas' run seeds, or None for a single run (no replica axis)."""
+        seeds = self.hparams.get("seeds")
+        return None if seeds is None else list(seeds)
+
+    @property
+    def num_replicas(self) -> int:
+        return 1 if self.seeds is None else len(self.seeds)
+
+    @property
+    def replica_names(self) -> list[str]:
+        """Replica ``i``'s prefix in metric names and run records (``seed<s>``); empty for a single run."""
+        return [] if self.seeds is None else [f"seed{s}" for s in self.seeds]
+
+    def _stack(self, runs: Sequence[FlowQModule]) -> None:
+        """Every parameter and buffer becomes the stack ``(R, ...)`` of the runs' own."""
+        for name, mod in self.named_modules():
+            others = [r.get_submodule(name) for r in runs]
+            for key, p in list(mod._parameters.items()):
+                if p is not None:
+                    stacked = torch.stack([o._parameters[key].detach() for o in others])
+                    mod._parameters[key] = nn.Parameter(stacked, requires_grad=p.requires_grad)
+            for key, b in list(mod._buffers.items()):
+                if b is not None:
+                    mod._buffers[key] = torch.stack([o._buffers[key] for o in others])
+
+    def per_replica(self, method: str, *records: Any) -> Any:
+        """``self.<method>(*records)`` of one run, for every replica: ``vmap`` over the replica axis of the weights
+        and of every record (:class:`ChunkBatch`, :class:`Draws`, tensors: ``(R, ...)``), as are the results.
+        A single run calls the method itself. Randomness inside is an error: every draw comes in a :class:`Draws`."""
+        if self.seeds is None:
+            return getattr(self, method)(*records)
+        call = self._calls.get(method) or self._calls.setdefault(method, _Call(self, method))
+        weights = {f"module.{k}": v for k, v in [*self.named_parameters(), *self.named_buffers()]}
+        kinds = [None if isinstance(r, torch.Tensor) else type(r) for r in records]
+        flat = [r if kind is None else vars(r) for r, kind in zip(records, kinds, strict=True)]
+
+        def one(w: dict, *args: Any) -> Any:
+            rebuilt = [a if kind is None else kind(**a) for a, kind in zip(args, kinds, strict=True)]
+            return functional_call(call, w, tuple(rebuilt))
+
+        return vmap(one)(weights, *flat)
+
+    def replica(self, index: int) -> FlowQModule:
+        """Replica ``index`` as an ordinary single-run module (its own copy of the weights)."""
+        with torch.random.fork_rng(devices=[]):  # its first weights are overwritten: leave the global RNG alone
+            module = type(self)(**{**dict(self.hparams), "seeds": None, "seed": self.seeds[index]})
+        module.load_state_dict({k: v[index].clone() for k, v in self.state_dict().items()})
+        return module.to(self.device)
+
+    # ----- hooks a method fills in (for one run) ----------------------------------------------------
     def draw(self, batch_size: int, generator: torch.Generator | None = None) -> Draws:
-        """All random numbers of one update, on the module's device."""
+        """All random numbers of one run's update, on the module's device."""
         return Draws.sample(batch_size, self.policy.chunk_dim, self.policy.flow_steps, self.device, generator)
 
     def step_generator(self, step: int, rank: int | None = None, seed: int | None = None) -> torch.Generator:
         """The generator for training step ``step``'s draws: a function of (seed, rank, step) only.
 
         So a resumed run draws exactly what the uninterrupted one would have, and DDP ranks
-        draw independently. ``seed``: another run's seed (a seed-batched run draws each seed's).
+        draw independently. ``seed``: another run's seed (each replica draws its own seed's).
         """
         g = getattr(self, "_step_generator", None)
         if g is None or g.device != self.device:
@@ -113,71 +222,98 @@ class FlowQModule(L.LightningModule):
 
     @torch.no_grad()
     def sample_chunks(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Evaluation policy: the EMA actor's flow from ``noise (N, D)``; returns ``(N, h, A)``."""
+        """One run's evaluation policy: the EMA actor's flow from ``noise (N, D)``; returns ``(N, h, A)``."""
         return self.ema_policy.split_chunk(self.ema_policy.sample(obs, noise))
 
-    # ----- the shared update --------------------------------------------------------------
+    # ----- the update (every replica at once) -------------------------------------------------------
     def compute_losses(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """Both losses at the current weights: ``(critic_loss, actor_loss, info)``."""
+        """One run's losses at the current weights: ``(critic_loss, actor_loss, info)``."""
         critic_term, critic_info = self.critic_loss(batch, draws)
         actor_term, actor_info = self.actor_loss(batch, draws)
         return critic_term, actor_term, {**critic_info, **actor_info}
 
     def update(self, batch: ChunkBatch, draws: Draws, optimizer: torch.optim.Optimizer) -> dict:
-        """One full update; returns the loss terms (tensors, not synced to host)."""
-        critic_term, actor_term, info = self._losses_fn()(batch, draws)
+        """One full update of every replica; returns the loss terms (tensors, ``(R,)`` with replicas; not synced
+        to host). The replicas' losses are summed, never averaged: each one's gradients stay its own."""
+        critic_term, actor_term, info = self._fast("compute_losses", self.hparams.compile_mode)(batch, draws)
         optimizer.zero_grad(set_to_none=True)
-        self._backward(critic_term + actor_term)
+        self._backward((critic_term + actor_term).sum())
         every = self.hparams.check_finite_every
-        checked = every > 0 and self.global_step % every == 0
-        if not checked or self._finite_or_skip(critic_term, actor_term, optimizer):
-            self._targets_fn()()
+        restore = None
+        if every > 0 and self.global_step % every == 0:
+            restore = self._finite_or_skip(critic_term, actor_term, optimizer)
+        if restore is not False:
+            self._fast("update_targets")()
             optimizer.step()
+        if callable(restore):
+            restore()
         return {"critic_loss": critic_term.detach(), "actor_loss": actor_term.detach(), **info}
 
-    def _targets_fn(self):
-        """``update_targets``, compiled into one fused kernel per network when ``compile=True``.
+    def _fast(self, method: str, mode: str | None = None):
+        """``per_replica(method)`` (for ``update_targets``, elementwise: the method itself), through ``torch.compile``
+        when ``compile=True``: ``mode="reduce-overhead"`` adds CUDA graphs on GPU, None is inductor's default.
+        Adam needs no compiling: it is one fused kernel."""
+        if method in self._compiled:
+            return self._compiled[method]
+        fn = getattr(self, method)
+        if self.seeds is not None and method != "update_targets":
+            fn = functools.partial(self.per_replica, method)
+        if self.hparams.compile:
+            fn = self._compiled[method] = torch.compile(fn, dynamic=False, mode=mode)
+        return fn
 
-        (Adam needs no compiling: it is already a single fused kernel.)"""
-        if not self.hparams.compile:
-            return self.update_targets
-        if getattr(self, "_compiled_targets", None) is None:
-            self._compiled_targets = torch.compile(self.update_targets, dynamic=False)
-        return self._compiled_targets
+    def _finite_or_skip(self, critic_term: torch.Tensor, actor_term: torch.Tensor, optimizer) -> Any:
+        """NaN/inf guard per replica, every ``check_finite_every`` steps (one host sync).
 
-    def _finite_or_skip(self, critic_term: torch.Tensor, actor_term: torch.Tensor, optimizer) -> bool:
-        """NaN/inf guard, every ``check_finite_every`` steps (it costs one host sync).
-
-        Raises :class:`NonFiniteError` naming the step and the term, or, with ``skip_nonfinite``,
-        drops the update (weights, targets and Adam state untouched; the step still counts so the
-        next batch is a new one) and counts it."""
+        Raises :class:`NonFiniteError` naming the step, the terms and (with replicas) the bad ones. With
+        ``skip_nonfinite`` the bad replicas' update is dropped (weights, targets and Adam state untouched; the step
+        still counts so the next batch is a new one) and counted. Returns None when every replica is finite; False
+        when none is (nothing steps); else a function that, after the step, puts the bad replicas back. Adam's step
+        counter is shared, so a replica skipped alone later bias-corrects one step ahead of its single run."""
+        lead = () if self.seeds is None else (self.num_replicas,)
         terms = {"critic_loss": critic_term.detach(), "actor_loss": actor_term.detach()}
-        for name, net in (("actor gradient", self.policy), ("critic gradient", self.critic)):
-            grads = [p.grad for p in net.parameters() if p.grad is not None]
-            if grads:
-                terms[name] = torch.stack(torch._foreach_norm(grads)).sum()
-        finite = torch.isfinite(torch.stack(list(terms.values())))
-        if bool(finite.all()):
-            return True
-        bad = [name for name, ok in zip(terms, finite.tolist(), strict=True) if not ok]
+        critic = {id(p) for p in self.critic.parameters()}
+        for name, params in (
+            ("actor gradient", [p for p in self.parameters() if id(p) not in critic]),
+            ("critic gradient", list(self.critic.parameters())),
+        ):
+            grads = [p.grad for p in params if p.grad is not None]
+            if grads:  # each replica's slice of each gradient, normed in one fused call
+                views = grads if not lead else [g[i] for i in range(lead[0]) for g in grads]
+                terms[name] = torch.stack(torch._foreach_norm(views)).reshape(*lead, -1).sum(-1)
+        finite = torch.isfinite(torch.stack(list(terms.values())))  # (T, *lead)
+        ok = finite.reshape(len(terms), -1).all(0)  # (R,)
+        if bool(ok.all()):
+            return None
+        bad = torch.nonzero(~ok).flatten()
+        names = [name for name, f in zip(terms, finite.reshape(len(terms), -1).all(1).tolist(), strict=True) if not f]
+        where = f" in {', '.join(f'seed {self.seeds[i]}' for i in bad.tolist())}" if lead else ""
         if not self.hparams.skip_nonfinite:
             raise NonFiniteError(
-                f"step {self.global_step}: non-finite {', '.join(bad)}. Training stopped before this update; the "
-                "last checkpoint holds the last good weights. To skip such batches instead: model.skip_nonfinite=true"
+                f"step {self.global_step}: non-finite {', '.join(names)}{where}. Training stopped before this update; "
+                "the last checkpoint holds the last good weights. To skip such batches instead: "
+                "model.skip_nonfinite=true"
             )
-        self.skipped_updates += 1
-        optimizer.zero_grad(set_to_none=True)  # Adam leaves parameters without gradients untouched
-        optimizer.step()
-        return False
+        if len(bad) == len(ok):  # every replica (a single run's only case): no step at all
+            self.skipped_updates += 1
+            optimizer.zero_grad(set_to_none=True)  # Adam leaves parameters without gradients untouched
+            optimizer.step()
+            return False
+        tensors = [*self.parameters(), *self.buffers()]
+        tensors += [v for st in optimizer.state.values() for v in st.values() if torch.is_tensor(v) and v.dim() > 0]
+        kept = [t.detach()[bad].clone() for t in tensors]
 
-    def _losses_fn(self):
-        """``compute_losses``, through ``torch.compile`` (forward and backward graphs) when ``compile=True``."""
-        if not self.hparams.compile:
-            return self.compute_losses
-        if getattr(self, "_compiled_losses", None) is None:
-            # mode="reduce-overhead" adds CUDA graphs on GPU; None is inductor's default.
-            self._compiled_losses = torch.compile(self.compute_losses, dynamic=False, mode=self.hparams.compile_mode)
-        return self._compiled_losses
+        def restore() -> None:
+            with torch.no_grad():
+                for t, k in zip(tensors, kept, strict=True):
+                    t[bad] = k
+                for st in optimizer.state.values():  # moments Adam created at this step start at zero
+                    for v in st.values():
+                        if torch.is_tensor(v) and v.dim() > 0 and all(v is not t for t in tensors):
+                            v[bad] = 0
+                self.skipped_updates[bad] += 1
+
+        return restore
 
     @torch.no_grad()
     def update_targets(self) -> None:
@@ -205,10 +341,10 @@ class FlowQModule(L.LightningModule):
         rank: int | None = None,
         split_over: int | None = None,
     ) -> Draws:
-        """Step ``step``'s draws (default: this run's, at its step, rank and seed). Under ``data.global_batch_size``
-        (one batch split across ``split_over`` ranks) they are the whole global batch's draws, seeded as rank 0,
-        and this rank keeps its rows: so N ranks together draw exactly what one process with the full batch
-        draws, as the windows do."""
+        """One run's draws of step ``step`` (default: this run's, at its step, rank and seed). Under
+        ``data.global_batch_size`` (one batch split across ``split_over`` ranks) they are the whole global batch's
+        draws, seeded as rank 0, and this rank keeps its rows: so N ranks together draw exactly what one process
+        with the full batch draws, as the windows do."""
         step = self.global_step if step is None else step
         rank = self.global_rank if rank is None else rank
         split_over = global_batch_split(self._trainer) if split_over is None else split_over
@@ -217,23 +353,42 @@ class FlowQModule(L.LightningModule):
             return full.rows(slice(rank * batch_size, (rank + 1) * batch_size))
         return self.draw(batch_size, self.step_generator(step, rank=rank, seed=seed))
 
+    def replica_draws(self, batch_size: int, step: int | None = None) -> Draws:
+        """Step ``step``'s draws of every replica, ``(R, B, ...)`` (a single run: its own ``(B, ...)``): replica
+        ``i``'s are exactly those of the run ``seed=seeds[i]`` (``R`` small generator calls: a generator cannot be
+        vectorised; the math is one graph)."""
+        if self.seeds is None:
+            return self.step_draws(batch_size, step)
+        return stack_records([self.step_draws(batch_size, step, seed=s) for s in self.seeds])
+
     def training_step(self, batch: ChunkBatch, batch_idx: int) -> None:
-        draws = self.step_draws(len(batch))
+        draws = self.replica_draws(batch.observations.shape[-2])
         info = self.update(batch, draws, self.optimizers())
         if batch_idx % self.hparams.log_every == 0:
             self.log_dict(self.train_metrics(info), on_step=True, on_epoch=False)
 
     def train_metrics(self, info: dict) -> dict[str, torch.Tensor]:
-        """Scalars for TensorBoard; called every ``log_every`` steps only."""
+        """Scalars for TensorBoard, called every ``log_every`` steps only: a single run's ``train/<name>``, with
+        replicas ``seed<s>/train/<name>`` per replica (as each one's single run logs them)."""
+        if self.seeds is None:
+            return self._run_metrics(info, self.skipped_updates)
+        metrics = {}
+        for i, prefix in enumerate(self.replica_names):
+            one = self._run_metrics({k: v[i] for k, v in info.items()}, self.skipped_updates[i])
+            metrics.update({f"{prefix}/{k}": v for k, v in one.items()})
+        return metrics
+
+    def _run_metrics(self, info: dict, skipped: torch.Tensor) -> dict[str, torch.Tensor]:
         metrics = {f"train/{k}": v for k, v in info.items() if v.dim() == 0}
         if self.hparams.skip_nonfinite:
-            metrics["train/skipped_updates"] = self.skipped_updates.float()
+            metrics["train/skipped_updates"] = skipped.float()
         if "q" in info:
             q = info["q"].detach()
             metrics.update({"train/q_mean": q.mean(), "train/q_max": q.max(), "train/q_min": q.min()})
         return metrics
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam over the (stacked) tensors: elementwise, so each replica's moments are its own."""
         groups = [
             {"params": list(self.policy.parameters()), "lr": self.hparams.actor_lr},
             {"params": list(self.critic.parameters()), "lr": self.hparams.critic_lr},
@@ -247,36 +402,32 @@ class FlowQModule(L.LightningModule):
         checkpoint[MODULE_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Refuse a checkpoint of another class or other shapes before Lightning loads a weight (whatever
-        path it resolved: ``ckpt_path=last`` included), in one line instead of a wall of size mismatches."""
+        """Refuse a checkpoint of another class, other seeds or other shapes before Lightning loads a weight
+        (whatever path it resolved: ``ckpt_path=last`` included), in one line instead of a wall of size mismatches."""
         problem = fit_problem(checkpoint, dict(self.hparams), f"{type(self).__module__}.{type(self).__qualname__}")
         if problem:
             raise UserError(f"ckpt_path={self._trainer.ckpt_path if self._trainer else '?'} {problem}")
 
-    # ----- evaluation ---------------------------------------------------------------------
-    @torch.no_grad()
-    def act_seeded(self, obs: np.ndarray, seeds: list[int], generator: torch.Generator) -> np.ndarray:
-        """Like :meth:`act` for a batch whose row ``i`` draws its noise from ``seeds[i]``: the same
-        numbers as ``act(obs[i:i+1])`` after ``generator.manual_seed(seeds[i])``, in one batched pass
-        (row by row through ``act`` when a subclass overrides it)."""
-        if type(self).act is not FlowQModule.act:
-            outs = []
-            for i, s in enumerate(seeds):
-                generator.manual_seed(s)
-                outs.append(np.asarray(self.act(obs[i : i + 1], generator)))
-            return np.concatenate(outs)
-        rows = []
-        for s in seeds:
-            generator.manual_seed(s)
-            rows.append(torch.randn(1, self.policy.chunk_dim, generator=generator, device=generator.device))
-        obs_t = torch.as_tensor(obs, dtype=torch.float32).to(self.device)
-        return self.sample_chunks(obs_t, torch.cat(rows).to(self.device)).cpu().numpy()
+    # ----- acting ---------------------------------------------------------------------------
+    @property
+    def noise_dim(self) -> int:
+        """The size of one row of :meth:`act`'s noise (the flattened chunk the flow starts from)."""
+        return self.policy.chunk_dim
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, generator: torch.Generator) -> np.ndarray:
-        """Evaluation callback contract: ``obs (N, O)`` -> action chunks ``(N, h, A)`` in numpy."""
-        obs_t = torch.as_tensor(obs, dtype=torch.float32).to(self.device)
-        # drawn on the generator's device (the callback keeps it on the module's), then moved
-        noise = torch.randn(obs_t.shape[0], self.policy.chunk_dim, generator=generator, device=generator.device)
-        noise = noise.to(self.device)
-        return self.sample_chunks(obs_t, noise).cpu().numpy()
+    def act(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """The one way to act: each run's :meth:`sample_chunks`. A single run: ``obs (N, O)``, ``noise (N, D)`` ->
+        ``(N, h, A)``; with replicas ``(R, N, O)``, ``(R, N, D)`` -> ``(R, N, h, A)``, all in one vmapped call
+        (replica by replica for a method with ``vmap_policy = False``)."""
+        if self.seeds is None:
+            return self.sample_chunks(obs, noise)
+        if self.vmap_policy:
+            return self._fast("sample_chunks")(obs, noise)
+        call = _Call(self, "sample_chunks")
+        tensors = [*self.named_parameters(), *self.named_buffers()]
+        return torch.stack(
+            [
+                functional_call(call, {f"module.{k}": v[i] for k, v in tensors}, (obs[i], noise[i]))
+                for i in range(self.num_replicas)
+            ]
+        )

@@ -1,11 +1,11 @@
-"""One seed of a seed-batched checkpoint as an ordinary single-seed checkpoint.
+"""One replica of a seed-batched checkpoint as an ordinary single-run checkpoint.
 
     python -m rql_lightning.modules.seed_export <run>/checkpoints/last.ckpt 3 seed3.ckpt
 
 The result is what a run with ``seed=3`` alone would have saved at that step: the method's own
-state_dict keys and shapes, its Adam moments, its hyperparameters with ``seed=3``, and Lightning's
-loop state, so ``rql-train seed=3 ckpt_path=seed3.ckpt`` continues it as a single run (the data
-stream and the draws resume from (3, rank, step), as that seed's slice of the batched run would).
+state_dict keys and shapes, its Adam moments, its hyperparameters with ``seed=3`` and no ``seeds``,
+and Lightning's loop state, so ``rql-train seed=3 ckpt_path=seed3.ckpt`` continues it as a single
+run (the data stream and the draws resume from (3, rank, step), as that replica would).
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from typing import Any
 
 import torch
 
-from rql_lightning.checkpoint_fit import MODULE_CLASS_KEY
 from rql_lightning.errors import UserError
-from rql_lightning.modules.seeds import PREFIX, REPLICA_HPARAMS
 
 
 def _slice(value: Any, i: int) -> Any:
-    """Seed ``i``'s slice of every stacked tensor in a (nested) state; scalars (Adam's step) stay as they are."""
+    """Replica ``i``'s slice of every stacked tensor in a (nested) state; scalars (Adam's step) stay as they are."""
     if isinstance(value, torch.Tensor):
         return value[i].clone() if value.dim() > 0 else value.clone()
     if isinstance(value, dict):
@@ -31,23 +29,21 @@ def _slice(value: Any, i: int) -> Any:
 
 
 def seed_checkpoint(checkpoint: dict[str, Any], seed: int) -> dict[str, Any]:
-    """The single-seed checkpoint of ``seed`` inside a :class:`~rql_lightning.modules.seeds.SeedBatch` checkpoint."""
+    """The single-run checkpoint of ``seed`` inside a checkpoint of a module with ``seeds`` (a replica axis)."""
     hp = checkpoint.get("hyper_parameters") or {}
     seeds = hp.get("seeds")
-    if seeds is None or REPLICA_HPARAMS not in checkpoint:
+    if seeds is None:
         raise UserError("ckpt_path holds a single-seed run, not a seed-batched one; it needs no export")
     if seed not in seeds:
         raise UserError(f"seed={seed} is not one of the checkpoint's seeds={list(seeds)}; pick one of them")
     i = list(seeds).index(seed)
     out = dict(checkpoint)
-    out["state_dict"] = {k.removeprefix(PREFIX): v[i].clone() for k, v in checkpoint["state_dict"].items()}
+    out["state_dict"] = _slice(checkpoint["state_dict"], i)
     out["optimizer_states"] = [
         {"state": _slice(opt["state"], i), "param_groups": opt["param_groups"]}
         for opt in checkpoint.get("optimizer_states", [])
     ]
-    out["hyper_parameters"] = {**checkpoint[REPLICA_HPARAMS], "seed": seed}
-    out[MODULE_CLASS_KEY] = hp["replica"]
-    del out[REPLICA_HPARAMS]
+    out["hyper_parameters"] = {**{k: v for k, v in hp.items() if k != "seeds"}, "seed": seed}
     return out
 
 
