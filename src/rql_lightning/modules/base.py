@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import lightning as L
@@ -181,7 +182,11 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         call = self._calls.get(method) or self._calls.setdefault(method, _Call(self, method))
         weights = {f"module.{k}": v for k, v in [*self.named_parameters(), *self.named_buffers()]}
         kinds = [None if isinstance(r, torch.Tensor) else type(r) for r in records]
-        flat = [r if kind is None else vars(r) for r, kind in zip(records, kinds, strict=True)]
+        # Fields through dataclasses.fields, not vars(): torch.compile (dynamo, torch 2.11) cannot trace __dict__.
+        flat = [
+            r if kind is None else {f.name: getattr(r, f.name) for f in fields(r)}
+            for r, kind in zip(records, kinds, strict=True)
+        ]
 
         def one(w: dict, *args: Any) -> Any:
             rebuilt = [a if kind is None else kind(**a) for a, kind in zip(args, kinds, strict=True)]
