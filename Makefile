@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # build that satisfies the name, e.g. the CPU one), then the package on top of it.
 SPEC_FILE := $(VENV)/.torch-spec
 
-.PHONY: install train test lint bench clean FORCE
+.PHONY: install train test test-fast lint bench clean FORCE
 
 install: $(STAMP)
 
@@ -37,6 +37,10 @@ train: install
 # pytest exits 5 when it collects no test: make fails on any non-zero exit, that one included.
 test: install
 	$(PY) -m pytest -q $(ARGS)
+
+# The edit-test loop: every test but those marked slow (real simulators, subprocesses; over ~5 s each).
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks examples && $(VENV)/bin/ruff format --check src tests benchmarks examples

@@ -42,6 +42,7 @@ def poisoned_batch():
 
 
 def test_nonfinite_loss_stops_training_naming_step_and_term():
+    # docs/errors.md row 65
     m = small()
     opt = m.configure_optimizers()
     before = copy.deepcopy(m.state_dict())

@@ -23,6 +23,7 @@ def checkpoint(cube_single_dataset, tmp_path_factory):
 
 @pytest.mark.slow
 def test_resume_with_other_network_sizes_names_each_key(checkpoint, cube_single_dataset, tmp_path):
+    # docs/errors.md row 37
     cfg = _cfg(
         cube_single_dataset,
         tmp_path,
@@ -42,6 +43,7 @@ def test_resume_with_other_network_sizes_names_each_key(checkpoint, cube_single_
 
 @pytest.mark.slow
 def test_resume_with_another_model_class_says_so(checkpoint, cube_single_dataset, tmp_path):
+    # docs/errors.md row 38
     cfg = _cfg(cube_single_dataset, tmp_path, "trainer.max_steps=5", f"ckpt_path={checkpoint}", "model=fql")
     with pytest.raises(UserError, match="was written by .*resume with the model it was trained with"):
         train(cfg)

@@ -53,6 +53,7 @@ def test_rql_train_bad_value_exits_2_with_one_line_and_no_traceback(tmp_path):
     ],
 )
 def test_bad_settings_are_one_line_user_errors(override, expected):
+    # docs/errors.md rows 29 and 30
     if override == "trainer.accelerator=gpu" and torch.cuda.is_available():
         pytest.skip("a GPU is visible")
     with pytest.raises(UserError) as err:
@@ -64,7 +65,7 @@ def test_bad_settings_are_one_line_user_errors(override, expected):
 
 def test_an_error_inside_hydra_instantiation_comes_out_as_the_users_line(capsys, tmp_path):
     """The evaluation callback refuses an unknown env while Hydra instantiates it: the one-line path unwraps
-    Hydra's InstantiationException to the user's error."""
+    Hydra's InstantiationException to the user's error (docs/errors.md row 59)."""
     from rql_lightning.cli.common import user_errors_as_one_line
 
     cfg = compose_config(["callbacks.evaluation.env_name=nope-v0", f"paths.output_dir={tmp_path}", *TINY_MODEL])
@@ -74,11 +75,13 @@ def test_an_error_inside_hydra_instantiation_comes_out_as_the_users_line(capsys,
         user_errors_as_one_line(lambda: make_callbacks(cfg))
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: env_name='nope-v0' is not an OGBench single-task env id") and err.count("\n") == 1
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "env_name='nope-v0' is not an OGBench single-task env id or dataset name; use one like" in err
 
 
 @pytest.mark.slow
 def test_unwritable_output_dir(tmp_path):
+    # docs/errors.md row 60
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
@@ -101,6 +104,7 @@ def test_unwritable_output_dir_check_names_the_fix(tmp_path):
 
 
 def test_checkpoint_from_another_task_or_corrupt(tmp_path):
+    # docs/errors.md rows 35, 36 and 39
     other = tmp_path / "other.ckpt"
     hp = {"obs_dim": 40, "action_dim": 5, "chunk_size": 5}
     torch.save({"hyper_parameters": hp, "state_dict": {}, "global_step": 3}, other)

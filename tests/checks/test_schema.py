@@ -66,6 +66,7 @@ def test_every_setting_out_of_range_is_one_line_naming_it(setting: Setting):
     ],
 )
 def test_bad_values_name_the_problem_and_the_fix(override, expected):
+    # docs/errors.md rows 31 and 32
     import torch
 
     if override == "data.device=cuda" and torch.version.cuda is not None:

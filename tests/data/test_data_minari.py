@@ -158,6 +158,7 @@ def test_episodes_become_transitions_with_masks_from_terminations(tmp_path, monk
 
 
 def test_bad_minari_data_is_reported_with_its_id(tmp_path, monkeypatch):
+    # docs/errors.md row 54
     monkeypatch.setenv(MINARI_ROOT_ENV, str(tmp_path))
     rng = np.random.default_rng(1)
     nan = episode(5, False, rng)
@@ -171,11 +172,12 @@ def test_bad_minari_data_is_reported_with_its_id(tmp_path, monkeypatch):
 
 
 def test_missing_dataset_names_the_root_and_the_commands(tmp_path):
+    # docs/errors.md row 53
     dm = MinariDataModule("nope/missing-v0", chunk_size=2, data_dir=str(tmp_path))
     with pytest.raises(DatasetNotFoundError) as info:
         dm.prepare_data()
     message = str(info.value)
-    assert "\n" not in message and f"is not in {tmp_path}" in message
+    assert "\n" not in message and f"is not in {tmp_path} (data.data_dir, else $MINARI_DATASETS_PATH" in message
     assert "minari download nope/missing-v0" in message and "rql-data generate" in message
 
 

@@ -105,6 +105,7 @@ def test_present_file_is_used_without_network(cube_single_dataset, offline, tmp_
 
 
 def test_offline_and_absent_is_one_error_with_the_commands(offline, tmp_path):
+    # docs/errors.md row 41
     data_dir = tmp_path / "empty"
     dm = OGBenchDataModule(NAME, chunk_size=5, data_dir=str(data_dir))
     with pytest.raises(DatasetNotFoundError) as info:
@@ -119,6 +120,7 @@ def test_offline_and_absent_is_one_error_with_the_commands(offline, tmp_path):
 
 
 def test_offline_navigate_dataset_offers_only_the_download(offline, tmp_path):
+    # docs/errors.md row 41
     dm = OGBenchDataModule("antmaze-large-navigate-singletask-task1-v0", chunk_size=1, data_dir=str(tmp_path))
     with pytest.raises(DatasetNotFoundError, match="antmaze-large-navigate-v0") as info:
         dm.prepare_data()

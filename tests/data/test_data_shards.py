@@ -216,6 +216,7 @@ def checked_before_any_load(directory, monkeypatch) -> str:
 
 
 def test_a_shard_with_a_column_fewer_is_named_before_step_0(shard_dir, tmp_path, monkeypatch):
+    # docs/errors.md row 52b
     """docs/errors.md row 52b: the last shard lacks an observation column; found from the headers at once."""
     bad_name = "cube-single-play-v0-002.npz"
     directory, bad = copy_with(shard_dir, tmp_path, bad_name, lambda a: a.update(observations=a["observations"][:, 1:]))
@@ -234,6 +235,7 @@ def test_a_val_file_or_a_dtype_that_disagrees_is_named(shard_dir, tmp_path, monk
 
 
 def test_a_shard_folder_without_shards_says_how_to_get_them(tmp_path, monkeypatch):
+    # docs/errors.md row 52
     """docs/errors.md row 52: a folder with only -val files (or nothing) has no shards to train on."""
     directory = tmp_path / "cube-single-play-100m-v0"
     directory.mkdir()

@@ -98,9 +98,11 @@ def test_loader_matches_ogbench_with_button_states(tmp_path):
 
 
 def test_nan_in_observations(tmp_path, good):
+    # docs/errors.md row 46
     path = broken(tmp_path, good, lambda d: d["observations"].__setitem__((17, 3), np.nan))
     err = load_error(path)
-    assert isinstance(err, NonFiniteDataError) and "observations" in str(err) and "row 17" in str(err)
+    assert isinstance(err, NonFiniteDataError) and "NaN/inf value(s) in observations (first at row " in str(err)
+    assert "(first at row 17)" in str(err)
 
 
 def test_inf_in_actions(tmp_path, good):
@@ -109,9 +111,11 @@ def test_inf_in_actions(tmp_path, good):
 
 
 def test_actions_out_of_range(tmp_path, good):
+    # docs/errors.md row 47
     path = broken(tmp_path, good, lambda d: d["actions"].__imul__(2.0))
     err = load_error(path)
-    assert isinstance(err, ActionRangeError) and "Rescale actions to [-1, 1]" in str(err)
+    assert isinstance(err, ActionRangeError) and "but the flow policy acts in [-1, 1]" in str(err)
+    assert "Rescale actions to [-1, 1]" in str(err)
 
 
 def test_actions_within_tolerance_are_clipped(tmp_path, good):
@@ -121,15 +125,20 @@ def test_actions_within_tolerance_are_clipped(tmp_path, good):
 
 
 def test_last_episode_not_terminated(tmp_path, good):
+    # docs/errors.md row 48
     path = broken(tmp_path, good, lambda d: d["terminals"].__setitem__(-1, False))
     err = load_error(path)
-    assert isinstance(err, EpisodeBoundaryError) and "rql-data generate cube-single-play-v0" in str(err)
+    assert isinstance(err, EpisodeBoundaryError)
+    assert "the last row is not terminal, so the final episode never closes" in str(err)
+    assert "rql-data generate cube-single-play-v0" in str(err)
 
 
 def test_observation_dim_differs_from_env(tmp_path, good):
+    # docs/errors.md row 45
     path = broken(tmp_path, good, lambda d: d.__setitem__("observations", d["observations"][:, :-2]))
     err = load_error(path)
-    assert isinstance(err, SpaceMismatchError) and "(26,)" in str(err) and "(28,)" in str(err)
+    assert isinstance(err, SpaceMismatchError) and "have shape (26,)" in str(err)
+    assert "per row but the environment's observation space is (28,)" in str(err)
 
 
 def test_action_dim_differs_from_env(tmp_path, good):
@@ -138,17 +147,21 @@ def test_action_dim_differs_from_env(tmp_path, good):
 
 
 def test_missing_key(tmp_path, good):
+    # docs/errors.md row 43
     path = broken(tmp_path, good, lambda d: d.pop("qpos"))
     err = load_error(path)
-    assert isinstance(err, DatasetFormatError) and "qpos" in str(err)
+    assert isinstance(err, DatasetFormatError) and "lacks the key(s) ['qpos']" in str(err)
 
 
 def test_rows_of_different_lengths(tmp_path, good):
+    # docs/errors.md row 43
     path = broken(tmp_path, good, lambda d: d.__setitem__("actions", d["actions"][:-1]))
-    assert isinstance(load_error(path), DatasetFormatError)
+    err = load_error(path)
+    assert isinstance(err, DatasetFormatError) and "per-row arrays differ in length" in str(err)
 
 
 def test_unreadable_file(tmp_path, good):
+    # docs/errors.md row 42
     path = write_pair(tmp_path / "data", *good)
     path.write_bytes(b"<html>502 Bad Gateway</html>")
     err = load_error(path)
@@ -156,8 +169,10 @@ def test_unreadable_file(tmp_path, good):
 
 
 def test_empty_dataset(tmp_path, good):
+    # docs/errors.md row 49
     path = broken(tmp_path, good, lambda d: d.update({k: v[:0] for k, v in d.items()}))
-    assert isinstance(load_error(path), EmptyDatasetError)
+    err = load_error(path)
+    assert isinstance(err, EmptyDatasetError) and f"{path} holds no transitions" in str(err)
 
 
 def test_datamodule_reports_the_file(tmp_path, good):
@@ -186,6 +201,7 @@ def episodes(lengths: list[int], obs_dim: int = 3, action_dim: int = 2) -> Offli
 
 
 def test_chunk_longer_than_every_episode():
+    # docs/errors.md row 50
     dm = ArrayDataModule(episodes([3, 4, 4]), chunk_size=5, batch_size=4)
     with pytest.raises(ChunkTooLongError, match="longest episode has 4 transition"):
         dm.setup("fit")
@@ -193,6 +209,7 @@ def test_chunk_longer_than_every_episode():
 
 
 def test_batch_larger_than_dataset():
+    # docs/errors.md row 51
     with pytest.raises(BatchTooLargeError, match="data.batch_size=64 exceeds its 20 transitions"):
         ArrayDataModule(episodes([10, 10]), chunk_size=2, batch_size=64).setup("fit")
 
@@ -221,6 +238,7 @@ def test_a_missing_file_is_a_user_error_caught_as_file_not_found(tmp_path):
 
 
 def test_pickled_object_arrays_are_one_line_error(tmp_path, good):
+    # docs/errors.md row 44
     """An .npz holding an object array is refused before numpy would unpickle it."""
     train, val = good
     pickled = np.array([{"a": 1}] * len(train["qpos"]), dtype=object)

@@ -108,12 +108,17 @@ def test_array_identity_follows_the_content():
     assert ArrayDataModule(a, chunk_size=2).identity()["key"] != ArrayDataModule(b, chunk_size=2).identity()["key"]
 
 
-@pytest.mark.parametrize("count", ["0", "-5"])
-def test_generate_refuses_a_non_positive_transition_count(tmp_path, capsys, count):
+@pytest.mark.parametrize(
+    ("flag", "count"), [("--num-transitions", "0"), ("--num-transitions", "-5"), ("--workers", "0"), ("--shards", "0")]
+)
+def test_generate_refuses_a_non_positive_count(tmp_path, capsys, flag, count):
+    # docs/errors.md row 55
+    argv = ["generate", DATASET, "--num-transitions", "10", flag, count, "--data-dir", str(tmp_path), "--no-progress"]
     with pytest.raises(SystemExit) as exc:
-        data_cli.main(["generate", DATASET, "--num-transitions", count, "--data-dir", str(tmp_path), "--no-progress"])
+        data_cli.main(argv)
     err = capsys.readouterr().err.strip()
-    assert exc.value.code == 2 and "\n" not in err and f"--num-transitions={count}" in err
+    assert exc.value.code == 2 and "\n" not in err
+    assert err == f"error: {flag}={count}" + " must be >= 1; pass a positive count", err
     assert not list(tmp_path.iterdir())  # nothing written
 
 

@@ -88,6 +88,7 @@ def test_downloads_the_layout_training_reads(server, published, tmp_path, capsys
 
 
 def test_an_interrupted_download_resumes_where_it_stopped(server, published, tmp_path, capsys):
+    # docs/errors.md row 52c
     """docs/errors.md row 52c: the connection drops mid-file; the .part is kept and the next run asks for the rest."""
     data_dir, first = tmp_path / "data", official_files(DATASET)[0]
     server.cut[first] = 1000

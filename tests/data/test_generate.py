@@ -168,13 +168,14 @@ def test_cli_generate_and_info(tmp_path, capsys, cube_single):
 
 
 def test_cli_info_missing_file_is_one_line(tmp_path, monkeypatch, capsys):
+    # docs/errors.md row 56
     monkeypatch.setenv(cli.DATA_DIR_ENV, str(tmp_path))
     with pytest.raises(SystemExit) as exc:
         cli.main(["info", CUBE_SINGLE])
     assert exc.value.code == 2
     message = capsys.readouterr().err.strip()
     assert "\n" not in message
-    assert str(tmp_path / f"{CUBE_SINGLE}.npz") in message
+    assert message.startswith("error: ") and f"no dataset at {tmp_path / CUBE_SINGLE}.npz; " in message, message
     assert f"rql-data generate {CUBE_SINGLE}" in message
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ import pytest
 
 from rql_lightning.envs import EvalEnvs, evaluate_policy, make_eval_env, max_episode_steps, resolve_env_id
 from tests.envs.scripted import ACT_DIM, DATASET, ENV, T_MAX, CountingZeroPolicy, scripted_policy
+from tests.rendering import gl_env, require_gl
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*precision lowered by casting:UserWarning"),
@@ -139,6 +139,7 @@ def test_bad_policy_output_is_rejected():
 @pytest.mark.slow
 def test_render_frames_with_egl(tmp_path):
     """Runs in a fresh interpreter because MUJOCO_GL must be set before MuJoCo is imported."""
+    require_gl("egl")
     code = textwrap.dedent(
         f"""
         import numpy as np
@@ -152,8 +153,5 @@ def test_render_frames_with_egl(tmp_path):
         print("RENDER_OK")
         """
     )
-    env = {**os.environ, "MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "egl"}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    if "Rendering disabled" in proc.stderr:
-        pytest.skip("no EGL rendering on this machine")
+    proc = subprocess.run([sys.executable, "-c", code], env=gl_env("egl"), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "RENDER_OK" in proc.stdout, proc.stderr[-3000:]

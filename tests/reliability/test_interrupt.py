@@ -27,6 +27,7 @@ def saved_step(run_dir: Path) -> int:
 
 @pytest.mark.slow
 def test_ctrl_c_saves_at_the_interrupted_step_exits_130_and_resume_auto_continues(cube_single_dataset, tmp_path):
+    # docs/errors.md row 69
     """Row 69. Ctrl-C as a terminal sends it: SIGINT to the command's whole process group."""
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
@@ -83,6 +84,7 @@ def test_a_second_ctrl_c_during_the_save_leaves_the_previous_checkpoint_intact(t
 
 
 def test_ctrl_c_before_training_is_one_line_and_exit_130(tmp_path):
+    # docs/errors.md row 70
     """Row 70: a Ctrl-C outside the save path (here while the command starts) is one line, no traceback."""
     code = (
         "import os, signal\n"

@@ -58,6 +58,7 @@ def lock_overrides(dataset: Path, run_dir: Path, steps: int) -> list[str]:
 
 @pytest.mark.slow
 def test_second_writer_is_refused_and_a_killed_holders_lock_is_taken_over(cube_single_dataset, tmp_path, caplog):
+    # docs/errors.md rows 66 and 67
     """Row 66 with real rql-train processes; then the holder is SIGKILLed and its lock taken over (row 67)."""
     run_dir = tmp_path / "run"
     first = subprocess.Popen(
@@ -97,6 +98,7 @@ def test_second_writer_is_refused_and_a_killed_holders_lock_is_taken_over(cube_s
 
 
 def test_a_lock_naming_a_dead_pid_is_taken_over_with_one_warning(tmp_path, caplog):
+    # docs/errors.md row 67
     pid = a_dead_pid()
     write_lock(tmp_path, pid=pid)
     with caplog.at_level(logging.WARNING, logger="rql_lightning"):
@@ -118,6 +120,7 @@ def test_a_reused_pid_does_not_keep_a_lock(tmp_path):
 
 
 def test_a_live_holder_on_this_host_refuses_and_nothing_is_written(cube_single_dataset, tmp_path):
+    # docs/errors.md row 66
     """Row 66: train() stops before any file of the run (checkpoints, summary.json, logs) exists."""
     from rql_lightning.config import compose_config
     from rql_lightning.training import train

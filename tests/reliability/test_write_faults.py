@@ -28,6 +28,7 @@ def saved_step(path: Path) -> int:
 def test_a_file_size_limit_during_a_checkpoint_write_is_one_line_and_keeps_the_last_good_one(
     cube_single_dataset, tmp_path
 ):
+    # docs/errors.md row 68
     """Row 68: the resumed run's first checkpoint exceeds the file size limit (RLIMIT_FSIZE; Python ignores
     SIGXFSZ, so the write fails with EFBIG) and torch's serializer reports only 'unexpected pos'."""
     run_dir = tmp_path / "run"
@@ -80,6 +81,7 @@ class Vanish:
 
 
 def test_a_directory_that_vanishes_mid_write_is_named_with_the_os_error(tmp_path):
+    # docs/errors.md row 68
     io = AtomicCheckpointIO()
     good, path = tmp_path / "keep" / "last.ckpt", tmp_path / "gone" / "step0000010.ckpt"
     io.save_checkpoint({"global_step": 5}, good)

@@ -49,6 +49,7 @@ def antmaze_giant_dataset(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_antmaze_giant_on_four_devices_warns_on_two_cores_and_trains(antmaze_giant_dataset, tmp_path):
+    # docs/errors.md row 33
     run_dir = tmp_path / "run"
     proc = rql_train(
         [
