@@ -82,8 +82,7 @@ def _tests_naming(path: Path) -> dict[str, list[str]]:
 
 # tests/results/ was being rewritten when this check came: its tests name their rows in the next change (strict:
 # this fails as soon as they do, so the mark comes off then).
-_RESULTS_ROWS = pytest.mark.xfail(strict=True, reason="tests/results/ does not name its errors.md rows yet")
-CASE_PARAMS = [pytest.param(*c, id=c[0], marks=[_RESULTS_ROWS] if "results/" in c[2] else []) for c in CASES]
+CASE_PARAMS = [pytest.param(*c, id=c[0]) for c in CASES]
 
 
 @pytest.mark.parametrize(("row", "message", "files"), CASE_PARAMS)

@@ -94,19 +94,30 @@ def test_rql_results_writes_tables_and_figures(runs_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "args, named, message",
     [
-        (["{root}/missing"], "runs_dir={root}/missing is not a directory; pass the folder"),
-        (["{root}"], "runs_dir={root} holds no finished run with a summary.json (0 left out)"),
-        (["{root}", "--by", "alpha"], "--by=alpha is not a dotted key"),
+        (["{root}/missing"], "runs_dir={root}/missing ", "is not a directory; pass the folder"),
+        (["{root}"], "runs_dir={root} ", "holds no finished run with a summary.json (0 left out)"),
+        (["{root}", "--by", "alpha"], "", "--by=alpha is not a dotted key"),
     ],
 )
-def test_bad_input_is_one_error_line(tmp_path, capsys, args, message):
+def test_bad_input_is_one_error_line(tmp_path, capsys, args, named, message):
+    # docs/errors.md rows 61, 62 and 63
     with pytest.raises(SystemExit) as exit_info:
         main([a.format(root=tmp_path) for a in args] + ["--out", str(tmp_path / "results")])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: " + message.format(root=tmp_path))
+    assert err.count("\n") == 1 and err.startswith("error: " + named.format(root=tmp_path) + message)
+
+
+def test_an_unreadable_summary_is_named_on_stderr_and_the_others_used(runs_dir, tmp_path, capsys):
+    # docs/errors.md row 64
+    broken = write_summary(runs_dir / "broken", "RQLModule", "scene", 5, 0, 0.5)
+    (broken / "summary.json").write_text('{"task": "scene", "seed"')  # a run killed mid-write by an old writer
+    main([str(runs_dir), "--out", str(tmp_path / "results"), "--no-plots"])
+    err = capsys.readouterr().err
+    assert f"rql-results: left out {broken / 'summary.json'}: unreadable (" in err
+    assert (tmp_path / "results" / "results.md").is_file()
 
 
 @pytest.mark.slow
