@@ -85,8 +85,12 @@ def evaluate_checkpoint(
     model_class: str | None = None,
     video_frame_skip: int = 3,
     video_size: tuple[int, int] = (128, 128),
+    replica: str | None = None,
 ) -> dict[str, Any]:
-    """Run the evaluation protocol on a checkpoint; writes ``eval.json`` and TensorBoard events to ``output_dir``."""
+    """Run the evaluation protocol on a checkpoint; writes ``eval.json`` and TensorBoard events to ``output_dir``.
+
+    A checkpoint of several replicas (``seeds=[...]``) evaluates every replica with its own run's episodes and
+    noise (``eval.json``: their mean, and each under ``replicas``), or only ``replica`` (a key such as ``seed3``)."""
     import torch
 
     check_checkpoint(ckpt_path)
@@ -101,13 +105,19 @@ def evaluate_checkpoint(
     module = cls.load_from_checkpoint(str(Path(ckpt_path).expanduser()), map_location=device, weights_only=False)
     step = int(torch.load(Path(ckpt_path).expanduser(), map_location="cpu", weights_only=False)["global_step"])
     env = env_name or eval_env_of(run_cfg, summary, ckpt_path)
+    if replica is not None:
+        module = one_replica(module, replica, ckpt_path)
     if seed is None:
-        seed = int((run_cfg or {}).get("seed", module.hparams.get("seed", 0)))
+        seed = int(
+            module.hparams.get("seed")
+            if replica is not None
+            else (run_cfg or {}).get("seed", module.hparams.get("seed", 0))
+        )
 
     from rql_lightning.evaluator import evaluate
 
     start = time.monotonic()
-    (result,) = evaluate(
+    results = evaluate(
         module,
         env,
         num_episodes=episodes,
@@ -117,34 +127,53 @@ def evaluate_checkpoint(
         frame_skip=video_frame_skip,
         width=video_size[0],
         height=video_size[1],
-    ).values()
-    record = {
-        "ckpt_path": str(Path(ckpt_path).expanduser().absolute()),
-        "step": step,
-        "env": env,
-        "seed": seed,
-        "episodes": result.num_episodes,
-        "success_rate": result.success_rate,
-        "return": result.mean_return,
-        "length": result.mean_length,
-        "wall_time_s": round(time.monotonic() - start, 3),
+    )
+    per = {
+        key: {
+            "episodes": r.num_episodes,
+            "success_rate": r.success_rate,
+            "return": r.mean_return,
+            "length": r.mean_length,
+        }
+        for key, r in results.items()
     }
+    record = {"ckpt_path": str(Path(ckpt_path).expanduser().absolute()), "step": step, "env": env, "seed": seed}
+    if list(per) == [""]:
+        record.update(per[""])
+    else:  # the replicas' mean, as the summary of a seed-batched run has it, and each replica's own
+        record["seed"] = list(module.seeds)
+        record.update({k: sum(p[k] for p in per.values()) / len(per) for k in ("success_rate", "return", "length")})
+        record["episodes"] = sum(p["episodes"] for p in per.values())
+        record["replicas"] = per
+    record["wall_time_s"] = round(time.monotonic() - start, 3)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / EVAL_FILENAME).write_text(json.dumps(record, indent=2) + "\n")
-    _log_to_tensorboard(out, record, result)
+    _log_to_tensorboard(out, step, per, results)
     record["output_dir"] = str(out)
     return record
 
 
-def _log_to_tensorboard(out: Path, record: dict[str, Any], result: Any) -> None:
+def one_replica(module: Any, key: str, ckpt_path: str) -> Any:
+    """Replica ``key`` (``seed<s>``) of a several-replica module, as the single run it is."""
+    seeds = getattr(module, "seeds", None)
+    keys = [f"seed{s}" for s in seeds or []]
+    if key not in keys:
+        have = ", ".join(keys) or "none: it is a single run; leave replica unset"
+        raise UserError(f"replica={key} is not a replica of ckpt_path={ckpt_path}; its replicas: {have}")
+    return module.replica(keys.index(key))
+
+
+def _log_to_tensorboard(out: Path, step: int, per: dict[str, dict[str, Any]], results: dict[str, Any]) -> None:
+    """``eval/*`` of a single run, ``<replica>/eval/*`` of each replica, at the checkpoint's step."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from rql_lightning.callbacks.video import log_video
+    from rql_lightning.evaluator import metric_key
 
     logger = TensorBoardLogger(str(out), name="tensorboard", version="", default_hp_metric=False)
-    metrics = {f"eval/{k}": float(record[k]) for k in ("success_rate", "return", "length", "episodes")}
-    logger.log_metrics(metrics, step=record["step"])
-    if result.videos:
-        log_video([logger], "eval/video", result.videos, record["step"], fps=15.0)
+    for key, numbers in per.items():
+        logger.log_metrics({metric_key(key, f"eval/{k}"): float(v) for k, v in numbers.items()}, step=step)
+        if results[key].videos:
+            log_video([logger], metric_key(key, "eval/video"), results[key].videos, step, fps=15.0)
     logger.finalize("success")

@@ -40,12 +40,17 @@ def _hydra_main(cfg: DictConfig) -> float:
             model_class=cfg.get("model_class"),
             video_frame_skip=cfg.eval.video_frame_skip,
             video_size=(cfg.eval.video_width, cfg.eval.video_height),
+            replica=cfg.get("replica"),
         )
     )
     print(
         f"Evaluated {record['env']} at step {record['step']} "
         f"over {record['episodes']} episodes (seed {record['seed']}).\n"
-        f"  success rate: {record['success_rate']:.2f}   return: {record['return']:.1f}\n"
+        + "".join(
+            f"  {key}: success rate {r['success_rate']:.2f}   return {r['return']:.1f}\n"
+            for key, r in record.get("replicas", {}).items()
+        )
+        + f"  success rate: {record['success_rate']:.2f}   return: {record['return']:.1f}\n"
         f"  eval.json:    {Path(record['output_dir']) / 'eval.json'}\n"
         f"  TensorBoard:  tensorboard --logdir {Path(record['output_dir']) / 'tensorboard'}",
         flush=True,
