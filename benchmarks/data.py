@@ -1,6 +1,6 @@
 """Dataset load time, peak memory and window sampling speed on a synthetic 1M-transition file; prints JSON.
 
-    python benchmarks/data.py [--transitions 1000000] [--dataset cube-single-play-v0] [--batch-size 256]
+    python benchmarks/data.py [--transitions 1000000] [--dataset cube-single-play-v0] [--batch-size 256] [--tasks 1,5]
 
 The file has OGBench's on-disk format (observations, actions, terminals, qpos, qvel and, for puzzle/scene,
 button_states; 1001-row episodes) filled with random values of the right shapes, so ogbench really
@@ -10,6 +10,10 @@ relabels every row. Each loader runs in a fresh process, so its peak RSS is its 
   into the regular layout; observations held once);
 * ``ogbench_regular``: the previous path, ``ogbench.make_env_and_datasets(compact_dataset=False)`` then
   dropping ``next_observations`` and converting (what this project did before).
+
+``--tasks 1,5`` also loads the file for the first 5 tasks of its dataset at once (``ours_5tasks``: one copy of
+the observations and actions, a reward and mask column per task; the multi-task run's load) and prints
+``tasks_peak_rss_ratio``, each task count's peak RSS over the one-task load's.
 
 Times exclude building the environment (done before the clock starts, in both). ``rss_before_mb`` is the
 resident size after imports and the env; ``peak_rss_mb`` the process's high-water mark.
@@ -43,9 +47,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def singletask(dataset: str) -> str:
+def singletask(dataset: str, task: int = 1) -> str:
     prefix, version = dataset.rsplit("-", 1)
-    return f"{prefix}-singletask-task1-{version}"
+    return f"{prefix}-singletask-task{task}-{version}"
 
 
 def synthesize(dataset: str, rows: int, path: Path) -> None:
@@ -77,8 +81,9 @@ def synthesize(dataset: str, rows: int, path: Path) -> None:
     np.savez(str(path).replace(".npz", "-val.npz"), **val)
 
 
-def measure(variant: str, dataset: str, path: str, batch_size: int, chunk_size: int) -> dict:
-    """Run in a fresh process: load with one loader, report time and memory (and sampling speed for ours)."""
+def measure(variant: str, dataset: str, path: str, batch_size: int, chunk_size: int, tasks: int = 1) -> dict:
+    """Run in a fresh process: load with one loader, report time and memory (and sampling speed for ours);
+    ``tasks > 1``: ours for that many tasks of the dataset at once."""
     import ogbench
     import torch
 
@@ -88,6 +93,8 @@ def measure(variant: str, dataset: str, path: str, batch_size: int, chunk_size: 
 
     name = singletask(dataset)
     env = make_singletask_env(name)
+    if tasks > 1:  # load_npz builds each task's env in turn (one alive at a time): counted in the peak
+        name, env = [singletask(dataset, t) for t in range(1, tasks + 1)], None
     before = rss_mb()
     t0 = time.perf_counter()
     if variant == "ours":
@@ -111,6 +118,7 @@ def measure(variant: str, dataset: str, path: str, batch_size: int, chunk_size: 
     load_s = time.perf_counter() - t0
     out = {
         "variant": variant,
+        "tasks": tasks,
         "transitions": len(train),
         "load_s": round(load_s, 3),
         "rss_before_mb": round(before, 1),
@@ -118,7 +126,7 @@ def measure(variant: str, dataset: str, path: str, batch_size: int, chunk_size: 
         "peak_over_before_mb": round(peak_rss_mb() - before, 1),
         "arrays_mb": round((train.nbytes + val.nbytes) / 2**20, 1),
     }
-    if variant == "ours":
+    if variant == "ours" and tasks == 1:
         sampler = sampler_from_arrays(train, chunk_size, torch.device("cpu"))
         g = torch.Generator().manual_seed(0)
         out.update(batch_size=batch_size, chunk_size=chunk_size)
@@ -141,12 +149,15 @@ def main() -> None:
     ap.add_argument("--dataset", default="cube-single-play-v0")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--chunk-size", type=int, default=5)
+    ap.add_argument("--tasks", default="1", help="task counts to load (ours), comma-separated, e.g. 1,5")
     ap.add_argument("--measure", choices=("ours", "ogbench_regular"), help=argparse.SUPPRESS)
     ap.add_argument("--path", help=argparse.SUPPRESS)
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
+    task_counts = sorted({1, *map(int, args.tasks.split(","))})
     if args.measure:
-        print(json.dumps(measure(args.measure, args.dataset, args.path, args.batch_size, args.chunk_size)))
+        out = measure(args.measure, args.dataset, args.path, args.batch_size, args.chunk_size, int(args.tasks))
+        print(json.dumps(out))
         return
     with tempfile.TemporaryDirectory(prefix="rql-bench-data-") as tmp:
         path = Path(tmp) / f"{args.dataset}.npz"
@@ -155,12 +166,21 @@ def main() -> None:
         synthesize(args.dataset, rows, path)
         synth_s = time.perf_counter() - t0
         results = {}
-        for variant in ("ours", "ogbench_regular"):
+        runs = [("ours", 1), ("ogbench_regular", 1), *(("ours", t) for t in task_counts if t > 1)]
+        for variant, tasks in runs:
             cmd = [sys.executable, __file__, "--measure", variant, "--path", str(path), "--dataset", args.dataset]
-            cmd += ["--batch-size", str(args.batch_size), "--chunk-size", str(args.chunk_size)]
+            cmd += ["--batch-size", str(args.batch_size), "--chunk-size", str(args.chunk_size), "--tasks", str(tasks)]
             env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # as rql-train sets it
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-            results[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
+            results[variant if tasks == 1 else f"{variant}_{tasks}tasks"] = json.loads(
+                proc.stdout.strip().splitlines()[-1]
+            )
+        if len(task_counts) > 1:
+            one = results["ours"]["peak_rss_mb"]
+            results["tasks_peak_rss_ratio"] = {
+                t: round((results["ours"] if t == 1 else results[f"ours_{t}tasks"])["peak_rss_mb"] / one, 3)
+                for t in task_counts
+            }
         print(
             json.dumps(
                 {

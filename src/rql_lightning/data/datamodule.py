@@ -16,6 +16,10 @@ Lightning's order, and what each step may do here:
   could plausibly train on (a 100k vs a 1M generated file, an official download vs a local generation)
   while reading at most 2 MiB a file, cheap for GB files and shard directories.
 
+Replicas: a batched run trains several runs in one (``modules/seeds.py``): ``seeds`` (set by training.py) and
+``task_ids`` (tasks of one dataset, column ``c`` of the rewards and masks being task ``task_ids[c]``) make
+:attr:`WindowDataModule.replicas`, and every batch is then ``(R, B, ...)``, one per replica.
+
 Batch size: ``batch_size`` is per rank (Lightning's convention); ``global_batch_size`` instead splits
 one batch of that size across the ranks (:meth:`WindowDataModule.per_rank_batch_size`).
 
@@ -26,7 +30,7 @@ Sources: :class:`ArrayDataModule` (arrays in memory), :mod:`rql_lightning.data.o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -62,17 +66,32 @@ class WindowDataModule(L.LightningDataModule):
         device: str = "cpu",
         seed: int = 0,
         global_batch_size: int | None = None,
+        task_ids: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if global_batch_size is not None and global_batch_size < 1:
             raise DataConfigError(f"data.global_batch_size={global_batch_size} must be >= 1; or null for per rank")
+        if task_ids is not None and (not task_ids or len(set(task_ids)) != len(task_ids)):
+            raise DataConfigError(f"task.ids={list(task_ids)} must name one task or more, each once")
         self.chunk_size = chunk_size
         self.batch_size = batch_size
         self.global_batch_size = global_batch_size
         self.device = resolve_device(device)
         self.seed = seed
         self.seeds: list[int] | None = None  # a seed-batched run's seeds (set by training.py): one batch per seed
+        # A multi-task run's tasks: column c of the rewards and masks is task task_ids[c]; None: one task.
+        self.task_ids: list[int] | None = [int(t) for t in task_ids] if task_ids is not None else None
         self.train_sampler: WindowSampler | None = None
+
+    @property
+    def replicas(self) -> list[tuple[int, int]] | None:
+        """``(task column, seed)`` of each replica of a batched run, task-major: ``[(c, s) for c in columns for s
+        in seeds]`` (task ``task_ids[c]``; ``seeds`` else ``[seed]``); None for a single run (no ``seeds``, no
+        ``task_ids``). Batch row ``r`` of every ``(R, B, ...)`` batch is replica ``r`` of this list."""
+        if self.seeds is None and self.task_ids is None:
+            return None
+        columns = range(len(self.task_ids)) if self.task_ids is not None else [0]
+        return [(c, int(s)) for c in columns for s in (self.seeds if self.seeds is not None else [self.seed])]
 
     # ----- what subclasses say -----------------------------------------------------------------
     def load_arrays(self) -> OfflineArrays:
@@ -127,15 +146,16 @@ class WindowDataModule(L.LightningDataModule):
 
     def make_stream(self, rank: int, start: int, world_size: int = 1) -> WindowStream:
         split = world_size if self.global_batch_size is not None else 1
-        return WindowStream(
+        stream = WindowStream(
             self.train_sampler, self.per_rank_batch_size(world_size), self.seed, rank, start, world_size=split
         )
+        stream.replicas = self.replicas
+        return stream
 
     def train_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer is not None else 0
         start = self.trainer.global_step if self.trainer is not None else 0  # > 0 when resuming
         stream = self.make_stream(rank, start, self._world_size())
-        stream.seeds = self.seeds
         # Its own generator, so creating the loader does not consume the global RNG.
         return DataLoader(stream, batch_size=None, num_workers=0, generator=torch.Generator())
 
@@ -212,8 +232,9 @@ class ArrayDataModule(WindowDataModule):
         action_tolerance: float = ACTION_TOLERANCE,
         global_batch_size: int | None = None,
         name: str = "arrays",
+        task_ids: Sequence[int] | None = None,
     ):
-        super().__init__(chunk_size, batch_size, device, seed, global_batch_size)
+        super().__init__(chunk_size, batch_size, device, seed, global_batch_size, task_ids)
         self.arrays = arrays
         self.action_tolerance = action_tolerance
         self.name = name
@@ -237,6 +258,10 @@ class ArrayDataModule(WindowDataModule):
 
     def load_arrays(self) -> OfflineArrays:
         a = self.arrays
+        if a.num_tasks != len(self.task_ids or [0]):
+            raise DataConfigError(
+                f"the arrays hold {a.num_tasks} task column(s) but task_ids={self.task_ids}; give one id per column"
+            )
         check_transitions(
             self.describe_source(),
             a.observations,

@@ -15,6 +15,10 @@ open so that observations are held once:
    which yields OGBench's regular transition layout (identical to ``compact_dataset=False``, minus
    ``next_observations``: windows read ``s_{t+h}`` from ``observations``) without a second copy.
 
+Several tasks of one dataset (``task_ids``) read the file once: step 3 runs once per task, each with that
+task's environment, and adds a column to ``rewards``/``masks`` (``(N, T)``); observations and actions stay one
+copy.
+
 On top of that the reference's conventions: actions clipped to ``[-1 + eps, 1 - eps]`` and, for sparse
 tasks, rewards mapped to ``-(r != 0)``.
 
@@ -36,6 +40,7 @@ loader reaches it. Where files are found: :mod:`rql_lightning.naming`; how to ge
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Sequence
@@ -69,6 +74,8 @@ from rql_lightning.naming import (
     default_data_dir,
     eval_env_name_of,
     list_shards,
+    parse_singletask,
+    singletask_name_of,
     val_path_of,
 )
 
@@ -85,6 +92,14 @@ def make_singletask_env(singletask_name: str, **env_kwargs: Any):
     import ogbench
 
     return ogbench.make_env_and_datasets(singletask_name, env_only=True, **env_kwargs)
+
+
+def task_names(singletask_name: str, task_ids: Sequence[int] | None) -> list[str]:
+    """The single-task names of ``task_ids`` on ``singletask_name``'s dataset (``[singletask_name]`` for None)."""
+    if task_ids is None:
+        return [singletask_name]
+    dataset = parse_singletask(singletask_name).dataset
+    return [singletask_name_of(dataset, t) for t in task_ids]
 
 
 def required_keys(env_name: str) -> list[str]:
@@ -127,8 +142,8 @@ def _compact_rows(a: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 def load_npz(
     path: Path,
-    singletask_name: str,
-    env,
+    singletask_name: str | Sequence[str],
+    env=None,
     *,
     sparse: bool = False,
     action_clip_eps: float = ACTION_CLIP_EPS,
@@ -137,38 +152,61 @@ def load_npz(
 ) -> OfflineArrays:
     """One OGBench-format file -> validated, relabelled arrays in the regular transition layout.
 
-    ``env`` is the single-task environment (:func:`make_singletask_env`); it supplies the task for
-    relabelling and the spaces the data must match. ``fix`` completes error messages ("to fix: ...").
+    ``env`` is the single-task environment (:func:`make_singletask_env`) when the caller has one to reuse,
+    else it is built here; it supplies the task for relabelling and the spaces the data must match. ``fix``
+    completes error messages ("to fix: ..."). A list of single-task names of the file's dataset: ``rewards``/
+    ``masks`` are ``(N, T)``, column ``c`` relabelled with task ``c``'s env, each built and closed in turn (an
+    env holds ~100 MB: five alive at once would outweigh the data at the quickstart's size).
     """
     import ogbench.relabel_utils
 
     path = Path(path)
-    env_name = eval_env_name_of(singletask_name)
-    fix = fix or f"replace it with an OGBench-format file for {dataset_name_of(singletask_name)}"
+    names = [singletask_name] if isinstance(singletask_name, str) else list(singletask_name)
+    if len({dataset_name_of(n) for n in names}) != 1 or (env is not None and len(names) > 1):
+        raise ValueError(f"load_npz relabels tasks of one dataset, building their envs itself; got {names}")
+    env_name = eval_env_name_of(names[0])
+    fix = fix or f"replace it with an OGBench-format file for {dataset_name_of(names[0])}"
     check_npz_keys(path, required_keys(env_name), fix)
     ds = read_compact(path, env_name)  # every row kept, valids = 1 - (the file's terminals)
     ends = ds["valids"] == 0
-    check_transitions(
-        str(path),
-        ds["observations"],
-        ds["actions"],
-        ends,
-        action_tolerance=action_tolerance,
-        obs_shape=env.observation_space.shape,
-        action_shape=env.action_space.shape,
-        fix=fix,
-    )
-    ogbench.relabel_utils.relabel_dataset(env_name, env, ds)
+    keep = ~ends  # rows that start a transition (each episode's final observation starts none)
+    labels = {"rewards": [], "masks": []}
+    for c, name in enumerate(names):
+        task_env = env if env is not None else make_singletask_env(name)
+        try:
+            if c == 0:
+                check_transitions(
+                    str(path),
+                    ds["observations"],
+                    ds["actions"],
+                    ends,
+                    action_tolerance=action_tolerance,
+                    obs_shape=task_env.observation_space.shape,
+                    action_shape=task_env.action_space.shape,
+                    fix=fix,
+                )
+            ogbench.relabel_utils.relabel_dataset(eval_env_name_of(name), task_env, ds)  # sets rewards, masks
+        finally:
+            if env is None:
+                task_env.close()
+                del task_env
+                gc.collect()  # a gym env is a reference cycle: free its MuJoCo model before the next task's
+        for key, columns in labels.items():
+            columns.append(ds.pop(key)[keep].astype(np.float32, copy=False))
     for key in ("qpos", "button_states", "valids"):
         ds.pop(key, None)  # read by relabelling only: free them before the squeeze
-    keep = ~ends  # rows that start a transition (each episode's final observation starts none)
+    if isinstance(singletask_name, str):
+        rewards, masks = labels["rewards"][0], labels["masks"][0]  # (N,)
+    else:
+        rewards, masks = np.stack(labels["rewards"], axis=1), np.stack(labels["masks"], axis=1)  # (N, T)
+    del labels
     # Compact terminals on kept rows are the regular layout's: 1 on each episode's last transition.
     arrays = OfflineArrays(
         observations=_compact_rows(ds.pop("observations"), keep),
         actions=_compact_rows(ds.pop("actions"), keep),
-        rewards=ds.pop("rewards")[keep],
+        rewards=rewards,
         terminals=ds.pop("terminals")[keep].astype(np.float32),
-        masks=ds.pop("masks")[keep].astype(np.float32),
+        masks=masks,
     )
     np.clip(arrays.actions, -1 + action_clip_eps, 1 - action_clip_eps, out=arrays.actions)
     if sparse:
@@ -180,33 +218,41 @@ def load_npz(
 
 
 def load_singletask(
-    singletask_name: str,
+    singletask_name: str | Sequence[str],
     dataset_path: Path,
     sparse: bool = False,
     action_clip_eps: float = ACTION_CLIP_EPS,
     action_tolerance: float = ACTION_TOLERANCE,
     load_val: bool = True,
 ) -> tuple[OfflineArrays, OfflineArrays | None]:
-    """(train, val) arrays for one single-task variant, relabelled by ogbench (val None unless ``load_val``)."""
+    """(train, val) arrays for one single-task variant, relabelled by ogbench (val None unless ``load_val``);
+    for a list of single-task names of one dataset, one reward and mask column per task (:func:`load_npz`)."""
     dataset_path = Path(dataset_path)
-    name = dataset_name_of(singletask_name)
+    names = [singletask_name] if isinstance(singletask_name, str) else list(singletask_name)
+    name = dataset_name_of(names[0])
     for p in (dataset_path, val_path_of(dataset_path)) if load_val else (dataset_path,):
         if not p.exists():
             raise DatasetNotFoundError(f"{p} does not exist. Get it with: {obtain_hint(name, dataset_path.parent)}")
-    env = make_singletask_env(singletask_name)
+    env = make_singletask_env(names[0]) if len(names) == 1 else None  # one task: one env for both files
     fix = f"delete the file and get it again: {obtain_hint(name, dataset_path.parent)}"
     kwargs = dict(sparse=sparse, action_clip_eps=action_clip_eps, action_tolerance=action_tolerance, fix=fix)
     try:
         train = load_npz(dataset_path, singletask_name, env, **kwargs)
         val = load_npz(val_path_of(dataset_path), singletask_name, env, **kwargs) if load_val else None
     finally:
-        env.close()
+        if env is not None:
+            env.close()
     return train, val
 
 
 # ----- DataModules --------------------------------------------------------------------------------
 class OGBenchDataModuleBase(WindowDataModule):
-    """An OGBench single-task variant as a window source: the part every OGBench layout shares."""
+    """An OGBench single-task variant as a window source: the part every OGBench layout shares.
+
+    ``task_ids`` (``task.ids``): several tasks of ``singletask_name``'s dataset at once, one reward and mask
+    column each (column ``c``: task ``task_ids[c]``, named ``singletask_names[c]``, evaluated in
+    ``eval_env_names[c]``); None: ``singletask_name``'s task alone, as a single run.
+    """
 
     source = "ogbench"
 
@@ -225,9 +271,11 @@ class OGBenchDataModuleBase(WindowDataModule):
         device: str = "cpu",
         seed: int = 0,
         global_batch_size: int | None = None,
+        task_ids: Sequence[int] | None = None,
     ) -> None:
-        super().__init__(chunk_size, batch_size, device, seed, global_batch_size)
+        super().__init__(chunk_size, batch_size, device, seed, global_batch_size, task_ids)
         self.singletask_name = singletask_name
+        self.singletask_names = task_names(singletask_name, self.task_ids)  # one per task column
         self.dataset_name = dataset or dataset_name_of(singletask_name)
         self.data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
         self.dataset_path = Path(dataset_path).expanduser() if dataset_path else None
@@ -247,10 +295,19 @@ class OGBenchDataModuleBase(WindowDataModule):
         """The OGBench single-task env this dataset's task is evaluated in."""
         return eval_env_name_of(self.singletask_name)
 
+    @property
+    def eval_env_names(self) -> list[str]:
+        """The single-task env of each task column (``[eval_env_name]`` without ``task_ids``)."""
+        return [eval_env_name_of(n) for n in self.singletask_names]
+
+    def labels(self) -> str | list[str]:
+        """What :func:`load_npz` relabels for: the one single-task name, or the list of them with ``task_ids``."""
+        return self.singletask_name if self.task_ids is None else self.singletask_names
+
     def dims(self) -> tuple[int, int]:
         """From the single-task env's spaces (no data read; the data is checked against them on load)."""
         if self._dims is None:
-            env = make_singletask_env(self.singletask_name)
+            env = make_singletask_env(self.singletask_names[0])  # every task of a dataset has the same spaces
             try:
                 self._dims = (int(env.observation_space.shape[0]), int(env.action_space.shape[0]))
             finally:
@@ -261,15 +318,17 @@ class OGBenchDataModuleBase(WindowDataModule):
         return [self.resolve_path()]
 
     def identity(self) -> dict:
+        """:func:`files_identity` of the data, plus ``task_ids`` (the task columns) when ``task_ids`` is given."""
         files = [p for p in self.train_files() if p.is_file()]
-        return files_identity(self.source, self.dataset_name, self.resolve_path(), files)
+        record = files_identity(self.source, self.dataset_name, self.resolve_path(), files)
+        return record if self.task_ids is None else {**record, "task_ids": list(self.task_ids)}
 
     def check_columns(self, files: Sequence[Path], fix: str) -> None:
         """From the headers of ``files`` alone (milliseconds each): the keys relabelling reads, observation and
         action widths equal to the env's spaces, and one per-row shape and dtype across all of them."""
         obs_dim, action_dim = self.dims()
         spaces = {"observations": (obs_dim,), "actions": (action_dim,)}
-        check_same_layout(files, required_keys(self.eval_env_name), fix, row_shapes=spaces)
+        check_same_layout(files, required_keys(self.eval_env_names[0]), fix, row_shapes=spaces)
 
 
 class OGBenchDataModule(OGBenchDataModuleBase):
@@ -338,7 +397,7 @@ class OGBenchDataModule(OGBenchDataModuleBase):
 
     def load_arrays(self) -> OfflineArrays:
         train, self.val_arrays = load_singletask(
-            self.singletask_name,
+            self.labels(),
             self.resolve_path(),
             self.sparse,
             self.action_clip_eps,
@@ -349,11 +408,12 @@ class OGBenchDataModule(OGBenchDataModuleBase):
 
 
 class OGBenchShardLoader:
-    """Loads a group of shard files into one :class:`WindowSampler` on ``device`` (reusing one env)."""
+    """Loads a group of shard files into one :class:`WindowSampler` on ``device`` (reusing one env; a list of
+    single-task names: a reward and mask column per task, their envs built per load, as :func:`load_npz`)."""
 
     def __init__(
         self,
-        singletask_name: str,
+        singletask_name: str | Sequence[str],
         chunk_size: int,
         batch_size: int,
         device: torch.device,
@@ -370,7 +430,8 @@ class OGBenchShardLoader:
 
     @property
     def env(self):
-        if self._env is None:
+        """The single-task env, kept across loads; None for several tasks (:func:`load_npz` builds each in turn)."""
+        if self._env is None and isinstance(self.singletask_name, str):
             self._env = make_singletask_env(self.singletask_name)
         return self._env
 
@@ -465,7 +526,7 @@ class ShardedOGBenchDataModule(OGBenchDataModuleBase):
         if self.shards is not None:
             return
         loader = OGBenchShardLoader(
-            self.singletask_name,
+            self.labels(),
             self.chunk_size,
             self._windows_per_step(),
             self.device,
@@ -485,7 +546,9 @@ class ShardedOGBenchDataModule(OGBenchDataModuleBase):
     def make_stream(self, rank: int, start: int, world_size: int = 1) -> ShardedWindowStream:
         split = world_size if self.global_batch_size is not None else 1
         batch = self.per_rank_batch_size(world_size)
-        return ShardedWindowStream(self.shards, batch, self.seed, rank, start, world_size=split)
+        stream = ShardedWindowStream(self.shards, batch, self.seed, rank, start, world_size=split)
+        stream.replicas = self.replicas
+        return stream
 
     def teardown(self, stage: str | None = None) -> None:
         if self.shards is not None:

@@ -11,9 +11,13 @@ This module is the one place that decides what a window means:
 * ``bootstrap_mask`` is the dataset's ``masks`` at step ``t + h - 1``;
 * ``action_mask`` zeroes the action dims of chunk step ``k >= 1`` when ``terminals[t+k-1]`` is set.
 
+The tasks of one OGBench dataset share every column but ``rewards`` and ``masks``; a multi-task load holds
+those two as ``(N, T)``, one column per task, and a window of task column ``c`` reads column ``c``.
+
 Sampling is a handful of gathers on whatever device the arrays live on: no Python loop
 over the batch. :class:`WindowStream` turns a sampler into the endless, resumable batch stream a
-DataLoader serves: batch ``k`` of rank ``r`` is a function of ``(seed, r, k)`` only.
+DataLoader serves: batch ``k`` of rank ``r`` is a function of ``(seed, r, k)`` only (its rewards and masks
+also of the task column).
 """
 
 from __future__ import annotations
@@ -32,16 +36,21 @@ from rql_lightning.seeding import BATCH_STREAM, stream_seed
 @dataclass
 class OfflineArrays:
     """Per-transition arrays in OGBench's regular layout (float32, one row per transition): what every
-    source produces and the sampler reads."""
+    source produces and the sampler reads. Several tasks of one dataset share the observations and actions;
+    only ``rewards`` and ``masks`` then have a column per task."""
 
     observations: np.ndarray  # (N, O)
     actions: np.ndarray  # (N, A)
-    rewards: np.ndarray  # (N,)
+    rewards: np.ndarray  # (N,), or (N, T): column c is task c's
     terminals: np.ndarray  # (N,) 1 on each episode's last transition
-    masks: np.ndarray  # (N,) 0 where the task is completed
+    masks: np.ndarray  # (N,) or (N, T): 0 where the task is completed
 
     def __len__(self) -> int:
         return len(self.observations)
+
+    @property
+    def num_tasks(self) -> int:
+        return 1 if self.rewards.ndim == 1 else int(self.rewards.shape[1])
 
     @property
     def nbytes(self) -> int:
@@ -90,7 +99,7 @@ class WindowSampler:
 
     Arrays follow OGBench's regular layout: one row per transition, ``terminals`` set on the
     last transition of every episode. Observations are stored once; ``s_{t+h}`` is gathered
-    from the same array.
+    from the same array. ``rewards``/``masks`` are ``(N,)``, or ``(N, T)`` with one column per task.
     """
 
     def __init__(
@@ -134,6 +143,10 @@ class WindowSampler:
     def num_episodes(self) -> int:
         return int(self.episode_starts.numel())
 
+    @property
+    def num_tasks(self) -> int:
+        return 1 if self.rewards.ndim == 1 else int(self.rewards.shape[1])
+
     def sample_indices(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``(B, h+1)`` dataset indices: uniform episode, uniform start in ``[start, end)``, clamped."""
         dev = self.device
@@ -144,14 +157,24 @@ class WindowSampler:
         start = first + (u * count).long().clamp_max(count - 1)
         return torch.minimum(start.unsqueeze(1) + self.offsets, last.unsqueeze(1))
 
-    def gather(self, idx: torch.Tensor) -> ChunkBatch:
+    def gather(self, idx: torch.Tensor, column: torch.Tensor | None = None) -> ChunkBatch:
+        """The windows at ``idx (B, h+1)``; ``column (B,)``: each window's task column of ``(N, T)`` rewards and
+        masks (None: column 0; ``(N,)`` ones are that one column)."""
         return windows_to_batch(
             self.observations[idx[:, self._first_last]],
             self.actions[idx],
-            self.rewards[idx],
+            self._task_values(self.rewards, idx, column),
             self.terminals[idx],
-            self.masks[idx],
+            self._task_values(self.masks, idx, column),
         )
+
+    @staticmethod
+    def _task_values(values: torch.Tensor, idx: torch.Tensor, column: torch.Tensor | None) -> torch.Tensor:
+        if values.ndim == 1:
+            return values[idx]
+        if column is None:
+            return values[idx, 0]
+        return values[idx, column.unsqueeze(1)]  # (B, h+1): rows idx[b] of column column[b]
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> ChunkBatch:
         return self.gather(self.sample_indices(batch_size, generator))
@@ -186,9 +209,19 @@ class WindowStream(IterableDataset):
     slice, so the ranks' batches together are exactly the batch one process would draw.
     """
 
-    #: Seeds of a seed-batched run (``modules/seeds.py``): each batch is then one per seed, stacked
-    #: ``(S, B, ...)``, seed ``s``'s rows being exactly the batch of this stream with ``seed=s``.
-    seeds: Sequence[int] | None = None
+    #: Replicas of a batched run (tasks and seeds, ``modules/seeds.py``): ``(task column, seed)`` pairs. Each
+    #: batch is then one per replica, stacked ``(R, B, ...)``: replica ``(c, s)``'s rows are exactly the batch
+    #: of this stream with ``seed=s``, its rewards and masks read from column ``c``.
+    replicas: Sequence[tuple[int, int]] | None = None
+
+    @property
+    def seeds(self) -> list[int] | None:
+        """The replicas' seeds; setting them makes a seeds-only run (every replica on task column 0)."""
+        return None if self.replicas is None else [s for _, s in self.replicas]
+
+    @seeds.setter
+    def seeds(self, seeds: Sequence[int] | None) -> None:
+        self.replicas = None if seeds is None else [(0, s) for s in seeds]
 
     def __init__(
         self, sampler: WindowSampler, batch_size: int, seed: int, rank: int = 0, start: int = 0, world_size: int = 1
@@ -207,8 +240,8 @@ class WindowStream(IterableDataset):
         return self.sampler if source_at is None else source_at(index)
 
     def batch(self, index: int) -> ChunkBatch:
-        if self.seeds is not None:
-            return self.seed_batch(index)
+        if self.replicas is not None:
+            return self.replica_batch(index)
         self.generator.manual_seed(self.batch_seed(index))
         sampler = self.sampler_at(index)
         if self.world_size == 1:
@@ -216,17 +249,29 @@ class WindowStream(IterableDataset):
         idx = sampler.sample_indices(self.batch_size * self.world_size, self.generator)  # (W * B, h+1)
         return sampler.gather(idx[self.rank * self.batch_size : (self.rank + 1) * self.batch_size])
 
-    def seed_batch(self, index: int) -> ChunkBatch:
-        """Batch ``index`` of every seed in :attr:`seeds`, ``(S, B, ...)``: the indices are drawn per seed
-        (as :meth:`batch` draws them with that seed), then gathered once."""
+    def replica_batch(self, index: int) -> ChunkBatch:
+        """Batch ``index`` of every replica in :attr:`replicas`, ``(R, B, ...)``: the indices are drawn once per
+        distinct seed (as :meth:`batch` draws them with that seed; the tasks of a seed share them), then
+        gathered once, each replica's rewards and masks from its task column."""
         sampler, b = self.sampler_at(index), self.batch_size
+        columns = [c for c, _ in self.replicas]
+        if not all(0 <= c < sampler.num_tasks for c in columns):
+            raise ValueError(f"replica task columns {columns} do not fit data with {sampler.num_tasks} task(s)")
         rank, lo = (0, self.rank * b) if self.world_size > 1 else (self.rank, 0)
-        idx = []
-        for s in self.seeds:
+        drawn = {}
+        for s in dict.fromkeys(s for _, s in self.replicas):
             self.generator.manual_seed(stream_seed(s, rank, index, BATCH_STREAM))
-            idx.append(sampler.sample_indices(b * self.world_size, self.generator)[lo : lo + b])
-        flat = sampler.gather(torch.cat(idx))
-        return ChunkBatch(**{k: v.reshape(len(idx), b, *v.shape[1:]) for k, v in vars(flat).items()})
+            drawn[s] = sampler.sample_indices(b * self.world_size, self.generator)[lo : lo + b]
+        idx = torch.cat([drawn[s] for _, s in self.replicas])  # (R * B, h+1)
+        flat = sampler.gather(idx, self._window_columns(columns, b, idx.device) if sampler.num_tasks > 1 else None)
+        return ChunkBatch(**{k: v.reshape(len(columns), b, *v.shape[1:]) for k, v in vars(flat).items()})
+
+    def _window_columns(self, columns: list[int], b: int, device: torch.device) -> torch.Tensor:
+        """``(R * B,)`` task column of each window of a replica batch, made once (not a copy to the device a step)."""
+        key = (tuple(columns), b, device)
+        if getattr(self, "_columns", (None,))[0] != key:
+            self._columns = (key, torch.tensor(columns, device=device).repeat_interleave(b))
+        return self._columns[1]
 
     def __iter__(self) -> Iterator[ChunkBatch]:
         index = self.start
