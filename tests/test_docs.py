@@ -45,3 +45,10 @@ def test_cited_equations_exist():
     }
     assert cited, "nothing cites docs/algorithm.md"
     assert not {c for c in cited if c[1] not in defined}, sorted(c for c in cited if c[1] not in defined)
+
+
+def test_the_code_cites_only_documents_in_the_repository():
+    """The algorithm is cited as ``docs/algorithm.md``; no file cites a spec that is not in the repository."""
+    files = [p for d in ("src", "tests", "examples", "conf", "benchmarks") for p in (REPO / d).rglob("*.*")]
+    outside = "RQL_" + "SPEC"  # spelled apart so this file does not cite it either
+    assert not [str(f.relative_to(REPO)) for f in files if f.is_file() and outside in f.read_text(errors="ignore")]

@@ -1,4 +1,4 @@
-"""conf/task/ holds exactly the paper's per-task settings (RQL_SPEC.md's table)."""
+"""conf/task/ holds exactly the paper's per-task settings (the paper's hyperparameter table, arXiv 2606.17551)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 TASK_DIR = REPO / "conf" / "task"
 
-# The paper's per-environment settings (RQL_SPEC.md, "Defaults and per-task settings"), written out
+# The paper's per-environment settings (the paper's hyperparameter table, arXiv 2606.17551), written out
 # here so the test needs nothing outside the repository:
 #   env: (alpha, kappa, rho, h, gamma, sparse, 100M shards, dataset kind)
 PAPER_TABLE = {

@@ -3,7 +3,7 @@
 Every random number comes in a :class:`~rql_lightning.batch.Draws`, so the functions are
 deterministic. The shared pieces (:func:`critic_at`, :func:`td_target`, :func:`expectile_loss`,
 :func:`flow_matching_loss`) are what RQL, FQL, flow BC and ``examples/my_flow_policy.py`` have in
-common. Equation numbers refer to ``RQL_SPEC.md``'s "One training step".
+common. Equation labels (A2)-(A7), (C1), (C2) are those of ``docs/algorithm.md``.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def forward_euler(
 def virtual_states(
     policy: FlowPolicy, batch: ChunkBatch, draws: Draws, mode: str = "reversal"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Step 1: the states ``(x_f (B, D), f (B, 1))``, ``f = 1 - d``, that share the chunk's target (no gradient).
+    """(A2), (C1), (C2): the states ``(x_f (B, D), f (B, 1))``, ``f = 1 - d``, that share the chunk's target (no gradient).
 
     ``reversal`` (RQL): the current actor's flow run backward from the dataset chunk. Two controls
     for RQL's premise, both starting from the fresh noise ``x0 = draws.policy_noise``:
@@ -138,7 +138,7 @@ def critic_loss(
     rho: float,
     states: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Steps 1-3: reverse the flow (no gradient), regress every member on the shared target.
+    """(A2)-(A4): reverse the flow (no gradient), regress every member on the shared target.
 
     ``y = R_h + gamma^h m (mean - rho std)_j Qbar_j(s', x0', 0)``, one target for every point of
     the reversed trajectory. ``states`` (``(x_f, f)``, see :func:`virtual_states`) replaces the
@@ -159,7 +159,7 @@ def actor_loss(
     draws: Draws,
     alpha: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Step 4: flow-matching BC plus one Euler step of Q improvement (critic weights held fixed).
+    """(A5)-(A7): flow-matching BC plus one Euler step of Q improvement (critic weights held fixed).
 
     ``L_actor = q_term + alpha * bc_loss`` with ``q_term = -mean_b valid_b mean_j Q_j(s, x_t + u dt', t + dt')``."""
     bc, x_t, pred = flow_matching_loss(policy, batch, draws)

@@ -45,7 +45,7 @@ class FQLModule(FlowQModule):
     def __init__(
         self,
         *args,
-        alpha: float = 10.0,
+        alpha: float = 300.0,  # conf: task.fql.alpha, per task (300 is cube and scene)
         normalize_q_loss: bool = False,
         q_agg: str = "mean",
         rho: float = 0.0,

@@ -1,4 +1,4 @@
-"""Reversal Q-Learning: the two losses, as the paper writes them (``RQL_SPEC.md``)."""
+"""Reversal Q-Learning: the two losses, as ``docs/algorithm.md`` (A2)-(A7) writes them."""
 
 from __future__ import annotations
 
