@@ -12,8 +12,8 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger
 
-from rql_lightning.callbacks import diagnostics as diag_callback
-from rql_lightning.callbacks.diagnostics import DiagnosticsCallback, DiagnosticsError
+from rql_lightning.callbacks import premise_diagnostics as diag_callback
+from rql_lightning.callbacks.premise_diagnostics import DiagnosticsCallback, DiagnosticsError
 from rql_lightning.config import compose_config
 from rql_lightning.data.datamodule import ArrayDataModule
 from rql_lightning.data.ogbench_datamodule import OGBenchDataModule

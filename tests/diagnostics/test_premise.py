@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rql_lightning import diagnostics
+from rql_lightning import premise_measures as diagnostics
 from tests.diagnostics.known_flows import KnownFlow, LinearCritic
 
 

@@ -6,7 +6,7 @@ import lightning as L
 import pytest
 import torch
 
-from rql_lightning.callbacks.diagnostics import DiagnosticsCallback
+from rql_lightning.callbacks.premise_diagnostics import DiagnosticsCallback
 from rql_lightning.data.ogbench_datamodule import OGBenchDataModule
 from rql_lightning.modules.rql import RQLModule
 from tests.runs import bare_trainer

@@ -9,7 +9,7 @@ parts, in the order data flows:
 - :mod:`~rql_lightning.results.aggregate`: pooling seeds, tasks and environments the way the paper does;
 - :mod:`~rql_lightning.results.reference`: a reference table (the paper's numbers) beside the aggregate;
 - :mod:`~rql_lightning.results.tables` and :mod:`~rql_lightning.results.plots`: Markdown/CSV and figures;
-- :mod:`~rql_lightning.results.diagnostics`: the runs' ``diag/*`` curves from their TensorBoard files;
+- :mod:`~rql_lightning.results.diagnostics_report`: the runs' ``diag/*`` curves from their TensorBoard files;
 - :mod:`~rql_lightning.results.report`: writing them all into one directory (what ``rql-results`` does).
 
 Used from a notebook::
@@ -20,7 +20,7 @@ Used from a notebook::
 """
 
 from rql_lightning.results.aggregate import Results, Stat, aggregate, learning_curves
-from rql_lightning.results.diagnostics import diagnostic_curves, diagnostics_markdown, plot_diagnostic, run_diagnostics
+from rql_lightning.results.diagnostics_report import diagnostic_curves, diagnostics_markdown, plot_diagnostic, run_diagnostics
 from rql_lightning.results.identity import DataId, data_identity, model_name
 from rql_lightning.results.load import ResultsInputError, Run, check_by_keys, load_runs, load_summaries, select_runs
 from rql_lightning.results.plots import format_steps, plot_curves, plot_overview

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rql_lightning.results.aggregate import Results, aggregate
-from rql_lightning.results.diagnostics import diagnostic_curves, diagnostics_markdown, plot_diagnostic
+from rql_lightning.results.diagnostics_report import diagnostic_curves, diagnostics_markdown, plot_diagnostic
 from rql_lightning.results.load import Run
 from rql_lightning.results.plots import plot_curves, plot_overview
 from rql_lightning.results.reference import REFERENCE_FIELDS, Reference, compare, reference_rows

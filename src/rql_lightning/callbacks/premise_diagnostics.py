@@ -1,4 +1,4 @@
-"""Logs RQL's premise diagnostics (:mod:`rql_lightning.diagnostics`) and the validation losses under ``diag/``.
+"""Logs RQL's premise diagnostics (:mod:`rql_lightning.premise_measures`) and the validation losses under ``diag/``.
 
 Every ``diag_every`` training batches (the evaluation callback's counter: batches done), on one FIXED
 held-out batch drawn once from the dataset's ``-val`` split, with fixed depths ``d ~ U(0, 1)``, slicing
@@ -24,7 +24,7 @@ import torch
 
 from rql_lightning.batch import ChunkBatch, Draws
 from rql_lightning.data.windows import sampler_from_arrays
-from rql_lightning.diagnostics import premise_diagnostics
+from rql_lightning.premise_measures import premise_diagnostics
 from rql_lightning.errors import UserError
 
 __all__ = ["DiagnosticsCallback"]

@@ -1,4 +1,4 @@
-"""The premise diagnostics of the runs (``diag/*``, :mod:`rql_lightning.callbacks.diagnostics`), read back from
+"""The premise diagnostics of the runs (``diag/*``, :mod:`rql_lightning.callbacks.premise_diagnostics`), read back from
 their TensorBoard event files: curves per tag, pooled over seeds like the success rates, and the final values.
 
 Where they are: a single run logs ``diag/<name>`` to ``<run>/tensorboard``; seed ``s`` of a seed-batched job

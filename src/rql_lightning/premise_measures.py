@@ -2,7 +2,7 @@
 on-policy trajectory that ends at that chunk, so that every point on it may share the chunk's target?
 
 Pure functions of (policy, critic, batch) with no randomness of their own (the callback
-:mod:`rql_lightning.callbacks.diagnostics` fixes the batch, depths and directions once):
+:mod:`rql_lightning.callbacks.premise_diagnostics` fixes the batch, depths and directions once):
 
 * :func:`round_trip_error` - reverse by ``d``, integrate forward back to ``f = 1`` with the same
   ``F`` steps of size ``d / F``: how far the result is from the chunk (Euler error of both passes);
