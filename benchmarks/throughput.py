@@ -1,13 +1,13 @@
-"""Update steps per second on synthetic windows, for one or several seeds per update; prints JSON.
+"""Update steps per second on synthetic windows, for one or several replicas per update; prints JSON.
 
-    python benchmarks/throughput.py --preset quickstart --device cpu [--compile] [--seeds 1,4]
+    python benchmarks/throughput.py --preset quickstart --device cpu [--compile] [--replicas 1,4,25]
 
 Presets: the two reference shapes at the paper's sizes (batch 256, K 10, F 10, 4x512) and the
-quickstart's reduced sizes. ``--seeds 1,4`` measures S = 1 (a single run, no replica axis: what
-``seeds: null`` trains; ``--seed-batch-s1`` puts S = 1 on a replica axis of one instead) and
-S = 4 seeds in one fused update (the module with ``seeds``, a replica axis). Every entry of
-``results`` has ``seeds``, ``steps_per_s`` and ``seed_steps_per_s`` (= S x steps/s). Draws are
-seeded per step as in training (one generator per seed).
+quickstart's reduced sizes. ``--replicas 1,4`` measures R = 1 (a single run, no replica axis: what
+``seeds: null`` trains; ``--seed-batch-s1`` puts R = 1 on a replica axis of one instead) and R = 4
+replicas (seeds, or tasks x seeds: the update is the same) in one fused update. Every entry of
+``results`` has ``replicas``, ``steps_per_s`` and ``replica_steps_per_s`` (= R x steps/s). Draws are
+seeded per step as in training (one generator per replica). ``--seeds`` is another name for ``--replicas``.
 """
 
 from __future__ import annotations
@@ -87,10 +87,10 @@ def measure(args: argparse.Namespace, num_seeds: int, batched: bool) -> dict:
     run(args.warmup, args.steps)
     steps_per_s = args.steps / (time.perf_counter() - t0)
     return {
-        "seeds": num_seeds,
+        "replicas": num_seeds,
         "path": "replicas" if batched else "single",
         "steps_per_s": steps_per_s,
-        "seed_steps_per_s": num_seeds * steps_per_s,
+        "replica_steps_per_s": num_seeds * steps_per_s,
         "warmup_s": warm,
     }
 
@@ -104,7 +104,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--compile-mode", default=None, help="e.g. reduce-overhead (CUDA graphs on GPU)")
-    ap.add_argument("--seeds", default="1", help="comma-separated seed counts S, e.g. 1,4,8")
+    ap.add_argument(
+        "--replicas", "--seeds", dest="seeds", default="1", help="comma-separated replica counts R, e.g. 1,4,25"
+    )
     ap.add_argument("--seed-batch-s1", action="store_true", help="S = 1 on a replica axis of one, not a single run")
     ap.add_argument("--tf32", action="store_true", help="TF32 matmuls (Ampere+ GPUs)")
     ap.add_argument("--rounds", type=int, default=1, help="measure each S this often, interleaved; report the median")

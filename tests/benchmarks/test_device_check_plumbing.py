@@ -47,7 +47,7 @@ def test_device_check_reports_every_piece_on_cpu(cube_single_dataset, tmp_path):
         assert reported | {n for n in names if f"{group}.{n}" in skipped} == names, (group, reported, skipped)
 
     (throughput,) = out["throughput"].values()
-    assert throughput["device"] == "cpu" and [r["seeds"] for r in throughput["results"]] == [1]
+    assert throughput["device"] == "cpu" and [r["replicas"] for r in throughput["results"]] == [1]
     for run in ("single", "seeds4"):
         assert out["train"][run]["returncode"] == 0 and out["train"][run]["steps"] == 10, (run, out["train"][run])
     # the one-seed run finished and evaluated (a seed-batched run keeps its summaries in seed<s>/)
