@@ -97,6 +97,6 @@ def test_nothing_imports_the_face():
 
 
 def test_no_two_modules_share_a_file_name():
-    """A name says what a file holds, once in the package (``premise_diagnostics.py``, not a third ``diagnostics.py``)."""
+    """A name says what a file holds, once in the package (not three ``diagnostics.py``)."""
     names = [p.name for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"]
     assert not {n for n in names if names.count(n) > 1}

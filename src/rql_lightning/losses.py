@@ -109,7 +109,7 @@ def forward_euler(
 def virtual_states(
     policy: FlowPolicy, batch: ChunkBatch, draws: Draws, mode: str = "reversal"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A2), (C1), (C2): the states ``(x_f (B, D), f (B, 1))``, ``f = 1 - d``, that share the chunk's target (no gradient).
+    """(A2), (C1), (C2): the states ``(x_f (B, D), f (B, 1))``, ``f = 1 - d``, sharing the chunk's target (no grad).
 
     ``reversal`` (RQL): the current actor's flow run backward from the dataset chunk. Two controls
     for RQL's premise, both starting from the fresh noise ``x0 = draws.policy_noise``:

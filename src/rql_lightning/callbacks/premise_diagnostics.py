@@ -24,8 +24,8 @@ import torch
 
 from rql_lightning.batch import ChunkBatch, Draws
 from rql_lightning.data.windows import sampler_from_arrays
-from rql_lightning.premise_measures import premise_diagnostics
 from rql_lightning.errors import UserError
+from rql_lightning.premise_measures import premise_diagnostics
 
 __all__ = ["DiagnosticsCallback"]
 

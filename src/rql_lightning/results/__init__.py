@@ -20,7 +20,12 @@ Used from a notebook::
 """
 
 from rql_lightning.results.aggregate import Results, Stat, aggregate, learning_curves
-from rql_lightning.results.diagnostics_report import diagnostic_curves, diagnostics_markdown, plot_diagnostic, run_diagnostics
+from rql_lightning.results.diagnostics_report import (
+    diagnostic_curves,
+    diagnostics_markdown,
+    plot_diagnostic,
+    run_diagnostics,
+)
 from rql_lightning.results.identity import DataId, data_identity, model_name
 from rql_lightning.results.load import ResultsInputError, Run, check_by_keys, load_runs, load_summaries, select_runs
 from rql_lightning.results.plots import format_steps, plot_curves, plot_overview
