@@ -21,9 +21,10 @@ SHAPE_KEYS = (
     "critic_hidden_dims",
     "critic_layer_norm",
     "seeds",
+    "task_ids",
 )
 DATA_KEYS = ("obs_dim", "action_dim")
-TOP_LEVEL_KEYS = ("seeds",)  # settings of the run, not of model.*
+TOP_LEVEL_KEYS = ("seeds", "task_ids")  # settings of the run, not of model.*
 MODULE_CLASS_KEY = "module_class"  # written into every checkpoint by FlowQModule.on_save_checkpoint
 IGNORED = {"name"}  # a label, free to change across a resume
 
@@ -53,7 +54,8 @@ def fit_problem(checkpoint: dict[str, Any], run_hparams: dict[str, Any], module_
         f"{_config_key(k)}={_plain(saved.get(k))} in the checkpoint, {_plain(run_hparams.get(k))} here" for k in differ
     )
     if saved.get("seeds") and not run_hparams.get("seeds"):
-        where += " (one seed of it: python -m rql_lightning.modules.seed_export <ckpt> <seed> <out.ckpt>)"
+        task = " --task <task id>" if saved.get("task_ids") else ""
+        where += f" (one replica of it: python -m rql_lightning.modules.seed_export <ckpt> <seed> <out.ckpt>{task})"
     data_hint = " (obs/action dims come from the data: another task or dataset)" if set(differ) & set(DATA_KEYS) else ""
     return (
         f"does not fit this run: {where}{data_hint}; resume with the checkpoint's settings (its run's "
@@ -62,6 +64,8 @@ def fit_problem(checkpoint: dict[str, Any], run_hparams: dict[str, Any], module_
 
 
 def _config_key(hparam: str) -> str:
+    if hparam == "task_ids":
+        return "task.ids (the replicas' tasks)"
     return hparam if hparam in DATA_KEYS + TOP_LEVEL_KEYS else f"model.{hparam}"
 
 

@@ -189,6 +189,27 @@ def _distinct_seeds(seeds: Any) -> bool:
     return all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
 
 
+def _check_task_ids(task_ids: Any, online_steps: int) -> None:
+    """``task.ids``: several tasks of one dataset as replicas (one per task and seed), offline only."""
+    (task_id,) = [s for s in SETTINGS if s.key == "task.id"]
+    if (
+        not isinstance(task_ids, list)
+        or not task_ids
+        or len(set(map(str, task_ids))) != len(task_ids)
+        or any(task_id.problem(t) for t in task_ids)
+    ):
+        raise UserError(
+            f"task.ids={_show(task_ids)} must be a non-empty list of distinct task ids, each "
+            f"{int(task_id.low)}..{int(task_id.high)}; e.g. task.ids=[1,2,3,4,5], or task.ids=null for the one task.id"
+        )
+    if online_steps:
+        raise UserError(
+            f"task.ids={_show(task_ids)} with online.steps={online_steps}: a multi-task run is offline only (the "
+            "online phase steps one environment); fine-tune one run per task (rql-train -m task.id=1,2 "
+            "online.steps=...), or drop online.steps"
+        )
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "null"
@@ -226,6 +247,14 @@ def check_config(cfg: Any) -> None:
             "e.g. seeds=[0,1,2,3], or seeds=null for the single run of seed="
         )
     steps = (cfg.get("online") or {}).get("steps", 0)
+    task_ids = _select(cfg, "task.ids")[1]
+    if task_ids is not None:
+        _check_task_ids(task_ids, steps)
+        if "task_ids" not in (cfg.get("data") or {}):
+            raise UserError(
+                f"task.ids={_show(task_ids)} with data={cfg.data.get('_target_')}: that data source reads one "
+                "task; several tasks need data=ogbench (one file, a reward column per task), or task.ids=null"
+            )
     if steps and seeds:
         raise UserError(
             f"seeds={_show(seeds)} with online.steps={steps}: a seed-batched run is offline only; fine-tune one "

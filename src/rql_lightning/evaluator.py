@@ -1,16 +1,19 @@
 """The evaluator: a module's replicas rolled out, their per-episode results, gathered over DDP ranks.
 
 One path for one run and for many: a single run is one replica (key ``""``, metrics ``eval/*``), a seed
-batch (``module.seeds``) one per seed (key ``seed<s>``, metrics ``seed<s>/eval/*``).  Used by the training
-callback, ``rql-eval`` and (:func:`report`) the online phase.
+batch (``module.seeds``) one per seed (key ``seed<s>``, metrics ``seed<s>/eval/*``), a multi-task batch
+(``module.task_ids``) one per (task, seed) (key ``task<t>/seed<s>``), each in its own task's env.  Used by the
+training callback, ``rql-eval`` and (:func:`report`) the online phase.
 
 Episodes
     Replica ``i`` runs ``num_episodes`` counted episodes and ``video_episodes`` extra rendered ones (left out
     of the statistics).  Its episode ``k`` is reset with ``replica.seed + k`` (videos: ``k = num_episodes + v``)
     and draws the noise of its chunk ``c`` from ``stream_seed(replica.seed, k, c, EVAL_NOISE_STREAM)``, so an
     episode's outcome depends on the weights, the seed and the episode only, not on ``num_envs``, the ranks
-    or the other replicas.  All replicas share one vector env (``num_envs`` each; combined episode ``i * N +
-    k``, video ``R * N + i * V + v``) and one policy call per round (:func:`act`).  ``episode_noise=False``
+    or the other replicas.  The replicas of one env (all of them, but for a multi-task batch) share one vector
+    env (``num_envs`` each; combined episode ``i * N + k``, video ``R * N + i * V + v``) and one policy call per
+    round (:func:`act`); the envs are evaluated one after another, each call padded to the whole replica axis.
+    ``episode_noise=False``
     (one replica): one ``act`` call per round from a generator seeded once per evaluation.
 
 DDP
@@ -32,6 +35,7 @@ import torch
 from torch import nn
 
 from rql_lightning.envs import EvalEnvs, EvalResult, evaluate_policy, resolve_env_id
+from rql_lightning.naming import parse_singletask, singletask_name_of
 from rql_lightning.seeding import stream_seed
 
 __all__ = ["EVAL_NOISE_STREAM", "Evaluator", "Replica", "act", "evaluate", "gather", "metric_key", "report"]
@@ -47,6 +51,12 @@ class Replica:
     key: str
     seed: int
     env_name: str
+
+
+def task_env_name(env_name: str, task: int) -> str:
+    """``cube-double-singletask-task1-v0``, 3 -> ``cube-double-singletask-task3-v0``: where task ``task`` of the
+    same dataset is evaluated."""
+    return singletask_name_of(parse_singletask(env_name).dataset, task)
 
 
 def metric_key(replica_key: str, name: str) -> str:
@@ -148,29 +158,54 @@ class Evaluator:
             self.env_kwargs.setdefault("width", int(width))
             self.env_kwargs.setdefault("height", int(height))
         self.episode_noise = bool(episode_noise)
-        self.envs = EvalEnvs()
+        self.envs: dict[str, EvalEnvs] = {}  # env name -> its vector env, kept alive between evaluations
         self._generator: torch.Generator | None = None
 
     def replicas(self, module: Any) -> list[Replica]:
-        """A seed batch's seeds (``module.seeds``), else the single run with this evaluator's seed."""
+        """A seed batch's seeds (``module.seeds``), each in ``env_name``; a multi-task batch's (task, seed) pairs
+        (``module.task_ids``), each in its task's variant of ``env_name``; else the single run with this
+        evaluator's seed."""
         if self.env_name is None:
             raise ValueError("env_name is not known yet: pass it, or let the callback's setup() take the datamodule's")
         seeds = getattr(module, "seeds", None)
-        if isinstance(seeds, list | tuple) and seeds:
-            return [Replica(f"seed{int(s)}", int(s), self.env_name) for s in seeds]
-        return [Replica("", int(self.seed), self.env_name)]
+        if not (isinstance(seeds, list | tuple) and seeds):
+            return [Replica("", int(self.seed), self.env_name)]
+        tasks = getattr(module, "task_ids", None) or [None] * len(seeds)
+        envs = [self.env_name if t is None else task_env_name(self.env_name, int(t)) for t in tasks]
+        return [Replica(key, int(s), env) for key, s, env in zip(module.replica_names, seeds, envs, strict=True)]
 
     def run(self, module: nn.Module, rank: int = 0, world_size: int = 1, render: bool = True) -> dict[str, EvalResult]:
         """This rank's share of one evaluation, per replica key (no gathering); ``render=False``: no frames or
-        videos (DDP ranks other than 0)."""
+        videos (DDP ranks other than 0). Replicas are evaluated env by env, each env's group in its own vector env."""
         replicas = self.replicas(module)
-        if len({r.env_name for r in replicas}) > 1:
-            raise ValueError(f"replicas evaluated in different envs share one vector env; got {replicas}")
         if not self.episode_noise and len(replicas) > 1:
             raise ValueError("a seed-batched module is evaluated with episode_noise=True (each seed's own noise)")
-        n, v, r = self.num_episodes, self.video_episodes if render else 0, len(replicas)
+        groups: dict[str, list[int]] = {}
+        for i, rep in enumerate(replicas):
+            groups.setdefault(rep.env_name, []).append(i)
+        results: dict[str, EvalResult] = {}
+        with _policy_mode(module):
+            for env_name, members in groups.items():
+                results.update(self._run_group(module, replicas, members, env_name, rank, world_size, render))
+        return {rep.key: results[rep.key] for rep in replicas}
 
-        def split(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # combined ids -> (replica, its own id)
+    def _run_group(
+        self,
+        module: nn.Module,
+        replicas: list[Replica],
+        members: list[int],
+        env_name: str,
+        rank: int,
+        world_size: int,
+        render: bool,
+    ) -> dict[str, EvalResult]:
+        """The replicas ``members`` (indices on the module's replica axis) of one env, in one vector env and one
+        policy call per round; the module's other replicas ride along as padding rows."""
+        group = [replicas[i] for i in members]
+        n, v, r = self.num_episodes, self.video_episodes if render else 0, len(group)
+        axis = np.asarray(members)
+
+        def split(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # combined ids -> (group member, its own id)
             video = ids >= r * n
             index = np.where(video, (ids - r * n) // max(v, 1), ids // n)
             return index, np.where(video, n + (ids - r * n) % max(v, 1), ids % n)
@@ -181,7 +216,7 @@ class Evaluator:
                 self._generator = torch.Generator(device=device)
             except RuntimeError:  # a device without generators
                 self._generator = torch.Generator()
-        generator = self._generator.manual_seed(replicas[0].seed)
+        generator = self._generator.manual_seed(group[0].seed)
 
         def policy(obs: np.ndarray, ids: np.ndarray | None = None, chunks: np.ndarray | None = None) -> np.ndarray:
             if ids is None:
@@ -192,37 +227,36 @@ class Evaluator:
             slot = np.empty(len(ids), np.int64)
             slot[order] = np.arange(len(ids)) - np.repeat(np.cumsum(counts) - counts, counts)
             rows = 1 << int(counts.max() - 1).bit_length()  # a power of two: few shapes for a compiled policy
-            grid = np.zeros((r, rows, *obs.shape[1:]), dtype=obs.dtype)
-            grid[index, slot] = obs
-            noise_seeds = np.full((r, rows), -1, dtype=np.int64)
-            noise_seeds[index, slot] = [
-                stream_seed(replicas[i].seed, int(k), int(c), EVAL_NOISE_STREAM)
+            grid = np.zeros((len(replicas), rows, *obs.shape[1:]), dtype=obs.dtype)
+            grid[axis[index], slot] = obs
+            noise_seeds = np.full((len(replicas), rows), -1, dtype=np.int64)
+            noise_seeds[axis[index], slot] = [
+                stream_seed(group[i].seed, int(k), int(c), EVAL_NOISE_STREAM)
                 for i, k, c in zip(index, own, chunks, strict=True)
             ]
-            return act(module, grid, noise_seeds, generator)[index, slot]
+            return act(module, grid, noise_seeds, generator)[axis[index], slot]
 
         def reset_seed(j: int) -> int:  # combined episode j is reset as its replica's own run resets it
             index, own = split(np.array([j]))
-            return replicas[int(index[0])].seed + int(own[0])
+            return group[int(index[0])].seed + int(own[0])
 
-        with _policy_mode(module):
-            result = evaluate_policy(
-                policy,
-                replicas[0].env_name,
-                num_episodes=r * n,
-                num_envs=self.num_envs * r,
-                seed=0,
-                chunk_size=_chunk_size(module),
-                render_episodes=self.render_episodes if render else 0,
-                env_kwargs=self.env_kwargs,
-                rank=rank,
-                world_size=world_size,
-                video_episodes=r * v,
-                frame_skip=self.frame_skip if v else 1,
-                episode_info=self.episode_noise,
-                envs=self.envs,
-                episode_seed=reset_seed,
-            )
+        result = evaluate_policy(
+            policy,
+            env_name,
+            num_episodes=r * n,
+            num_envs=self.num_envs * r,
+            seed=0,
+            chunk_size=_chunk_size(module),
+            render_episodes=self.render_episodes if render else 0,
+            env_kwargs=self.env_kwargs,
+            rank=rank,
+            world_size=world_size,
+            video_episodes=r * v,
+            frame_skip=self.frame_skip if v else 1,
+            episode_info=self.episode_noise,
+            envs=self.envs.setdefault(env_name, EvalEnvs()),
+            episode_seed=reset_seed,
+        )
         index, own = split(result.episode_ids)
         framed = split(result.episode_ids[: len(result.frames)])[0]
         return {
@@ -233,16 +267,26 @@ class Evaluator:
                 result.episode_lengths[index == i],
                 frames=[f for f, j in zip(result.frames, framed, strict=True) if j == i],
                 videos=result.videos[i * v : (i + 1) * v],
-                wall_time_s=result.wall_time_s,  # the one batched evaluation's
+                wall_time_s=result.wall_time_s,  # the group's one batched evaluation's
             )
-            for i, rep in enumerate(replicas)
+            for i, rep in enumerate(group)
         }
+
+    def close(self) -> None:
+        """Close every kept-alive vector env."""
+        for envs in self.envs.values():
+            envs.close()
+
+    def discard(self) -> None:
+        """Forget every vector env after a failed rollout."""
+        for envs in self.envs.values():
+            envs.discard()
 
     def __enter__(self) -> Evaluator:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.envs.close()
+        self.close()
 
 
 def evaluate(module: nn.Module, env_name: str, **settings: Any) -> dict[str, EvalResult]:

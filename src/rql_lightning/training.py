@@ -63,10 +63,9 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
     # resumes with torch.load(weights_only=True), which refuses ListConfig/DictConfig.
     datamodule = instantiate(cfg.data, _convert_="all")
     obs_dim, action_dim = datamodule.dims()  # from the env's or the file's spaces: nothing loaded yet
-    # seeds: R runs on the module's replica axis, one batch per replica (modules/base.py); None: one run of seed
-    replicas = {"seeds": [int(s) for s in cfg.seeds]} if cfg.get("seeds") else {}
+    replicas = replica_axis(cfg)
     model = instantiate(cfg.model, obs_dim=obs_dim, action_dim=action_dim, **replicas, _convert_="all")
-    datamodule.seeds = replicas.get("seeds")
+    datamodule.seeds = [int(s) for s in cfg.seeds] if cfg.get("seeds") else None  # its task_ids: data.task_ids
     if explicit:  # checked now, before data is loaded; "last" is checked by the module as Lightning loads it
         cls = type(model)
         check_checkpoint(ckpt_path, dict(model.hparams), f"{cls.__module__}.{cls.__qualname__}")
@@ -79,6 +78,17 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
     log_batch_semantics(trainer.world_size, datamodule)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return summarize(trainer, cfg)
+
+
+def replica_axis(cfg: DictConfig) -> dict[str, list[int]]:
+    """The module's replica axis (modules/base.py): none for one run; ``seeds`` for a seed batch; with ``task.ids``
+    one replica per (task, seed), task-major (``seeds`` else ``[seed]``), as the datamodule orders its batches."""
+    seeds = [int(s) for s in cfg.seeds] if cfg.get("seeds") else None
+    tasks = cfg.task.get("ids")
+    if tasks is None:
+        return {"seeds": seeds} if seeds else {}
+    seeds = seeds or [int(cfg.seed)]
+    return {"seeds": [s for _ in tasks for s in seeds], "task_ids": [int(t) for t in tasks for _ in seeds]}
 
 
 def make_callbacks(cfg: DictConfig) -> list:
@@ -137,22 +147,31 @@ def summarize(trainer: L.Trainer, cfg: DictConfig) -> dict[str, Any]:
     publishes in ``trainer.callback_metrics`` (see ``rql_lightning.callbacks.evaluation``).
 
     A seed-batched run (``seeds=[...]``) records ``seeds`` as ``seed``, each seed's numbers under
-    ``per_seed`` (its ``seed<s>/eval/*``) and their mean over seeds as ``success_rate`` / ``return``."""
-    seeds = list(cfg.get("seeds") or [])
-    summary: dict[str, Any] = {"task": cfg.task.name, "task_id": cfg.task.id, "seed": seeds or cfg.seed}
+    ``per_seed`` (its ``seed<s>/eval/*``) and their mean over seeds as ``success_rate`` / ``return``; a multi-task
+    run (``task.ids``) records ``task.ids`` as ``task_id`` and its numbers under ``per_task`` (task -> seed ->
+    numbers, its ``task<t>/seed<s>/eval/*``), their mean over every replica as ``success_rate`` / ``return``."""
+    axis = replica_axis(cfg)
+    seeds, tasks = axis.get("seeds", []), axis.get("task_ids")
+    summary: dict[str, Any] = {"task": cfg.task.name, "task_id": cfg.task.ids or cfg.task.id}
+    summary["seed"] = sorted(set(seeds), key=seeds.index) or cfg.seed
     summary["step"] = trainer.global_step
     metrics = trainer.callback_metrics
-    per_seed: dict[int, dict[str, float]] = {}
-    for seed in seeds or [None]:
-        prefix = "" if seed is None else f"seed{seed}/"
+    numbers: dict[tuple[int | None, int | None], dict[str, float]] = {}
+    pairs = list(zip(tasks or [None] * len(seeds), seeds, strict=True)) or [(None, None)]
+    for task, seed in pairs:
+        prefix = "".join(f"{kind}{n}/" for kind, n in (("task", task), ("seed", seed)) if n is not None)
         for key, name in (("eval/success_rate", "success_rate"), ("eval/return", "return")):
             if prefix + key in metrics:
-                per_seed.setdefault(seed, {})[name] = float(metrics[prefix + key])
-    if seeds:
-        summary["seeds"], summary["per_seed"] = seeds, per_seed
-    if len(per_seed) == len(seeds or [None]):
+                numbers.setdefault((task, seed), {})[name] = float(metrics[prefix + key])
+    if tasks:
+        summary["seeds"], summary["per_task"] = summary["seed"], {}
+        for (task, seed), values in numbers.items():
+            summary["per_task"].setdefault(task, {})[seed] = values
+    elif seeds:
+        summary["seeds"], summary["per_seed"] = seeds, {seed: values for (_, seed), values in numbers.items()}
+    if len(numbers) == len(pairs):
         for name in ("success_rate", "return"):
-            summary[name] = sum(v[name] for v in per_seed.values()) / len(per_seed)
+            summary[name] = sum(v[name] for v in numbers.values()) / len(numbers)
     checkpoint = trainer.checkpoint_callback  # Lightning's accessor of its ModelCheckpoint
     if checkpoint is not None:
         summary["checkpoint"] = checkpoint.last_model_path or checkpoint.best_model_path

@@ -124,7 +124,8 @@ def test_callback_schedules_on_batches_and_logs_to_tensorboard(tmp_path):
     # published: eval/* and the curve in callback_metrics; one vector env for both evaluations, closed at teardown
     assert trainer.callback_metrics["eval/curve"].tolist() == [[3, 0.0, -12.0, 3], [5, 0.0, -12.0, 3]]
     assert trainer.callback_metrics["eval/success_rate"] == 0.0 and trainer.callback_metrics["eval/return"] == -12.0
-    assert cb.evaluator.envs.builds == 1 and not cb.evaluator.envs.alive
+    (envs,) = cb.evaluator.envs.values()
+    assert envs.builds == 1 and not envs.alive
 
     acc = EventAccumulator(logger.log_dir)
     acc.Reload()

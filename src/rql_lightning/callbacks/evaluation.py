@@ -11,7 +11,8 @@ Schedule
 
 Published (Lightning's channel: ``trainer.callback_metrics``, which a ``ddp_spawn`` launcher copies back)
     After every evaluation, per replica (``eval/*`` for a single run, ``seed<s>/eval/*`` per seed of a seed
-    batch): ``eval/success_rate``, ``eval/return``, ``eval/length``, ``eval/episodes``, ``eval/time_s``, also
+    batch, ``task<t>/seed<s>/eval/*`` per replica of a multi-task batch): ``eval/success_rate``,
+    ``eval/return``, ``eval/length``, ``eval/episodes``, ``eval/time_s``, also
     logged to every ``trainer.loggers`` entry at x = batches (global rank 0), and ``eval/curve``: every
     evaluation of the run so far, restored ones included, as a float64 ``(P, 4)`` tensor of rows ``(step,
     success_rate, return, episodes)`` (also published at fit start, so a resumed run's curve is there before
@@ -131,14 +132,17 @@ class EvaluationCallback(L.Callback):
         return self._generate_state_key(seed=self.evaluator.seed)
 
     def state_dict(self) -> dict[str, Any]:
-        """The curves: a single run's as ``history``, a seed batch's as ``seeds`` (seed -> curve)."""
-        seeds = {int(k.removeprefix("seed")): h.state_dict() for k, h in self.histories.items() if k}
+        """The curves: a single run's as ``history``, a seed batch's as ``seeds`` (seed -> curve), a multi-task
+        batch's as ``replicas`` (``task<t>/seed<s>`` -> curve)."""
+        seeds = {int(k.removeprefix("seed")): h.state_dict() for k, h in self.histories.items() if k[:4] == "seed"}
+        replicas = {k: h.state_dict() for k, h in self.histories.items() if k[:4] == "task"}
         single = self.histories[""].state_dict() if "" in self.histories else []
-        return {"last_eval_batch": self._last_eval_batch, "history": single, "seeds": seeds}
+        return {"last_eval_batch": self._last_eval_batch, "history": single, "seeds": seeds, "replicas": replicas}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._last_eval_batch = state_dict.get("last_eval_batch")
         curves = {f"seed{int(s)}": c for s, c in (state_dict.get("seeds") or {}).items()}
+        curves.update(state_dict.get("replicas") or {})
         if state_dict.get("history"):
             curves[""] = state_dict["history"]
         for key, curve in curves.items():
@@ -174,10 +178,10 @@ class EvaluationCallback(L.Callback):
             self.evaluate(trainer, pl_module, batches)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        self.evaluator.envs.discard()
+        self.evaluator.discard()
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self.evaluator.envs.close()
+        self.evaluator.close()
 
     # ------------------------------------------------------------- evaluation
 
@@ -188,6 +192,7 @@ class EvaluationCallback(L.Callback):
         zero = trainer.is_global_zero
         local = self.evaluator.run(pl_module, trainer.global_rank, trainer.world_size, render=zero)
         results = gather(pl_module, local, self.evaluator.num_episodes, trainer.world_size)
+        env_names = {r.key: r.env_name for r in self.evaluator.replicas(pl_module)}
         for key, one in results.items():
             self.histories.setdefault(key, EvalHistory()).record(batches, one)
             metrics = {
@@ -201,7 +206,7 @@ class EvaluationCallback(L.Callback):
             if zero:
                 log_video(trainer.loggers, metric_key(key, "eval/video"), one.videos, batches, self.video_fps)
                 where = f"batch={batches} global_step={trainer.global_step}" + (f" {key}" if key else "")
-                rank_zero_info(f"[eval] {self.evaluator.env_name} {where}: {one.summary()}")
+                rank_zero_info(f"[eval] {env_names[key]} {where}: {one.summary()}")
         self._publish_curves(trainer)
         return results
 

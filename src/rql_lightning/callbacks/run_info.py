@@ -8,7 +8,7 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_warn
 
-__all__ = ["data_identity", "git_state", "load_hydra_config", "method_name", "model_class", "seeds_of"]
+__all__ = ["data_identity", "git_state", "load_hydra_config", "method_name", "model_class", "replicas_of"]
 
 # Short names of the built-in methods, for modules without ``method_name`` (checkpoints of older code).
 _SHORT_NAMES = {"RQLModule": "rql", "FQLModule": "fql", "FlowBCModule": "bc"}
@@ -34,12 +34,14 @@ def model_class(module: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def seeds_of(module: Any) -> list[int] | None:
-    """The run seeds of a seed-batched module (``module.seeds``: S runs in one), None for a single run."""
+def replicas_of(module: Any) -> list[tuple[str, int | None, int]] | None:
+    """``(key, task, seed)`` of each replica of a batched module (``module.seeds``, with ``module.task_ids`` a task
+    per replica, else None; ``key`` is ``module.replica_names``'), None for a single run."""
     seeds = getattr(module, "seeds", None)
-    if isinstance(seeds, list | tuple) and seeds and all(isinstance(s, int) for s in seeds):
-        return [int(s) for s in seeds]
-    return None
+    if not (isinstance(seeds, list | tuple) and seeds and all(isinstance(s, int) for s in seeds)):
+        return None
+    tasks = getattr(module, "task_ids", None) or [None] * len(seeds)
+    return [(key, t, int(s)) for key, t, s in zip(module.replica_names, tasks, seeds, strict=True)]
 
 
 def data_identity(trainer: Any) -> dict[str, Any] | None:

@@ -29,7 +29,11 @@ Seed-batched runs
     ``<output_dir>/summary.json``: ``<output_dir>/seed<s>/summary.json`` with ``seed: s``, the curve of seed
     ``s`` (its ``seed<s>/eval/curve``), the method's own ``model`` and
     ``model_class`` (not the batching wrapper's), ``config`` with ``seed: s``, and ``seeds`` (the whole batch).
-    ``rql-results`` counts them as ``S`` seeds. The HParams view gets ``seed<s>/final/*``.
+    ``rql-results`` counts them as ``S`` seeds. The HParams view gets ``seed<s>/final/*``. A multi-task batch
+    (``task.ids``, one replica per task and seed) likewise leaves ``<output_dir>/task<t>/seed<s>/summary.json``
+    with ``task_id: t``, ``seed: s``, ``config`` with ``task.id: t`` (as that single run's), ``seeds`` and
+    ``task_ids`` (the whole batch, aligned), its ``task<t>/seed<s>/eval/curve``; the HParams view gets
+    ``task<t>/seed<s>/final/*``.
 
 Config
     ``config`` is the run's configuration as a plain dict. Pass it explicitly, or leave it ``None`` and the
@@ -60,7 +64,7 @@ from rql_lightning.callbacks.run_info import (
     load_hydra_config,
     method_name,
     model_class,
-    seeds_of,
+    replicas_of,
 )
 from rql_lightning.evaluator import metric_key
 
@@ -73,9 +77,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _key(seed: int | None, name: str) -> str:
-    """``name`` of seed ``seed`` of a seed-batched run (``seed3/eval/curve``); ``name`` itself for ``None``."""
-    return metric_key("" if seed is None else f"seed{int(seed)}", name)
+def _key(replica: str | None, name: str) -> str:
+    """``name`` of a batched run's replica (``seed3/eval/curve``, ``task2/seed3/eval/curve``); ``name`` itself
+    for a single run (``None``)."""
+    return metric_key(replica or "", name)
 
 
 def _finite(x: Any) -> float | None:
@@ -161,18 +166,19 @@ class RunSummaryCallback(L.Callback):
         metrics = getattr(trainer, "callback_metrics", None) or {}
         return sum(len(v) for k, v in metrics.items() if k.endswith("eval/curve"))
 
-    def paths(self, pl_module: Any) -> dict[int | None, Path]:
-        """Where the records go: ``{None: <output_dir>/summary.json}``, or one per seed of a seed-batched module."""
-        seeds = seeds_of(pl_module)
-        if seeds is None:
+    def paths(self, pl_module: Any) -> dict[str | None, Path]:
+        """Where the records go: ``{None: <output_dir>/summary.json}``, or one per replica of a batched module
+        (``<output_dir>/<replica key>/summary.json``)."""
+        replicas = replicas_of(pl_module)
+        if replicas is None:
             return {None: self.path}
-        return {s: self.output_dir / f"seed{s}" / self.path.name for s in seeds}
+        return {key: self.output_dir / key / self.path.name for key, _, _ in replicas}
 
     @staticmethod
-    def _curve(trainer: Any, seed: int | None) -> list[dict[str, Any]] | None:
-        """The published curve of the run (of ``seed`` of a seed batch); None when nothing evaluates it."""
+    def _curve(trainer: Any, replica: str | None) -> list[dict[str, Any]] | None:
+        """The published curve of the run (of a batched run's ``replica``); None when nothing evaluates it."""
         metrics = getattr(trainer, "callback_metrics", None) or {}
-        curve = metrics.get(_key(seed, "eval/curve"))
+        curve = metrics.get(_key(replica, "eval/curve"))
         if curve is None:
             return None
         return [
@@ -190,20 +196,26 @@ class RunSummaryCallback(L.Callback):
         return self._data
 
     def summary(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, status: str, seed: int | None = None
+        self, trainer: L.Trainer, pl_module: L.LightningModule, status: str, replica: str | None = None
     ) -> dict[str, Any]:
-        """The record :meth:`write` stores (also usable on its own, e.g. in a notebook); ``seed``: that seed's
-        record of a seed-batched module."""
-        curve = self._curve(trainer, seed)
+        """The record :meth:`write` stores (also usable on its own, e.g. in a notebook); ``replica``: that
+        replica's record of a batched module (its key: ``seed3``, ``task2/seed3``)."""
+        replicas = {key: (task, seed) for key, task, seed in replicas_of(pl_module) or []}
+        task, seed = replicas[replica] if replica is not None else (None, None)
+        curve = self._curve(trainer, replica)
         eval_env = None if curve is None else self._eval_env(trainer)
         curve = curve or []
         last = curve[-1] if curve else {}
         git_commit, git_dirty = self._git or (None, None)
         config = self.config if seed is None or self.config is None else {**self.config, "seed": seed}
-        batch = {} if seed is None else {"seeds": seeds_of(pl_module)}
+        if config is not None and task is not None:  # that single run's config
+            config = {**config, "task": {**config.get("task", {}), "id": task, "ids": None}}
+        batch = {} if seed is None else {"seeds": [s for _, s in replicas.values()]}
+        if task is not None:
+            batch["task_ids"] = [t for t, _ in replicas.values()]
         return {
             "task": self.task,
-            "task_id": self.task_id,
+            "task_id": self.task_id if task is None else task,
             "seed": self.seed if seed is None else seed,
             **batch,
             "model": method_name(pl_module),
@@ -246,9 +258,9 @@ class RunSummaryCallback(L.Callback):
             return []
         self._written_evals = self._num_evals(trainer)
         records = []
-        for seed, path in self.paths(pl_module).items():
+        for replica, path in self.paths(pl_module).items():
             try:
-                record = self.summary(trainer, pl_module, status, seed)
+                record = self.summary(trainer, pl_module, status, replica)
                 _write_atomically(path, json.dumps(record, indent=2, default=str) + "\n")
             except Exception as err:
                 rank_zero_warn(f"RunSummaryCallback: could not write {path}: {err}")
@@ -268,12 +280,13 @@ class RunSummaryCallback(L.Callback):
             "run.method": record["model"],
             "run.data": str(data.get("key", "")),
         }
-        batched = "seeds" in record
         metrics = {}
         for r in records:
-            seed = r["seed"] if batched else None
-            metrics[_key(seed, "final/success_rate")] = r["success_rate"]
-            metrics[_key(seed, "final/return")] = r["return"]
+            replica = None
+            if "seeds" in r:
+                replica = f"task{r['task_id']}/seed{r['seed']}" if "task_ids" in r else f"seed{r['seed']}"
+            metrics[_key(replica, "final/success_rate")] = r["success_rate"]
+            metrics[_key(replica, "final/return")] = r["return"]
         metrics["final/step"] = record["step"]
         try:
             log_hparams(getattr(trainer, "loggers", []), params, metrics)

@@ -21,12 +21,17 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"Finished {summary['task']} task {summary['task_id']} (seed {summary['seed']}) at step {summary['step']}."
     ]
     if "success_rate" in summary:
-        mean = " (mean over seeds)" if summary.get("per_seed") else ""
+        mean = " (mean over tasks and seeds)" if summary.get("per_task") else ""
+        mean = mean or (" (mean over seeds)" if summary.get("per_seed") else "")
         lines.append(f"  success rate: {summary['success_rate']:.2f}   return: {summary['return']:.1f}{mean}")
-    for seed, numbers in (summary.get("per_seed") or {}).items():
+    replicas = {(None, seed): numbers for seed, numbers in (summary.get("per_seed") or {}).items()}
+    for task, per_seed in (summary.get("per_task") or {}).items():
+        replicas.update({(task, seed): numbers for seed, numbers in per_seed.items()})
+    for (task, seed), numbers in replicas.items():
         if numbers.get("success_rate") is not None:
             ret = numbers.get("return", float("nan"))
-            lines.append(f"    seed {seed}: success rate {numbers['success_rate']:.2f}   return {ret:.1f}")
+            name = f"seed {seed}" if task is None else f"task {task} seed {seed}"
+            lines.append(f"    {name}: success rate {numbers['success_rate']:.2f}   return {ret:.1f}")
     if summary.get("checkpoint"):
         lines.append(f"  checkpoint:   {summary['checkpoint']}")
     if summary.get("tensorboard"):

@@ -12,8 +12,9 @@ backward pass, targets moved toward the pre-step weights, then one Adam step. Th
 share one ``Adam`` with a parameter group each; since their gradients come from disjoint losses this
 is the same as two optimizers, and Lightning's ``global_step`` counts training steps.
 
-**Replicas.** With ``seeds=[s0, s1, ...]`` the module holds ``R`` independent runs on a leading replica
-axis: every parameter and buffer is ``(R, ...)``, replica ``i`` initialised as the run ``seed=seeds[i]``
+**Replicas.** With ``seeds=[s0, s1, ...]`` (and ``task_ids``, one task per replica: a task-major grid of tasks
+x seeds, seeds repeating across tasks) the module holds ``R`` independent runs on a leading replica axis:
+every parameter and buffer is ``(R, ...)``, replica ``i`` initialised as the run ``seed=seeds[i]``
 (``torch.manual_seed`` before building, as ``seed_everything`` does), fed its own windows and draws
 (:meth:`replica_draws`). The method's one-run hooks are run for all replicas by ``torch.func.vmap`` over
 ``functional_call`` (:meth:`per_replica`); the losses are summed (each replica's gradients and Adam
@@ -56,22 +57,26 @@ class _Replicated(type):
     ``__init__`` (which may add networks after the base's) has finished."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        seeds = kwargs.get("seeds")
-        if seeds is None:  # one run: its hyperparameters as they always were (no seeds key)
+        seeds, task_ids = kwargs.get("seeds"), kwargs.get("task_ids")
+        if seeds is None and task_ids is None:  # one run: its hyperparameters as they always were (no replica keys)
             module = super().__call__(*args, **kwargs)
             for hp in (module.hparams, module._hparams_initial):
                 hp.pop("seeds", None)
+                hp.pop("task_ids", None)
             return module
-        seeds = [int(s) for s in seeds]
+        seeds = None if seeds is None else [int(s) for s in seeds]
+        task_ids = None if task_ids is None else [int(t) for t in task_ids]
         with torch.random.fork_rng(devices=[]):  # the stacked module's own first weights are overwritten
-            module = super().__call__(*args, **{**kwargs, "seeds": seeds})
+            module = super().__call__(*args, **{**kwargs, "seeds": seeds, "task_ids": task_ids})
         for hp in (module.hparams, module._hparams_initial):
-            hp["seed"] = None  # one module, R runs: only seeds names them
+            hp["seed"] = None  # one module, R runs: only seeds (and task_ids) name them
+            if task_ids is None:
+                hp.pop("task_ids", None)  # a seed batch's hyperparameters as they were
         runs = []
-        for s in seeds:
+        for s in seeds:  # a run's first weights depend on its seed only (its task changes only the rewards)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(s)
-                runs.append(super().__call__(*args, **{**kwargs, "seeds": None, "seed": s}))
+                runs.append(super().__call__(*args, **{**kwargs, "seeds": None, "task_ids": None, "seed": s}))
         module._stack(runs)
         return module
 
@@ -92,7 +97,8 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
 
     ``name`` is the method's short name in results tables (saved with the hyperparameters);
     without it, :attr:`method_name` is the class's :attr:`default_name`. ``seeds``: the replica axis
-    (one run per seed), None for one run of ``seed``.
+    (one run per seed), None for one run of ``seed``. ``task_ids``: with ``seeds``, replica ``i`` is the run of task
+    ``task_ids[i]`` with seed ``seeds[i]`` (tasks of one dataset; only its batches' rewards and masks tell them apart).
     """
 
     default_name: str = "flowq"
@@ -122,9 +128,15 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         skip_nonfinite: bool = False,
         name: str | None = None,
         seeds: Sequence[int] | None = None,
+        task_ids: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
+        if task_ids is not None:
+            if seeds is None or len(seeds) != len(task_ids):
+                raise UserError(f"task_ids={list(task_ids)} needs seeds of the same length, one (task, seed) a replica")
+            if len(set(zip(task_ids, seeds, strict=True))) != len(seeds):
+                raise UserError(f"task_ids={list(task_ids)}, seeds={list(seeds)}: each (task, seed) replica once")
+        elif seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
             raise UserError(f"seeds={list(seeds)} must be a non-empty list of distinct seeds; e.g. seeds=[0,1,2,3]")
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -153,13 +165,24 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         return None if seeds is None else list(seeds)
 
     @property
+    def task_ids(self) -> list[int] | None:
+        """The replicas' task ids (aligned with :attr:`seeds`), or None when every replica is the run's one task."""
+        task_ids = self.hparams.get("task_ids")
+        return None if task_ids is None else list(task_ids)
+
+    @property
     def num_replicas(self) -> int:
         return 1 if self.seeds is None else len(self.seeds)
 
     @property
     def replica_names(self) -> list[str]:
-        """Replica ``i``'s prefix in metric names and run records (``seed<s>``); empty for a single run."""
-        return [] if self.seeds is None else [f"seed{s}" for s in self.seeds]
+        """Replica ``i``'s prefix in metric names and run records: ``task<t>/seed<s>`` with :attr:`task_ids`,
+        else ``seed<s>``; empty for a single run."""
+        if self.seeds is None:
+            return []
+        if self.task_ids is None:
+            return [f"seed{s}" for s in self.seeds]
+        return [f"task{t}/seed{s}" for t, s in zip(self.task_ids, self.seeds, strict=True)]
 
     def _stack(self, runs: Sequence[FlowQModule]) -> None:
         """Every parameter and buffer becomes the stack ``(R, ...)`` of the runs' own."""
@@ -197,7 +220,7 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
     def replica(self, index: int) -> FlowQModule:
         """Replica ``index`` as an ordinary single-run module (its own copy of the weights)."""
         with torch.random.fork_rng(devices=[]):  # its first weights are overwritten: leave the global RNG alone
-            module = type(self)(**{**dict(self.hparams), "seeds": None, "seed": self.seeds[index]})
+            module = type(self)(**{**dict(self.hparams), "seeds": None, "task_ids": None, "seed": self.seeds[index]})
         module.load_state_dict({k: v[index].clone() for k, v in self.state_dict().items()})
         return module.to(self.device)
 
@@ -292,7 +315,8 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
             return None
         bad = torch.nonzero(~ok).flatten()
         names = [name for name, f in zip(terms, finite.reshape(len(terms), -1).all(1).tolist(), strict=True) if not f]
-        where = f" in {', '.join(f'seed {self.seeds[i]}' for i in bad.tolist())}" if lead else ""
+        tasks = [f"task {t} " for t in self.task_ids] if self.task_ids else [""] * lead[0] if lead else []
+        where = f" in {', '.join(f'{tasks[i]}seed {self.seeds[i]}' for i in bad.tolist())}" if lead else ""
         if not self.hparams.skip_nonfinite:
             raise NonFiniteError(
                 f"step {self.global_step}: non-finite {', '.join(names)}{where}. Training stopped before this update; "

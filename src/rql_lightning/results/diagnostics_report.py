@@ -29,7 +29,9 @@ Curve = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, mean over seeds, s.e
 
 
 def _log_dir(run: Run) -> tuple[Path, str]:
-    """The event directory holding ``run``'s scalars, and the tag prefix of its seed (``""`` for a single run)."""
+    """The event directory holding ``run``'s scalars, and the tag prefix of its replica (``""`` for a single run)."""
+    if run.task_batched:  # <job>/task<t>/seed<s>/summary.json
+        return run.path.parent.parent / "tensorboard", f"task{run.task_id}/seed{run.seed}/"
     if run.seed_batched:
         return run.path.parent / "tensorboard", f"seed{run.seed}/"
     return run.path / "tensorboard", ""

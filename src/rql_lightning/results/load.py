@@ -49,6 +49,7 @@ class Run:
     variant: str = ""  # the --by values, "alpha=3.0"
     method: str = ""  # the table column: model, variant, and the data where a table mixes several
     seed_batched: bool = False  # one seed of a ``seeds=[...]`` job: its logs are the job's, tagged ``seed<s>/``
+    task_batched: bool = False  # one replica of a ``task.ids=[...]`` job: tagged ``task<t>/seed<s>/``
 
     @property
     def identity(self) -> tuple[str, str, str, str, int, int]:
@@ -121,6 +122,7 @@ def _run(summary: dict[str, Any], by: Sequence[str], status: str) -> Run:
         path=Path(summary.get("_path", "?")),
         updated_at=str(summary.get("updated_at") or ""),
         seed_batched=bool(summary.get("seeds")),
+        task_batched=bool(summary.get("task_ids")),
         variant=" ".join(
             f"{k.rsplit('.', 1)[-1]}={'?' if v is MISSING else v}" for k, v in zip(by, values, strict=True)
         ),
