@@ -33,9 +33,14 @@ def fit(model: L.LightningModule, seed: int, seeds: list[int] | None = None) -> 
     return model
 
 
+# FQL at alpha 10 (its code default before it became the cube/scene value, 300): the absolute tolerances below
+# are sized for gradients of this scale; a 30x larger distillation term scales Adam's second moments by ~1e3.
+METHOD_KWARGS = {FQLModule: {"alpha": 10.0}}
+
+
 def single_run(cls: type, seed: int) -> L.LightningModule:
     torch.manual_seed(seed)  # what seed_everything(seed) leaves for the model's initialisation
-    return fit(cls(**KWARGS, seed=seed), seed)
+    return fit(cls(**KWARGS, **METHOD_KWARGS.get(cls, {}), seed=seed), seed)
 
 
 def adam_moments(module: L.LightningModule) -> list[torch.Tensor]:
@@ -45,7 +50,7 @@ def adam_moments(module: L.LightningModule) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("cls", [RQLModule, FQLModule])
 def test_seed_batched_run_equals_single_seed_runs(cls):
-    batched = fit(cls(**KWARGS, seeds=SEEDS), seed=0, seeds=SEEDS)
+    batched = fit(cls(**KWARGS, **METHOD_KWARGS.get(cls, {}), seeds=SEEDS), seed=0, seeds=SEEDS)
     stacked = batched.state_dict()
     moments = adam_moments(batched)
     for i, seed in enumerate(SEEDS):
