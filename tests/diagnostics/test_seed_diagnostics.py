@@ -47,3 +47,30 @@ def test_each_seed_is_diagnosed_as_its_single_run(cube_single_dataset):
             assert batched.latest[f"seed{seed}/{name}"] == pytest.approx(value, rel=1e-4, abs=1e-6), (seed, name)
     # Independent runs: their diagnostics differ.
     assert batched.latest["seed0/diag/val_actor_loss"] != batched.latest["seed4/diag/val_actor_loss"]
+
+
+def test_each_task_replica_is_diagnosed_on_its_own_tasks_rewards(cube_single_dataset):
+    """A paper-column run (tasks x seeds): replica (t, s)'s diag/* are those of the run task.id=t seed=s, its
+    held-out losses on task t's rewards and masks."""
+    kwargs = {**KWARGS, "obs_dim": 28, "action_dim": 5}
+    tasks, seed = [1, 2], 4
+
+    def fit_tasks(model, task_ids, task):
+        datamodule = OGBenchDataModule(
+            f"cube-single-play-singletask-task{task}-v0", chunk_size=5, batch_size=32,
+            dataset_path=str(cube_single_dataset), download=False, seed=seed, task_ids=task_ids,
+        )  # fmt: skip
+        datamodule.seeds = [seed] if task_ids else None
+        callback = DiagnosticsCallback(diag_every=2, batch_size=64, seed=0)
+        bare_trainer(STEPS, callbacks=[callback]).fit(model, datamodule=datamodule)
+        return callback
+
+    batched = fit_tasks(RQLModule(**kwargs, seeds=[seed] * 2, task_ids=tasks), tasks, tasks[0])
+    for task in tasks:
+        torch.manual_seed(seed)
+        alone = fit_tasks(RQLModule(**kwargs, seed=seed), None, task)
+        for name, value in alone.latest.items():
+            got = batched.latest[f"task{task}/seed{seed}/{name}"]
+            assert got == pytest.approx(value, rel=1e-4, abs=1e-6), (task, name)
+    # Same weights and windows, other rewards: the tasks' held-out critic losses differ.
+    assert batched.latest["task1/seed4/diag/val_critic_loss"] != batched.latest["task2/seed4/diag/val_critic_loss"]

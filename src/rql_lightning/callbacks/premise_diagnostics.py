@@ -44,15 +44,16 @@ class DiagnosticsCallback(L.Callback):
         self.batch_size = batch_size
         self.num_directions = num_directions
         self.seed = seed
-        self.fixed: tuple[ChunkBatch, torch.Tensor, torch.Tensor, Draws] | None = None
+        self.fixed: tuple[list[ChunkBatch], torch.Tensor, torch.Tensor, Draws] | None = None
         self.latest: dict[str, float] = {}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.diag_every > 0 and trainer.is_global_zero:
             self.fixed = self.draw_fixed(trainer.datamodule, pl_module)
 
-    def draw_fixed(self, datamodule, pl_module) -> tuple[ChunkBatch, torch.Tensor, torch.Tensor, Draws]:
-        """The held-out batch, depths ``(B,)``, unit directions ``(P, D)`` and loss draws, drawn once on the CPU."""
+    def draw_fixed(self, datamodule, pl_module) -> tuple[list[ChunkBatch], torch.Tensor, torch.Tensor, Draws]:
+        """The held-out batch (one per run: its task's rewards), depths ``(B,)``, unit directions ``(P, D)`` and loss
+        draws, drawn once on the CPU."""
         val = getattr(datamodule, "val_arrays", None)
         if val is None:
             raise DiagnosticsError(
@@ -61,17 +62,21 @@ class DiagnosticsCallback(L.Callback):
                 "callbacks.diagnostics.diag_every=0"
             )
         g = torch.Generator().manual_seed(self.seed)
-        one_run = _runs(pl_module)[0][1]
-        batch = sampler_from_arrays(val, one_run.chunk_size, torch.device("cpu")).sample(self.batch_size, g)
+        runs = _runs(pl_module)
+        one_run = runs[0][1]
+        sampler = sampler_from_arrays(val, one_run.chunk_size, torch.device("cpu"))
+        idx = sampler.sample_indices(self.batch_size, g)  # the same windows for every run ...
+        columns = _task_columns(datamodule, pl_module, len(runs))  # ... with each run's own task's rewards and masks
+        batches = [sampler.gather(idx, None if c is None else torch.full((len(idx),), c)) for c in columns]
         depth = torch.rand(self.batch_size, generator=g)
-        directions = torch.randn(self.num_directions, batch.action_chunks.shape[1], generator=g)
+        directions = torch.randn(self.num_directions, batches[0].action_chunks.shape[1], generator=g)
         directions = directions / directions.norm(dim=1, keepdim=True)
         policy = one_run.policy
         draws = Draws.sample(self.batch_size, policy.chunk_dim, policy.flow_steps, "cpu", g)  # the update's draws
         dev = pl_module.device
-        batch = ChunkBatch(**{f.name: getattr(batch, f.name).to(dev) for f in fields(batch)})
+        batches = [ChunkBatch(**{f.name: getattr(b, f.name).to(dev) for f in fields(b)}) for b in batches]
         draws = Draws(**{f.name: getattr(draws, f.name).to(dev) for f in fields(draws)})
-        return batch, depth.to(dev), directions.to(dev), draws
+        return batches, depth.to(dev), directions.to(dev), draws
 
     def due(self, trainer: L.Trainer) -> bool:
         """Integer arithmetic only: is this batch one of the schedule's?"""
@@ -93,9 +98,9 @@ class DiagnosticsCallback(L.Callback):
         """All ``diag/*`` numbers (``seed<s>/diag/*`` per seed) at the module's current weights, one host sync."""
         if self.fixed is None:
             self.fixed = self.draw_fixed(pl_module.trainer.datamodule, pl_module)
-        batch, depth, directions, draws = self.fixed
+        batches, depth, directions, draws = self.fixed
         values: dict[str, torch.Tensor] = {}
-        for prefix, run in _runs(pl_module):
+        for (prefix, run), batch in zip(_runs(pl_module), batches, strict=True):
             one = premise_diagnostics(run.policy, run.critic, batch, depth, directions)
             critic_loss, actor_loss, _ = run.compute_losses(batch, draws)
             one.update(val_critic_loss=critic_loss, val_actor_loss=actor_loss)
@@ -109,3 +114,12 @@ def _runs(pl_module) -> list[tuple[str, L.LightningModule]]:
     if getattr(pl_module, "seeds", None) is None:
         return [("", pl_module)]
     return [(f"{name}/", pl_module.replica(i)) for i, name in enumerate(pl_module.replica_names)]
+
+
+def _task_columns(datamodule, pl_module, runs: int) -> list[int | None]:
+    """Each run's column of the ``-val`` rewards and masks: its task's, when the replicas span several tasks."""
+    task_ids = getattr(pl_module, "hparams", {}).get("task_ids")
+    if not task_ids:
+        return [None] * runs
+    loaded = list(datamodule.task_ids)
+    return [loaded.index(int(t)) for t in task_ids]
