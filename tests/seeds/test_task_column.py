@@ -125,13 +125,14 @@ def test_column_summaries_per_task_and_seed_and_rql_results_groups_them(cube_sin
 @pytest.mark.parametrize(
     "overrides, match",
     [
-        (["task.ids=[1,2]", "online.steps=10"], r"^task\.ids=\[1,2\] with online\.steps=10: a multi-task run is "),
-        (["task.ids=[1,1]"], r"^task\.ids=\[1,1\] must be a non-empty list of distinct task ids, each 1\.\.5"),
-        (["task.ids=[0]"], r"^task\.ids=\[0\] must be"),
-        (["task.ids=[1,2]", "data=minari"], r"^task\.ids=\[1,2\] with data=.*MinariDataModule: that data source"),
+        (["task.ids=[1,2]", "online.steps=10"], r"task\.ids=\[1,2\] with online\.steps=10: a multi-task run is "),
+        (["task.ids=[1,1]"], r"task\.ids=\[1,1\] must be a non-empty list of distinct task ids, each 1\.\.5"),
+        (["task.ids=[0]"], r"task\.ids=\[0\] must be"),
+        (["task.ids=[1,2]", "data=minari"], r"task\.ids=\[1,2\] with data=.*MinariDataModule: that data source"),
     ],
 )
 def test_refused_in_one_line(overrides, match):
+    # docs/errors.md rows 72, 73 and 74
     with pytest.raises(UserError, match=match) as err:
         check_config(compose_config([*TINY, *overrides]))
     assert "\n" not in str(err.value)
