@@ -107,3 +107,17 @@ def test_sweep_jobs_cross_the_command_lines_sweeps_and_the_sweepers_search_space
     assert {swept[0] for swept, _ in optuna} == {f"task.alpha={a}" for a in (0.1, 0.3, 1, 3, 10)}
     groups = sweep_jobs(["task=glob([cube-d*,cube-s*])"])
     assert [swept for swept, _ in groups] == [["task=cube-double"], ["task=cube-single"]]
+
+
+def test_a_paper_column_sweep_is_one_job_per_environment():
+    """``-m task=cube-double,scene 'task.ids=[1,2,3,4,5]' 'seeds=[0,1,2,3,4]'``: 2 jobs of 25 replicas each, both
+    checked before launch."""
+    from rql_lightning.checks import check_config
+    from rql_lightning.config import compose_config
+
+    jobs = sweep_jobs(["task=cube-double,scene", "task.ids=[1,2,3,4,5]", "seeds=[0,1,2,3,4]"])
+    assert [swept for swept, _ in jobs] == [["task=cube-double"], ["task=scene"]]
+    for _, overrides in jobs:
+        cfg = compose_config(overrides)
+        check_config(cfg)
+        assert len(cfg.task.ids) * len(cfg.seeds) == 25 and cfg.data.task_ids == [1, 2, 3, 4, 5]
