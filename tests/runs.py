@@ -64,7 +64,7 @@ def train_tiny(out: Path, overrides: list[str]) -> None:
             *TINY,
             "trainer.max_steps=4",
             "callbacks.evaluation.num_episodes=1",
-            "+callbacks.evaluation.env_kwargs={max_episode_steps:20}",
+            "+callbacks.evaluation.env_kwargs.max_episode_steps=20",
             *overrides,
         ]
     )

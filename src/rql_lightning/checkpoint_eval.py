@@ -114,8 +114,10 @@ def evaluate_checkpoint(
             else (run_cfg or {}).get("seed", module.hparams.get("seed", 0))
         )
 
+    from rql_lightning.envs.make import ogbench_version, success_timing_of
     from rql_lightning.evaluator import evaluate
 
+    timing = success_timing_of(env, ((run_cfg or {}).get("eval") or {}).get("success_timing"))  # the run's semantics
     start = time.monotonic()
     results = evaluate(
         module,
@@ -127,6 +129,7 @@ def evaluate_checkpoint(
         frame_skip=video_frame_skip,
         width=video_size[0],
         height=video_size[1],
+        env_kwargs={"success_timing": timing},
     )
     per = {
         key: {
@@ -138,6 +141,7 @@ def evaluate_checkpoint(
         for key, r in results.items()
     }
     record = {"ckpt_path": str(Path(ckpt_path).expanduser().absolute()), "step": step, "env": env, "seed": seed}
+    record.update(ogbench_version=ogbench_version(), success_timing=timing)
     if list(per) == [""]:
         record.update(per[""])
     else:  # the replicas' mean, as the summary of a seed-batched run has it, and each replica's own

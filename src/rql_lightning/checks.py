@@ -142,6 +142,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("eval.every_n_steps", int, "0 evaluates only at the end; the paper: every 100000", low=0),
     Setting("eval.num_envs", int, "at least one env per rank", low=1),
     Setting("eval.video_episodes", int, "0 records no video", low=0),
+    Setting("eval.success_timing", str, "pre (OGBench 1.2), post (OGBench 1.1) or null (the installed OGBench's)",
+            choices=(None, "pre", "post")),
     Setting("callbacks.checkpoint.every_n_train_steps", int, "0 saves only at the end", low=0),
     Setting("online.steps", int, "0 is an offline run; the release fine-tunes for 1000000 env steps", low=0),
     Setting("online.utd", int, "updates per environment step (the release: 1)", low=1),
@@ -246,6 +248,9 @@ def check_config(cfg: Any) -> None:
             f"seeds={_show(seeds)} must be a non-empty list of distinct non-negative integers; "
             "e.g. seeds=[0,1,2,3], or seeds=null for the single run of seed="
         )
+    timing = _select(cfg, "eval.success_timing")[1]
+    if timing is not None and str(_select(cfg, "data._target_")[1]).endswith("MinariDataModule"):
+        raise UserError(f"eval.success_timing={timing} is OGBench's switch; a Minari env has none: drop it")
     steps = (cfg.get("online") or {}).get("steps", 0)
     task_ids = _select(cfg, "task.ids")[1]
     if task_ids is not None:

@@ -130,7 +130,7 @@ def test_training_on_minari_evaluates_in_the_recovered_env(minari_env, tmp_path)
             "trainer.enable_progress_bar=false",
             "callbacks.evaluation.num_episodes=1",
             "callbacks.evaluation.num_envs=1",
-            "+callbacks.evaluation.env_kwargs={max_episode_steps: 20}",
+            "+callbacks.evaluation.env_kwargs.max_episode_steps=20",
         ]
     )
     summary = train(cfg)

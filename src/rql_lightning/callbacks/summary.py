@@ -10,7 +10,9 @@ What it holds (``<output_dir>/summary.json``)
     ``success_rate`` / ``return`` / ``eval_step`` of the last evaluation (``null`` before the first one),
     ``curve`` (every evaluation: ``{"step", "success_rate", "return", "episodes"}``, with ``step`` in training
     batches as in the :class:`~rql_lightning.callbacks.evaluation.EvaluationCallback` and its ``eval/*``
-    logs; a resumed run includes the evaluations stored in its checkpoint), ``eval_env``, ``wall_time_s``
+    logs; a resumed run includes the evaluations stored in its checkpoint), ``eval_env``, ``ogbench_version`` and
+    ``success_timing`` (the evaluation env's effective one, ``eval.success_timing`` or the installed OGBench's
+    default: runs evaluated under different semantics are never pooled by ``rql-results``), ``wall_time_s``
     (this process, from fit start), ``started_at`` / ``updated_at`` (UTC, ISO 8601), ``git_commit`` and
     ``git_dirty`` (of the repository holding this source file, ``null`` when it is not a git checkout), and
     ``config``.  The evaluations are the curve the evaluation callback publishes in ``trainer.callback_metrics``
@@ -66,6 +68,7 @@ from rql_lightning.callbacks.run_info import (
     model_class,
     replicas_of,
 )
+from rql_lightning.envs.make import ogbench_version, success_timing_of
 from rql_lightning.evaluator import metric_key
 
 __all__ = ["SUMMARY_FILENAME", "RunSummaryCallback"]
@@ -99,6 +102,7 @@ class RunSummaryCallback(L.Callback):
         task: environment name (``${task.name}``).
         task_id: single-task variant 1..5 (``${task.id}``).
         seed: the run's seed (``${seed}``).
+        success_timing: ``${eval.success_timing}`` (null: the installed OGBench's default for the env).
         config: the run's configuration; ``None`` reads ``<output_dir>/.hydra/config.yaml`` when it exists.
         filename: name of the file written in ``output_dir``.
     """
@@ -111,6 +115,7 @@ class RunSummaryCallback(L.Callback):
         seed: int | None = None,
         config: dict[str, Any] | None = None,
         filename: str = SUMMARY_FILENAME,
+        success_timing: str | None = None,
     ):
         super().__init__()
         self.output_dir = Path(output_dir).expanduser()
@@ -118,6 +123,7 @@ class RunSummaryCallback(L.Callback):
         self.task = task
         self.task_id = None if task_id is None else int(task_id)
         self.seed = None if seed is None else int(seed)
+        self.success_timing = success_timing
         if config is not None and not isinstance(config, dict):  # a DictConfig from instantiate
             from omegaconf import OmegaConf
 
@@ -190,6 +196,10 @@ class RunSummaryCallback(L.Callback):
         node = ((self.config or {}).get("callbacks") or {}).get("evaluation") or {}
         return node.get("env_name") or getattr(getattr(trainer, "datamodule", None), "eval_env_name", None)
 
+    def _success_timing(self, trainer: Any) -> str | None:
+        env = self._eval_env(trainer)
+        return success_timing_of(env, self.success_timing) if env else self.success_timing
+
     def _data_identity(self, trainer: Any) -> dict[str, Any] | None:
         if not self._data_read:  # once per run: an identity may hash files
             self._data, self._data_read = data_identity(trainer), True
@@ -228,6 +238,8 @@ class RunSummaryCallback(L.Callback):
             "success_rate": last.get("success_rate"),
             "return": last.get("return"),
             "eval_env": eval_env,
+            "ogbench_version": ogbench_version(),
+            "success_timing": self._success_timing(trainer),
             "curve": curve,
             "wall_time_s": round(time.monotonic() - self._start, 3) if self._start is not None else None,
             "started_at": self._started_at,

@@ -15,7 +15,14 @@ from rql_lightning.envs.wrappers import EvalEnvWrapper
 from rql_lightning.errors import UserError
 from rql_lightning.naming import MINARI_PREFIX, is_minari_env_name, parse_singletask
 
-__all__ = ["UnknownEnvError", "make_eval_env", "max_episode_steps", "resolve_env_id"]
+__all__ = [
+    "UnknownEnvError",
+    "make_eval_env",
+    "max_episode_steps",
+    "ogbench_version",
+    "resolve_env_id",
+    "success_timing_of",
+]
 
 _EXAMPLES = "cube-single-singletask-task1-v0, cube-single-play-singletask-task1-v0, scene-singletask-task2-v0"
 
@@ -67,6 +74,26 @@ def max_episode_steps(env_name: str) -> int | None:
     return gymnasium.spec(env_id).max_episode_steps
 
 
+def ogbench_version() -> str | None:
+    """The installed OGBench's version (recorded with every run: its semantics changed between releases)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ogbench")
+    except PackageNotFoundError:
+        return None
+
+
+def success_timing_of(env_name: str, requested: str | None = None) -> str | None:
+    """When ``env_name`` computes success, reward and termination: on the state before the step (``pre``, OGBench
+    1.2's single-task envs) or after it (``post``, OGBench 1.1's). ``requested`` (``eval.success_timing``) if set,
+    else the installed OGBench's default for this env; None for a Minari env, which has no such switch."""
+    env_id, _ = resolve_env_id(env_name)
+    if is_minari_env_name(env_id):
+        return None
+    return requested or gymnasium.spec(env_id).kwargs.get("success_timing", "post")
+
+
 def make_eval_env(env_name: str, **kwargs: Any) -> gymnasium.Env:
     """Build one evaluation env (no dataset download), wrapped in :class:`EvalEnvWrapper`.
 
@@ -74,9 +101,12 @@ def make_eval_env(env_name: str, **kwargs: Any) -> gymnasium.Env:
     (``cube-single-play-singletask-task1-v0``, built through ``ogbench.make_env_and_datasets(...,
     env_only=True)``) or ``minari:<dataset id or folder>`` (the env Minari recovers, ``eval_env=True``).
     ``kwargs`` go to ``gymnasium.make`` / the env constructor (e.g. ``max_episode_steps``, ``width``,
-    ``height``); gymnasium's passive env checker is off unless ``disable_env_checker=False`` is given.
+    ``height``, ``success_timing``: None is the installed OGBench's default); gymnasium's passive env checker is
+    off unless ``disable_env_checker=False`` is given.
     """
     env_id, is_dataset_name = resolve_env_id(env_name)
+    if kwargs.get("success_timing", "") is None:
+        del kwargs["success_timing"]
     if is_minari_env_name(env_id):
         import minari
 

@@ -22,5 +22,5 @@ def online_phase(cfg: Any):
         utd=int(node.get("utd", 1)),
         seed=int(cfg.seed),
         env_name=node.get("env_name"),
-        env_kwargs=dict(node.get("env_kwargs") or {}),
+        env_kwargs={"success_timing": (cfg.get("eval") or {}).get("success_timing"), **(node.get("env_kwargs") or {})},
     )

@@ -1,4 +1,5 @@
-"""What a run is, read from its ``summary.json``: the method's short name and the data it trained on.
+"""What a run is, read from its ``summary.json``: the method's short name, the data it trained on and the
+evaluation's semantics (OGBench's version and success timing).
 
 Two runs are repeats of each other only when both match; this module is the one place that decides
 the names, for summaries of every age (class names and no ``data`` record in older files).
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DataId", "data_identity", "model_name", "lookup", "MISSING"]
+__all__ = ["DataId", "data_identity", "eval_semantics", "model_name", "lookup", "MISSING"]
 
 # Older summaries name the LightningModule class; tables use the names a paper does.
 CLASS_NAMES = {"RQLModule": "rql", "FQLModule": "fql", "FlowBCModule": "bc"}
@@ -122,3 +123,12 @@ def data_identity(summary: dict[str, Any]) -> DataId:
         return _from_record(record)
     config = summary.get("config")
     return _from_config(config) if isinstance(config, dict) else UNKNOWN
+
+
+def eval_semantics(summary: dict[str, Any]) -> str:
+    """How the run was evaluated: ``ogbench <version> <success timing>`` (``?`` where the summary predates the
+    record, ``-`` for an env without the switch). OGBench 1.2 moved single-task success to the state before the
+    step, so runs that differ here measure different things."""
+    version = summary.get("ogbench_version") or "?"
+    timing = summary.get("success_timing") or ("-" if "success_timing" in summary else "?")
+    return f"ogbench {version} {timing}"

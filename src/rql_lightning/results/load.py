@@ -1,8 +1,9 @@
 """Finding the runs: every ``summary.json`` under a directory -> the :class:`Run` records that count.
 
-A run's identity is (model, ``--by`` values, data key, environment, task, seed). Runs that differ in any
-of these are never repeats of each other: the same task trained on Minari and on OGBench data, or on a
-100k and a 1M generated file, are two results. When one identity appears more than once, the most
+A run's identity is (model, ``--by`` values, data key, evaluation semantics, environment, task, seed). Runs
+that differ in any of these are never repeats of each other: the same task trained on Minari and on OGBench
+data, on a 100k and a 1M generated file, or evaluated with OGBench 1.2's success timing and 1.1's, are two
+results. When one identity appears more than once, the most
 recently updated run is used and the others are listed as left out.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rql_lightning.errors import UserError
-from rql_lightning.results.identity import MISSING, DataId, data_identity, lookup, model_name
+from rql_lightning.results.identity import MISSING, DataId, data_identity, eval_semantics, lookup, model_name
 
 __all__ = ["Run", "ResultsInputError", "check_by_keys", "load_summaries", "select_runs", "load_runs"]
 
@@ -50,10 +51,11 @@ class Run:
     method: str = ""  # the table column: model, variant, and the data where a table mixes several
     seed_batched: bool = False  # one seed of a ``seeds=[...]`` job: its logs are the job's, tagged ``seed<s>/``
     task_batched: bool = False  # one replica of a ``task.ids=[...]`` job: tagged ``task<t>/seed<s>/``
+    semantics: str = ""  # how it was evaluated: "ogbench 1.2.2 pre" (identity.eval_semantics)
 
     @property
-    def identity(self) -> tuple[str, str, str, str, int, int]:
-        return (self.model, self.variant, self.data.key, self.env, self.task_id, self.seed)
+    def identity(self) -> tuple[str, str, str, str, str, int, int]:
+        return (self.model, self.variant, self.data.key, self.semantics, self.env, self.task_id, self.seed)
 
 
 def check_by_keys(by: Sequence[str]) -> None:
@@ -123,6 +125,7 @@ def _run(summary: dict[str, Any], by: Sequence[str], status: str) -> Run:
         updated_at=str(summary.get("updated_at") or ""),
         seed_batched=bool(summary.get("seeds")),
         task_batched=bool(summary.get("task_ids")),
+        semantics=eval_semantics(summary),
         variant=" ".join(
             f"{k.rsplit('.', 1)[-1]}={'?' if v is MISSING else v}" for k, v in zip(by, values, strict=True)
         ),
@@ -138,11 +141,13 @@ def _one_key_per_cell(runs: Sequence[Run], column) -> bool:
 
 def label_runs(runs: Sequence[Run], by: Sequence[str] = ()) -> list[Run]:
     """Name each run's table column: ``rql``, ``rql (minari)`` where the runs mix data sources, or ``rql
-    (<data key>)`` where one source holds several datasets for the same task; seeds pool only within a column.
+    (<data key>)`` where one source holds several datasets for the same task, and ``[ogbench 1.2.2 pre]`` where
+    the runs were evaluated under several semantics; seeds pool only within a column.
     """
+    mixed = len({r.semantics for r in runs if not r.semantics.endswith(" -")}) > 1  # "-": an env without the switch
 
     def base(r: Run) -> str:
-        return " ".join(filter(None, (r.model, r.variant)))
+        return " ".join(filter(None, (r.model, r.variant, f"[{r.semantics}]" if mixed else "")))
 
     one_source = len({r.data.source for r in runs}) == 1 or "data.source" in by
     if one_source and _one_key_per_cell(runs, base):
@@ -183,7 +188,7 @@ def select_runs(
         old = chosen.get(run.identity)
         if old is not None:
             keep, drop = (run, old) if (run.updated_at, str(run.path)) > (old.updated_at, str(old.path)) else (old, run)
-            what = "/".join(map(str, (keep.model, keep.data.key, keep.env, keep.task_id, keep.seed)))
+            what = "/".join(map(str, (keep.model, keep.data.key, keep.semantics, keep.env, keep.task_id, keep.seed)))
             notes.append(f"{drop.path}: duplicate of {keep.path} ({what}), older: ignored")
             run = keep
         chosen[run.identity] = run
