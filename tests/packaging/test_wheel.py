@@ -8,9 +8,11 @@ import site
 import subprocess
 import sys
 import zipfile
+from email.parser import Parser
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,3 +78,47 @@ def test_wheel_commands_work_from_any_directory(wheel_venv, cube_single_dataset,
     run([str(bin_dir / "rql-data"), "--help"], tmp_path)
     results = run([str(bin_dir / "rql-results"), str(tmp_path), "--include-unfinished"], tmp_path)
     assert "cube-single" in results.stdout
+
+
+@pytest.mark.slow
+def test_wheel_declares_the_cluster_extra(wheel_venv):
+    """``pip install "rql-lightning[cluster]"`` brings the sweep and launcher plugins the README's sweeps use."""
+    (wheel,) = wheel_venv.parent.glob("rql_lightning-*.whl")
+    with zipfile.ZipFile(wheel) as whl:
+        (metadata,) = [n for n in whl.namelist() if n.endswith(".dist-info/METADATA")]
+        meta = Parser().parsestr(whl.read(metadata).decode())
+    assert "cluster" in meta.get_all("Provides-Extra")
+    cluster = {r.name for r in map(Requirement, meta.get_all("Requires-Dist")) if str(r.marker) == 'extra == "cluster"'}
+    assert cluster == {"hydra-joblib-launcher", "hydra-submitit-launcher", "hydra-optuna-sweeper"}
+
+
+@pytest.mark.slow
+def test_wheel_joblib_sweep_runs_jobs_in_parallel(wheel_venv, cube_single_dataset, tmp_path):
+    """The project's joblib launcher (``hydra/launcher=local``) from the installed wheel: both jobs finish, and
+    ran at the same time. A job spans from its ``.hydra/config.yaml`` (Hydra writes it as the job starts, before
+    our code) to the last write of its ``summary.json`` (at train end); one-after-another jobs cannot overlap.
+    File times, not summary.json's ``started_at``/``updated_at``: those are to the second and span only the
+    ~2 s fit, too little margin against the jobs' start skew on a loaded machine."""
+    sweep_dir = tmp_path / "sweep"
+    run(
+        [
+            str(wheel_venv / "bin" / "rql-train"),
+            "-m",
+            "hydra/launcher=local",
+            "hydra.launcher.n_jobs=2",
+            "seed=0,1",
+            "debug=default",
+            "trainer.max_steps=3",
+            f"data.dataset_path={cube_single_dataset}",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        tmp_path,
+        timeout=600,
+    )
+    jobs = [sweep_dir / str(num) for num in (0, 1)]
+    summaries = [json.loads((job / "summary.json").read_text()) for job in jobs]
+    assert [(s["seed"], s["status"], s["step"]) for s in summaries] == [(0, "finished", 3), (1, "finished", 3)]
+    spans = [
+        ((job / ".hydra" / "config.yaml").stat().st_mtime_ns, (job / "summary.json").stat().st_mtime_ns) for job in jobs
+    ]
+    assert max(start for start, _ in spans) < min(end for _, end in spans), f"the jobs ran one after another: {spans}"
