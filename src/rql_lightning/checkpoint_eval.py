@@ -106,7 +106,11 @@ def evaluate_checkpoint(
     step = int(torch.load(Path(ckpt_path).expanduser(), map_location="cpu", weights_only=False)["global_step"])
     env = env_name or eval_env_of(run_cfg, summary, ckpt_path)
     if replica is not None:
-        module = one_replica(module, replica, ckpt_path)
+        module, task = one_replica(module, replica, ckpt_path)
+        if task is not None:  # a paper column's replica is evaluated in its own task's env
+            from rql_lightning.evaluator import task_env_name
+
+            env = task_env_name(env, task)
     if seed is None:
         seed = int(
             module.hparams.get("seed")
@@ -158,14 +162,16 @@ def evaluate_checkpoint(
     return record
 
 
-def one_replica(module: Any, key: str, ckpt_path: str) -> Any:
-    """Replica ``key`` (``seed<s>``) of a several-replica module, as the single run it is."""
-    seeds = getattr(module, "seeds", None)
-    keys = [f"seed{s}" for s in seeds or []]
+def one_replica(module: Any, key: str, ckpt_path: str) -> tuple[Any, int | None]:
+    """Replica ``key`` (``seed<s>``, or ``task<t>/seed<s>`` in a paper column) of a several-replica module, as the
+    single run it is, and its task (None without tasks)."""
+    keys = list(getattr(module, "replica_names", None) or [])
     if key not in keys:
         have = ", ".join(keys) or "none: it is a single run; leave replica unset"
         raise UserError(f"replica={key} is not a replica of ckpt_path={ckpt_path}; its replicas: {have}")
-    return module.replica(keys.index(key))
+    index = keys.index(key)
+    tasks = getattr(module, "task_ids", None)
+    return module.replica(index), None if tasks is None else int(tasks[index])
 
 
 def _log_to_tensorboard(out: Path, step: int, per: dict[str, dict[str, Any]], results: dict[str, Any]) -> None:

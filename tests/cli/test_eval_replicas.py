@@ -46,3 +46,14 @@ def test_the_command_prints_each_replica(seeds_run, tmp_path):
     assert proc.returncode == 0, explain(proc)
     assert "  seed3: success rate" in proc.stdout and "  seed5: success rate" in proc.stdout
     assert json.loads((tmp_path / "eval.json").read_text())["seed"] == [3, 5]
+
+
+def test_a_paper_column_checkpoint_evaluates_each_replica_in_its_own_tasks_env(cube_single_dataset, tmp_path):
+    out = tmp_path / "column"
+    train_tiny(out, [f"data.dataset_path={cube_single_dataset}", "task.ids=[1,2]", "seeds=[3]"])
+    ckpt = str(out / "checkpoints" / "last.ckpt")
+    both = evaluate_checkpoint(ckpt, tmp_path / "both", episodes=1, num_envs=1)
+    assert set(both["replicas"]) == {"task1/seed3", "task2/seed3"}
+    one = evaluate_checkpoint(ckpt, tmp_path / "one", episodes=1, num_envs=1, replica="task2/seed3")
+    assert one["env"] == "cube-single-singletask-task2-v0" and one["seed"] == 3
+    assert {k: one[k] for k in ("success_rate", "return", "length", "episodes")} == both["replicas"]["task2/seed3"]
