@@ -6,38 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from rql_lightning.cli.train import sweep_jobs
 from rql_lightning.config import compose_config
 from tests.runs import TINY, TRACEBACK, explain, rql_train
-
-
-@pytest.mark.slow
-def test_joblib_multirun_runs_every_combination(cube_single_dataset, tmp_path):
-    """Each combination reaches its job (that the joblib jobs overlap in time: tests/packaging/test_wheel.py)."""
-    proc = rql_train(
-        [
-            "-m",
-            "hydra/launcher=local",
-            "hydra.launcher.n_jobs=2",
-            "task.alpha=0.3,3",
-            "trainer.max_steps=3",
-            f"data.dataset_path={cube_single_dataset}",
-            f"hydra.sweep.dir={tmp_path}",
-            "~callbacks.evaluation",
-            *[o for o in TINY if not o.startswith("callbacks.evaluation")],
-        ],
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, explain(proc)
-    assert "joblib" in (proc.stdout + proc.stderr).lower()
-    alphas = set()
-    for job in ("0", "1"):
-        ckpt = torch.load(tmp_path / job / "checkpoints" / "last.ckpt", weights_only=True)
-        assert ckpt["global_step"] == 3
-        alphas.add(ckpt["hyper_parameters"]["alpha"])
-    assert alphas == {0.3, 3.0}
 
 
 @pytest.mark.slow
