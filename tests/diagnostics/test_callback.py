@@ -112,17 +112,17 @@ def test_the_held_out_batch_is_fixed_and_comes_from_the_val_split(datamodule):
     module = tiny_module(datamodule)
     first = DiagnosticsCallback(diag_every=1, batch_size=16, seed=3).draw_fixed(datamodule, module)
     again = DiagnosticsCallback(diag_every=1, batch_size=16, seed=3).draw_fixed(datamodule, module)
-    assert torch.equal(first[0].observations, again[0].observations) and torch.equal(first[1], again[1])
+    assert torch.equal(first[0][0].observations, again[0][0].observations) and torch.equal(first[1], again[1])
     val_obs = torch.from_numpy(datamodule.val_arrays.observations)
     train_obs = torch.from_numpy(datamodule.load_arrays().observations)
     # Every held-out observation is a row of the -val split (and the two splits share none here).
-    in_val = (first[0].observations[:, None, :] == val_obs[None]).all(-1).any(-1)
-    in_train = (first[0].observations[:, None, :] == train_obs[None]).all(-1).any(-1)
+    in_val = (first[0][0].observations[:, None, :] == val_obs[None]).all(-1).any(-1)
+    in_train = (first[0][0].observations[:, None, :] == train_obs[None]).all(-1).any(-1)
     assert bool(in_val.all()) and not bool(in_train.any())
     # The validation losses are the module's own losses on that batch.
     measured = DiagnosticsCallback(diag_every=1, batch_size=16, seed=3)
     measured.fixed = first
-    critic_loss, actor_loss, _ = module.compute_losses(first[0], first[3])
+    critic_loss, actor_loss, _ = module.compute_losses(first[0][0], first[3])
     numbers = measured.measure(module)
     assert numbers["diag/val_critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-6)
     assert numbers["diag/val_actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-6)
