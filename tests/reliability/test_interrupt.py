@@ -88,6 +88,7 @@ def test_ctrl_c_before_training_is_one_line_and_exit_130(tmp_path):
     """Row 70: a Ctrl-C outside the save path (here while the command starts) is one line, no traceback."""
     code = (
         "import os, signal\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)  # as a shell starts a command\n"
         "from rql_lightning.cli.common import user_errors_as_one_line\n"
         "user_errors_as_one_line(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
     )
