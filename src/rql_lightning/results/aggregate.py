@@ -10,7 +10,8 @@ For each table column (a method on its data, see :func:`rql_lightning.results.lo
 - average: mean over environments of the environment means; standard error likewise from the per-seed
   averages over environments.
 
-With a single seed the standard error is undefined (NaN).
+With a single seed the standard error is undefined (NaN). Curves over training (the success rate, the premise
+diagnostics) pool the seeds evaluated at each step the same way.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rql_lightning.results.load import Run
+from rql_lightning.results.load import Run, run_diagnostics
 
-__all__ = ["Stat", "Results", "aggregate", "learning_curves", "pool_by_step", "standard_error"]
+Curve = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, mean over seeds, s.e. over seeds
 
 
 @dataclass(frozen=True)
 class Stat:
-    """Mean and standard error of a success rate (fractions), and what was pooled."""
+    """Mean and standard error of a success rate (fractions), and what was pooled (``n_seeds=0``: a reference's
+    number, :mod:`~rql_lightning.results.reference`)."""
 
     mean: float
     se: float  # NaN with fewer than 2 seeds
@@ -38,9 +40,10 @@ class Stat:
     n_runs: int = 1
     n_envs: int = 1
 
-    def fmt(self, scale: float = 100.0, digits: int = 1) -> str:
-        text = f"{scale * self.mean:.{digits}f}"
-        return text if math.isnan(self.se) else f"{text} ± {scale * self.se:.{digits}f}"
+    def fmt(self) -> str:
+        """In percent as the tables print it: ``62.5 ± 13.0``, the mean alone where the s.e. is undefined."""
+        text = f"{100 * self.mean:.1f}"
+        return text if math.isnan(self.se) else f"{text} ± {100 * self.se:.1f}"
 
 
 def standard_error(values: Sequence[float]) -> float:
@@ -64,13 +67,18 @@ class Results:
     sources: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # (column, env) -> sources
 
 
-def _pool_per_seed(groups: Iterable[dict[int, float]]) -> dict[int, float]:
-    """Each seed's mean over the groups (tasks, or environments) that ran with that seed."""
+def _pool(parts: list[tuple[Stat, dict[int, float]]], n_envs: int = 1) -> tuple[Stat, dict[int, float]]:
+    """Tasks into an environment, or environments into the average: the mean of the parts' means, and the
+    standard error over seeds of each seed's mean over the parts that ran with it (also returned)."""
     per_seed: dict[int, list[float]] = defaultdict(list)
-    for seeds in groups:
+    for _, seeds in parts:
         for seed, value in seeds.items():
             per_seed[seed].append(value)
-    return {seed: float(np.mean(v)) for seed, v in per_seed.items()}
+    means = {seed: float(np.mean(values)) for seed, values in per_seed.items()}
+    stats = [stat for stat, _ in parts]
+    n_tasks, n_runs = sum(s.n_tasks for s in stats), sum(s.n_runs for s in stats)
+    mean = float(np.mean([s.mean for s in stats]))
+    return Stat(mean, standard_error(list(means.values())), len(means), n_tasks, n_runs, n_envs), means
 
 
 def aggregate(runs: Iterable[Run]) -> Results:
@@ -85,51 +93,44 @@ def aggregate(runs: Iterable[Run]) -> Results:
         res.data[(r.method, r.env, r.task_id)] = r.data.key
         sources[(r.method, r.env)].add(r.data.source)
     res.sources = {key: tuple(sorted(s)) for key, s in sources.items()}
-
-    for key, seeds in by_task.items():
+    tasks: dict[tuple[str, str], list] = defaultdict(list)  # (method, env) -> [(task's Stat, {seed: success})]
+    for (m, env, tid), seeds in by_task.items():
         values = list(seeds.values())
-        res.task[key] = Stat(float(np.mean(values)), standard_error(values), n_seeds=len(values), n_runs=len(values))
-
-    for m in res.methods:
-        env_seed_means: dict[str, dict[int, float]] = {}
-        for env in res.envs:
-            tasks = {tid: seeds for (mm, e, tid), seeds in by_task.items() if mm == m and e == env}
-            if not tasks:
-                continue
-            seed_means = env_seed_means[env] = _pool_per_seed(tasks.values())
-            mean = float(np.mean([res.task[(m, env, tid)].mean for tid in tasks]))
-            n_runs = sum(len(s) for s in tasks.values())
-            res.env[(m, env)] = Stat(
-                mean, standard_error(list(seed_means.values())), len(seed_means), len(tasks), n_runs
-            )
-        if env_seed_means:
-            per_seed = _pool_per_seed(env_seed_means.values())
-            stats = [res.env[(m, env)] for env in env_seed_means]
-            res.average[m] = Stat(
-                float(np.mean([s.mean for s in stats])),
-                standard_error(list(per_seed.values())),
-                n_seeds=len(per_seed),
-                n_tasks=sum(s.n_tasks for s in stats),
-                n_runs=sum(s.n_runs for s in stats),
-                n_envs=len(stats),
-            )
+        res.task[(m, env, tid)] = Stat(float(np.mean(values)), standard_error(values), len(values), n_runs=len(values))
+        tasks[(m, env)].append((res.task[(m, env, tid)], seeds))
+    envs: dict[str, list] = defaultdict(list)  # method -> [(env's Stat, {seed: mean over the env's tasks})]
+    for (m, env), parts in tasks.items():
+        res.env[(m, env)], seed_means = _pool(parts)
+        envs[m].append((res.env[(m, env)], seed_means))
+    for m, parts in envs.items():
+        res.average[m] = _pool(parts, n_envs=len(parts))[0]
     return res
 
 
-def learning_curves(runs: Iterable[Run]) -> dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(method, env, task) -> (steps, mean, s.e.) of the success rate over seeds at each evaluation step.
-
-    Steps are the union over seeds; each point pools the seeds evaluated at that step (s.e. NaN if one).
-    """
+def _pool_curves(series: Iterable[tuple[Run, Iterable[tuple[int, float]]]]) -> dict[tuple[str, str, int], Curve]:
+    """(run, [(step, value)]) pairs -> (method, env, task) -> (steps, mean, s.e.) over the seeds logged at each
+    step (steps the union over seeds; s.e. NaN where one seed)."""
     grouped: dict[tuple[str, str, int], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in runs:
-        for step, value in r.curve:
-            grouped[(r.method, r.env, r.task_id)][step].append(value)
-    return {key: pool_by_step(points) for key, points in grouped.items()}
+    for run, points in series:
+        for step, value in points:
+            grouped[(run.method, run.env, run.task_id)][int(step)].append(float(value))
+    curves = {}
+    for key, by_step in sorted(grouped.items()):
+        steps = np.array(sorted(by_step))
+        mean = np.array([np.mean(by_step[s]) for s in steps])
+        curves[key] = (steps, mean, np.array([standard_error(by_step[s]) for s in steps]))
+    return curves
 
 
-def pool_by_step(points: dict[int, list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """step -> the seeds' values there  ->  (steps, mean, s.e.), sorted by step (s.e. NaN where one seed)."""
-    steps = np.array(sorted(points))
-    mean = np.array([np.mean(points[s]) for s in steps])
-    return steps, mean, np.array([standard_error(points[s]) for s in steps])
+def learning_curves(runs: Iterable[Run]) -> dict[tuple[str, str, int], Curve]:
+    """(method, env, task) -> (steps, mean, s.e.) of the success rate over seeds at each evaluation step."""
+    return _pool_curves((r, r.curve) for r in runs)
+
+
+def diagnostic_curves(runs: Iterable[Run]) -> dict[str, dict[tuple[str, str, int], Curve]]:
+    """``diag/<name> -> (method, env, task) -> (steps, mean, s.e.)`` of the premise diagnostics the runs logged
+    (none for ``diag_every=0`` or flow BC's runs)."""
+    cache: dict = {}
+    logged = [(run, run_diagnostics(run, cache)) for run in runs]
+    tags = sorted({tag for _, series in logged for tag in series})
+    return {tag: _pool_curves((run, series.get(tag, ())) for run, series in logged) for tag in tags}

@@ -1,10 +1,12 @@
-"""Finding the runs: every ``summary.json`` under a directory -> the :class:`Run` records that count.
+"""Finding the runs: every ``summary.json`` under a directory -> the :class:`Run` records that count, and what
+each run logged to its TensorBoard event files (the premise diagnostics).
 
 A run's identity is (model, ``--by`` values, data key, evaluation semantics, environment, task, seed). Runs
 that differ in any of these are never repeats of each other: the same task trained on Minari and on OGBench
 data, on a 100k and a 1M generated file, or evaluated with OGBench 1.2's success timing and 1.1's, are two
-results. When one identity appears more than once, the most
-recently updated run is used and the others are listed as left out.
+results. When one identity appears more than once, the most recently updated run is used and the others are
+listed as left out. This module is the one place that decides these names, for summaries of every age (class
+names and no ``data`` record in older files).
 """
 
 from __future__ import annotations
@@ -12,22 +14,114 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 from rql_lightning.errors import UserError
-from rql_lightning.results.identity import MISSING, DataId, data_identity, eval_semantics, lookup, model_name
 
-__all__ = ["Run", "ResultsInputError", "check_by_keys", "load_summaries", "select_runs", "load_runs"]
-
-SUMMARY_FILENAME = "summary.json"
+# Older summaries name the LightningModule class; tables use the names a paper does.
+CLASS_NAMES = {"RQLModule": "rql", "FQLModule": "fql", "FlowBCModule": "bc"}
+MISSING = object()  # a dotted key that is not in a config
 _BY_KEY = re.compile(r"^[A-Za-z_][\w-]*(\.[\w-]+)+$")
 
 
 class ResultsInputError(UserError):
     """A runs directory, a ``--by`` key or a reference CSV that cannot be read as asked."""
+
+
+def lookup(node: Any, dotted: str) -> Any:
+    """``node["a"]["b"]`` for ``"a.b"``; :data:`MISSING` when any level is absent."""
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return MISSING
+        node = node[key]
+    return node
+
+
+def model_name(summary: dict[str, Any]) -> str:
+    """The method's short name: ``rql``, ``fql``, ``bc`` or the user's own (``model.name``)."""
+    config = summary.get("config")
+    for candidate in (
+        summary.get("model"),
+        lookup(config, "model.name"),
+        summary.get("model_class"),
+        lookup(config, "model._target_"),
+    ):
+        name = str(candidate).rsplit(".", 1)[-1] if candidate is not MISSING and candidate else ""
+        if name:
+            return CLASS_NAMES.get(name, name)
+    return "?"
+
+
+@dataclass(frozen=True)
+class DataId:
+    """What a run trained on; ``key`` is its identity (``<source>:<dataset>#<fingerprint>``)."""
+
+    source: str  # ogbench | ogbench-shards | minari | arrays | ? (unknown)
+    dataset: str
+    key: str
+    path: str | None = None
+    size_bytes: int | None = None
+    fingerprint: str | None = None
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> DataId:
+        """The summary's ``data`` record, else derived from its config (older summaries), else unknown (``?``)."""
+        record = summary.get("data")
+        if not (isinstance(record, dict) and record.get("source")):
+            record = _record_from_config(summary.get("config"))
+        source, dataset = str(record.get("source") or "?"), str(record.get("dataset") or "?")
+        path, size, fingerprint = record.get("path"), record.get("size_bytes"), record.get("fingerprint") or None
+        suffix = f"#{fingerprint}" if fingerprint else f"@{path}" if path else ""
+        key = record.get("key") or f"{source}:{dataset}{suffix}"
+        return cls(
+            source=source,
+            dataset=dataset,
+            key=str(key),
+            path=None if path is None else str(path),
+            size_bytes=None if size is None else int(size),
+            fingerprint=None if fingerprint is None else str(fingerprint),
+        )
+
+    @property
+    def short(self) -> str:
+        """The key with a shortened fingerprint, or the file name instead of the full path."""
+        head = f"{self.source}:{self.dataset}"
+        if self.fingerprint:
+            return f"{head}#{self.fingerprint[:8]}"
+        return f"{head}@{Path(self.path).name}" if self.path else head
+
+    def field(self, name: str) -> Any:
+        """A field named in ``--by data.<name>``; :data:`MISSING` if there is no such field or it is unknown."""
+        value = getattr(self, name) if name in self.__dataclass_fields__ else None
+        return MISSING if value is None else value
+
+
+def _record_from_config(config: Any) -> dict[str, Any]:
+    """Older summaries: what the resolved config says (no size or fingerprint; the path when it was given)."""
+    data = config.get("data") if isinstance(config, dict) else None
+    if not isinstance(data, dict):
+        return {"source": "?", "dataset": "?", "key": "?"}
+    target = str(data.get("_target_") or "").rsplit(".", 1)[-1]
+    path = data.get("dataset_path")
+    if target == "MinariDataModule" or "dataset_id" in data:
+        source, dataset = "minari", data.get("dataset_id")
+        path = str(Path(data["data_dir"]) / str(dataset or "?")) if data.get("data_dir") else None
+    elif target == "ArrayDataModule":
+        source, dataset = "arrays", None
+    elif target.endswith("OGBenchDataModule") or "dataset" in data or path:
+        sharded = target.startswith("Sharded") or data.get("data_kind") == "100m_shards"
+        sharded = sharded or (path is not None and not str(path).endswith(".npz"))
+        named = data.get("dataset") or lookup(config, "task.dataset")
+        dataset = named if named and named is not MISSING else (Path(path).stem if path else None)
+        source = "ogbench-shards" if sharded else "ogbench"
+    else:
+        source, dataset = target, None
+    return {"source": source, "dataset": dataset, "path": path}
 
 
 @dataclass(frozen=True)
@@ -51,24 +145,14 @@ class Run:
     method: str = ""  # the table column: model, variant, and the data where a table mixes several
     seed_batched: bool = False  # one seed of a ``seeds=[...]`` job: its logs are the job's, tagged ``seed<s>/``
     task_batched: bool = False  # one replica of a ``task.ids=[...]`` job: tagged ``task<t>/seed<s>/``
-    semantics: str = ""  # how it was evaluated: "ogbench 1.2.2 pre" (identity.eval_semantics)
+    semantics: str = ""  # how it was evaluated: "ogbench 1.2.2 pre"
 
     @property
     def identity(self) -> tuple[str, str, str, str, str, int, int]:
         return (self.model, self.variant, self.data.key, self.semantics, self.env, self.task_id, self.seed)
 
 
-def check_by_keys(by: Sequence[str]) -> None:
-    """Every ``--by`` key is dotted: a config key (``model.alpha``) or a data field (``data.source``)."""
-    for key in by:
-        if not _BY_KEY.match(key):
-            raise ResultsInputError(
-                f"--by={key} is not a dotted key; use a config key such as model.alpha or a data field such "
-                "as data.source, data.dataset, data.key"
-            )
-
-
-def load_summaries(runs_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+def _summaries(runs_dir: str | Path, notes: list[str]) -> list[dict[str, Any]]:
     """Every ``summary.json`` under ``runs_dir`` (recursively), each with ``_path`` = its run directory.
 
     A file that cannot be read or is not a JSON object is named in one note and skipped.
@@ -78,8 +162,8 @@ def load_summaries(runs_dir: str | Path) -> tuple[list[dict[str, Any]], list[str
         raise ResultsInputError(
             f"runs_dir={runs_dir} is not a directory; pass the folder holding the runs (e.g. outputs/ or multirun/)"
         )
-    summaries, notes = [], []
-    for path in sorted(root.rglob(SUMMARY_FILENAME)):
+    summaries = []
+    for path in sorted(root.rglob("summary.json")):
         try:
             summary = json.loads(path.read_text())
         except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -90,26 +174,18 @@ def load_summaries(runs_dir: str | Path) -> tuple[list[dict[str, Any]], list[str
             continue
         summary["_path"] = str(path.parent)
         summaries.append(summary)
-    return summaries, notes
+    return summaries
 
 
-def _by_value(summary: dict[str, Any], data: DataId, key: str) -> Any:
-    if key.startswith("data."):
-        value = data.field(key[len("data.") :])
-        if value is not MISSING:
-            return value
-    return lookup(summary.get("config"), key)
-
-
-def _run(summary: dict[str, Any], by: Sequence[str], status: str) -> Run:
-    data = data_identity(summary)
-    values = [_by_value(summary, data, key) for key in by]
-    curve = tuple(
-        (int(p["step"]), float(p["success_rate"]))
-        for p in summary.get("curve") or []
-        if p.get("success_rate") is not None
-    )
-    return Run(
+def _run(summary: dict[str, Any], by: Sequence[str], status: str) -> tuple[Run, list[Any]]:
+    """The run, and its ``--by`` values (:data:`MISSING` where it has none)."""
+    data = DataId.from_summary(summary)
+    values = [data.field(key[len("data.") :]) if key.startswith("data.") else MISSING for key in by]
+    values = [lookup(summary.get("config"), key) if v is MISSING else v for key, v in zip(by, values, strict=True)]
+    # OGBench 1.2 moved single-task success to the state before the step: runs that differ here measure
+    # different things ("?" where the summary predates the record, "-" for an env without the switch).
+    timing = summary.get("success_timing") or ("-" if "success_timing" in summary else "?")
+    run = Run(
         model=model_name(summary),
         env=str(summary["task"]),
         task_id=int(summary["task_id"]),
@@ -120,16 +196,21 @@ def _run(summary: dict[str, Any], by: Sequence[str], status: str) -> Run:
         step=int(summary.get("step") or 0),
         eval_step=None if summary.get("eval_step") is None else int(summary["eval_step"]),
         status=status,
-        curve=curve,
+        curve=tuple(
+            (int(p["step"]), float(p["success_rate"]))
+            for p in summary.get("curve") or []
+            if p.get("success_rate") is not None
+        ),
         path=Path(summary.get("_path", "?")),
         updated_at=str(summary.get("updated_at") or ""),
         seed_batched=bool(summary.get("seeds")),
         task_batched=bool(summary.get("task_ids")),
-        semantics=eval_semantics(summary),
+        semantics=f"ogbench {summary.get('ogbench_version') or '?'} {timing}",
         variant=" ".join(
             f"{k.rsplit('.', 1)[-1]}={'?' if v is MISSING else v}" for k, v in zip(by, values, strict=True)
         ),
     )
+    return run, values
 
 
 def _one_key_per_cell(runs: Sequence[Run], column) -> bool:
@@ -159,15 +240,21 @@ def label_runs(runs: Sequence[Run], by: Sequence[str] = ()) -> list[Run]:
     return [replace(r, method=f"{base(r)} ({keys[r.data.key] if unique else r.data.key})") for r in runs]
 
 
-def select_runs(
-    summaries: Iterable[dict[str, Any]], by: Sequence[str] = (), include_unfinished: bool = False
+def load_runs(
+    runs_dir: str | Path, by: Sequence[str] = (), include_unfinished: bool = False
 ) -> tuple[list[Run], list[str]]:
-    """The runs that count, and one note per summary left out (unfinished, malformed, duplicate)."""
-    check_by_keys(by)
+    """The runs under ``runs_dir`` that count, and one note per summary left out (unreadable, unfinished,
+    malformed, duplicate)."""
+    for key in by:
+        if not _BY_KEY.match(key):
+            raise ResultsInputError(
+                f"--by={key} is not a dotted key; use a config key such as model.alpha or a data field such "
+                "as data.source, data.dataset, data.key"
+            )
     notes: list[str] = []
     chosen: dict[tuple, Run] = {}
-    parsed: list[dict[str, Any]] = []
-    for s in summaries:
+    found: set[str] = set()  # the --by keys some run has
+    for s in _summaries(runs_dir, notes):
         where = s.get("_path", "?")
         if s.get("task") is None or s.get("task_id") is None or s.get("seed") is None:
             notes.append(f"{where}: no task/task_id/seed recorded")
@@ -180,20 +267,20 @@ def select_runs(
             notes.append(f"{where}: {status} (use --include-unfinished to count its last evaluation)")
             continue
         try:
-            run = _run(s, by, status)
+            run, values = _run(s, by, status)
         except (KeyError, TypeError, ValueError) as err:
             notes.append(f"{where}: malformed summary.json ({type(err).__name__}: {err})")
             continue
-        parsed.append(s)
+        found.update(key for key, v in zip(by, values, strict=True) if v is not MISSING)
         old = chosen.get(run.identity)
         if old is not None:
             keep, drop = (run, old) if (run.updated_at, str(run.path)) > (old.updated_at, str(old.path)) else (old, run)
-            what = "/".join(map(str, (keep.model, keep.data.key, keep.semantics, keep.env, keep.task_id, keep.seed)))
+            what = "/".join(str(part) for part in keep.identity if part != "")
             notes.append(f"{drop.path}: duplicate of {keep.path} ({what}), older: ignored")
             run = keep
         chosen[run.identity] = run
     for key in by:
-        if parsed and all(_by_value(s, data_identity(s), key) is MISSING for s in parsed):
+        if chosen and key not in found:
             raise ResultsInputError(
                 f"--by={key} is in no run's config or data record; check the spelling (keys look like model.alpha, "
                 "task.name, data.source)"
@@ -202,10 +289,26 @@ def select_runs(
     return sorted(runs, key=lambda r: (r.method, r.env, r.task_id, r.seed)), notes
 
 
-def load_runs(
-    runs_dir: str | Path, by: Sequence[str] = (), include_unfinished: bool = False
-) -> tuple[list[Run], list[str]]:
-    """:func:`load_summaries` then :func:`select_runs`; the notes of both."""
-    summaries, notes = load_summaries(runs_dir)
-    runs, more = select_runs(summaries, by=by, include_unfinished=include_unfinished)
-    return runs, notes + more
+def run_diagnostics(run: Run, _cache: dict | None = None) -> dict[str, list[tuple[int, float]]]:
+    """``diag/<name> -> [(step, value)]`` of one run's premise diagnostics (empty when it logged none).
+
+    A single run logs ``diag/<name>`` to ``<run>/tensorboard``; seed ``s`` of a seed-batched job logs
+    ``seed<s>/diag/<name>`` to ``<job>/tensorboard`` (its ``summary.json`` is ``<job>/seed<s>/summary.json``), a
+    task-batched job ``task<t>/seed<s>/diag/<name>``. Both are found from the run's directory alone, so a moved
+    results tree still reads.
+    """
+    if run.task_batched:  # <job>/task<t>/seed<s>/summary.json
+        log_dir, prefix = run.path.parent.parent / "tensorboard", f"task{run.task_id}/seed{run.seed}/"
+    elif run.seed_batched:
+        log_dir, prefix = run.path.parent / "tensorboard", f"seed{run.seed}/"
+    else:
+        log_dir, prefix = run.path / "tensorboard", ""
+    if not log_dir.is_dir():
+        return {}
+    cache = {} if _cache is None else _cache
+    if log_dir not in cache:
+        acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+        acc.Reload()
+        cache[log_dir] = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    wanted = prefix + "diag/"
+    return {tag.removeprefix(prefix): series for tag, series in cache[log_dir].items() if tag.startswith(wanted)}

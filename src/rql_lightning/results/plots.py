@@ -1,6 +1,7 @@
-"""Figures that read at a glance: learning curves per environment and an overview bar chart of all of them.
+"""Figures that read at a glance: learning curves per environment, an overview bar chart of all of them, and
+each premise diagnostic's curve.
 
-Both are built without pyplot, so they change no global matplotlib state (save them, or display them in a
+All are built without pyplot, so they change no global matplotlib state (save them, or display them in a
 notebook). Step axes are in training batches, labelled in thousands (``100k``, ``1.5M``); every axis starts
 at step 0, so a curve with a single evaluation is a point at its step rather than an axis zoomed into it.
 """
@@ -8,16 +9,15 @@ at step 0, so a curve with a single evaluation is a point at its step rather tha
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Iterable
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from rql_lightning.results.aggregate import Results, learning_curves
+from rql_lightning.results.aggregate import Curve, Results, learning_curves
 from rql_lightning.results.load import Run
-
-__all__ = ["format_steps", "mean_band", "plot_curves", "plot_overview", "step_axis"]
 
 
 def format_steps(x: float, _pos: int | None = None) -> str:
@@ -28,42 +28,48 @@ def format_steps(x: float, _pos: int | None = None) -> str:
     return f"{x:.3g}"
 
 
-def step_axis(ax, max_step: float) -> None:
-    """Training steps from 0 to just past ``max_step``, in thousands where that reads better."""
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, min_n_ticks=2))
-    ax.xaxis.set_major_formatter(FuncFormatter(format_steps))
-    ax.set_xlim(0, max(max_step, 1) * 1.05)
-    ax.set_xlabel("training step")
-
-
-def mean_band(ax, steps, mean, se, color: str, label: str, markersize: float = 3) -> None:
-    """A mean line with markers and a band of ± one standard error (no band where the s.e. is NaN)."""
-    ax.plot(steps, mean, marker="o", markersize=markersize, color=color, label=label)
-    band = np.nan_to_num(se)
-    ax.fill_between(steps, mean - band, mean + band, color=color, alpha=0.2, linewidth=0)
+def _panels(panels: dict[str, list[tuple[str, str, Curve]]]) -> Figure:
+    """A row of panels (title -> lines of (label, colour, curve)), each line a mean with markers and a band of
+    ± one s.e. (none where it is NaN), on a shared step axis from 0 to just past the last step."""
+    max_step = max((float(curve[0].max()) for lines in panels.values() for _, _, curve in lines), default=1.0)
+    fig = Figure(figsize=(4.5 * len(panels), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (title, lines) in zip(axes, panels.items(), strict=True):
+        for label, color, (steps, mean, se) in lines:
+            ax.plot(steps, mean, marker="o", markersize=4, color=color, label=label)
+            band = np.nan_to_num(se)
+            ax.fill_between(steps, mean - band, mean + band, color=color, alpha=0.2, linewidth=0)
+        ax.set_title(title, fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True, min_n_ticks=2))
+        ax.xaxis.set_major_formatter(FuncFormatter(format_steps))
+        ax.set_xlim(0, max(max_step, 1) * 1.05)
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        if lines:
+            ax.legend(fontsize=8)
+    return fig
 
 
 def plot_curves(runs: Iterable[Run], env: str) -> Figure:
     """Learning curves of one environment: one panel per method, one line per task, mean ± s.e. over seeds."""
-    curves = learning_curves(r for r in runs if r.env == env)
-    methods = sorted({m for (m, _, _) in curves}) or ["(no curves)"]
-    max_step = max((float(steps.max()) for steps, _, _ in curves.values()), default=1.0)
-    fig = Figure(figsize=(4.5 * len(methods), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(methods), sharey=True, squeeze=False)[0]
-    for ax, method in zip(axes, methods, strict=True):
-        for (m, _, tid), (steps, mean, se) in sorted(curves.items()):
-            if m != method:
-                continue
-            color = f"C{(tid - 1) % 10}"  # the same colour for a task in every panel
-            mean_band(ax, steps, 100 * mean, 100 * se, color, f"task {tid}", markersize=4)
-        ax.set_title(f"{env}: {method}", fontsize=10)
-        step_axis(ax, max_step)
+    panels: dict[str, list] = defaultdict(list)
+    for (method, _, tid), (steps, mean, se) in learning_curves(r for r in runs if r.env == env).items():
+        color = f"C{(tid - 1) % 10}"  # the same colour for a task in every panel
+        panels[f"{env}: {method}"].append((f"task {tid}", color, (steps, 100 * mean, 100 * se)))
+    fig = _panels(panels or {f"{env}: (no curves)": []})
+    for ax in fig.axes:
         ax.set_ylim(-2, 102)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    axes[0].set_ylabel("success rate (%)")
+    fig.axes[0].set_ylabel("success rate (%)")
     return fig
+
+
+def plot_diagnostic(tag: str, curves: dict[tuple[str, str, int], Curve]) -> Figure:
+    """One ``diag/`` tag: a panel per (environment, task), a line per method, mean ± s.e. over seeds."""
+    methods = sorted({m for (m, _, _) in curves})
+    panels: dict[str, list] = defaultdict(list)
+    for (method, env, tid), curve in sorted(curves.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
+        panels[f"{tag}: {env} task {tid}"].append((method, f"C{methods.index(method) % 10}", curve))
+    return _panels(panels)
 
 
 def plot_overview(res: Results) -> Figure:

@@ -22,41 +22,18 @@ from pathlib import Path
 from rql_lightning.results.aggregate import Results, Stat
 from rql_lightning.results.load import ResultsInputError
 
-__all__ = [
-    "REFERENCE_COLUMNS",
-    "REFERENCE_FIELDS",
-    "Reference",
-    "ReferenceValue",
-    "Comparison",
-    "load_reference",
-    "compare",
-    "reference_markdown",
-    "reference_rows",
-    "unmatched",
-]
-
 REFERENCE_COLUMNS = ("environment", "task", "method", "success")  # and optionally "stderr"
-REFERENCE_FIELDS = [
-    "method", "env", "task_id", "ours_mean", "ours_se", "reference_mean", "reference_se", "difference", "within_2se",
-]  # fmt: skip
 _FIX = "columns environment, task, method, success[, stderr], success in percent"
 
 
 @dataclass(frozen=True)
-class ReferenceValue:
-    """A reference success rate and its standard error, as fractions (se NaN when not given)."""
-
-    mean: float
-    se: float
-
-
-@dataclass(frozen=True)
 class Reference:
-    """The rows of a reference CSV: (method, env, task) for task rows, (method, env) for environment rows."""
+    """The rows of a reference CSV: (method, env, task) for task rows, (method, env) for environment rows; each
+    a :class:`Stat` of fractions with ``n_seeds=0`` (se NaN when not given)."""
 
     path: str
-    task: dict[tuple[str, str, int], ReferenceValue]
-    env: dict[tuple[str, str], ReferenceValue]
+    task: dict[tuple[str, str, int], Stat]
+    env: dict[tuple[str, str], Stat]
 
     @property
     def methods(self) -> set[str]:
@@ -71,7 +48,7 @@ class Comparison:
     env: str
     task_id: int | None
     ours: Stat
-    ref: ReferenceValue | None
+    ref: Stat | None
 
     @property
     def difference(self) -> float:
@@ -119,10 +96,8 @@ def load_reference(path: str | Path) -> Reference:
         env, method, task = row["environment"], row["method"], row["task"]
         if not env or not method:
             raise ResultsInputError(f"reference={where}: environment and method must be set; write {_FIX}")
-        value = ReferenceValue(
-            _number(row["success"], "success", where),
-            _number(row["stderr"], "stderr", where) if row.get("stderr") else math.nan,
-        )
+        se = _number(row["stderr"], "stderr", where) if row.get("stderr") else math.nan
+        value = Stat(_number(row["success"], "success", where), se, n_seeds=0)
         if not task:
             cells, key = ref.env, (method, env)
         elif task.isdigit():
@@ -140,11 +115,11 @@ def _ref_method(ref: Reference, res: Results, column: str) -> str:
     return column if column in ref.methods else res.models.get(column, column)
 
 
-def _pooled(values: list[ReferenceValue]) -> ReferenceValue:
+def _pooled(values: list[Stat]) -> Stat:
     k = len(values)
     ses = [v.se for v in values]
     se = math.nan if any(math.isnan(s) for s in ses) else math.sqrt(sum(s**2 for s in ses)) / k
-    return ReferenceValue(sum(v.mean for v in values) / k, se)
+    return Stat(sum(v.mean for v in values) / k, se, n_seeds=0, n_tasks=k)
 
 
 def compare(res: Results, ref: Reference) -> list[Comparison]:
@@ -173,11 +148,6 @@ def unmatched(res: Results, ref: Reference) -> list[str]:
     return ["/".join(map(str, key)) for key in rows if key not in used]
 
 
-def _pct(mean: float, se: float) -> str:
-    text = f"{100 * mean:.1f}"
-    return text if math.isnan(se) else f"{text} ± {100 * se:.1f}"
-
-
 def reference_markdown(comparisons: list[Comparison], source: str) -> str:
     """Rows: (method, environment, task or ``all``); ours, the reference, the difference and the 2-s.e. check."""
     lines = [
@@ -190,8 +160,8 @@ def reference_markdown(comparisons: list[Comparison], source: str) -> str:
         if c.ref is None:
             cells = ["-", "-", "-"]
         else:
-            cells = [_pct(c.ref.mean, c.ref.se), f"{100 * c.difference:+.1f}", verdict[c.within_2se]]
-        lines.append(f"| {c.method} | {c.env} | {task} | {_pct(c.ours.mean, c.ours.se)} | " + " | ".join(cells) + " |")
+            cells = [c.ref.fmt(), f"{100 * c.difference:+.1f}", verdict[c.within_2se]]
+        lines.append(f"| {c.method} | {c.env} | {task} | {c.ours.fmt()} | " + " | ".join(cells) + " |")
     caption = (
         f"Final success rate (%) beside the reference `{source}`; task `all` is the environment. Within 2 s.e.: "
         "|ours - reference| <= 2·sqrt(s.e.ours² + s.e.ref²), with the one s.e. given when only one is; "

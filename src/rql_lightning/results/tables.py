@@ -1,4 +1,5 @@
-"""The aggregated results as the paper's tables: Markdown for reading, CSV rows for other tools.
+"""The aggregated results as the paper's tables: Markdown for reading, CSV rows for other tools; and the premise
+diagnostics' last values.
 
 Markdown shows percentages (mean ± standard error); CSV holds fractions in [0, 1] and NaN for an undefined
 standard error. Columns are the table columns of :func:`~rql_lightning.results.load.label_runs`.
@@ -8,35 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rql_lightning.results.aggregate import Results, Stat
+from rql_lightning.results.aggregate import Curve, Results, Stat
 from rql_lightning.results.load import Run
 from rql_lightning.results.reference import Reference, compare, reference_markdown
-
-__all__ = [
-    "env_markdown",
-    "task_markdown",
-    "data_markdown",
-    "to_markdown",
-    "env_rows",
-    "task_rows",
-    "run_rows",
-    "csv_text",
-    "ENV_FIELDS",
-    "TASK_FIELDS",
-    "RUN_FIELDS",
-]
-
-_STAT = ["success_mean", "success_se"]
-ENV_FIELDS = ["method", "model", "data_source", "env", *_STAT, "n_envs", "n_tasks", "n_seeds", "n_runs"]
-TASK_FIELDS = ["method", "model", "data_key", "env", "task_id", *_STAT, "n_seeds"]
-RUN_FIELDS = [
-    "method", "model", "data_source", "data_key", "env", "task_id", "seed",
-    "success_rate", "return", "step", "eval_step", "status", "path",
-]  # fmt: skip
 
 
 def _header(first: Sequence[str], methods: Sequence[str]) -> list[str]:
@@ -131,21 +111,11 @@ def env_rows(res: Results) -> list[dict[str, Any]]:
 
 def task_rows(res: Results) -> list[dict[str, Any]]:
     """One row per (method, env, task)."""
-    order = sorted(res.task.items(), key=lambda kv: (kv[0][0], res.envs.index(kv[0][1]), kv[0][2]))
-    return [
-        _stat_row(
-            {
-                "method": m,
-                "model": res.models.get(m, m),
-                "data_key": res.data[(m, env, tid)],
-                "env": env,
-                "task_id": tid,
-            },
-            s,
-            ("n_seeds",),
-        )
-        for (m, env, tid), s in order
-    ]
+    rows = []
+    for (m, env, tid), s in sorted(res.task.items(), key=lambda kv: (kv[0][0], res.envs.index(kv[0][1]), kv[0][2])):
+        keys = {"method": m, "model": res.models.get(m, m), "data_key": res.data[(m, env, tid)], "env": env}
+        rows.append(_stat_row({**keys, "task_id": tid}, s, ("n_seeds",)))
+    return rows
 
 
 def run_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
@@ -170,12 +140,31 @@ def run_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
     ]
 
 
-def csv_text(rows: list[dict[str, Any]], fieldnames: Sequence[str] | None = None) -> str:
-    """Rows as CSV text (header from ``fieldnames``, else the first row's keys)."""
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """Rows (dicts with the same keys, the header from the first) as CSV text."""
     buf = io.StringIO()
-    names = list(fieldnames) if fieldnames is not None else list(rows[0]) if rows else []
-    if names:
-        writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
     return buf.getvalue()
+
+
+def diagnostics_markdown(curves: dict[str, dict[tuple[str, str, int], Curve]]) -> str:
+    """The last logged value of each premise diagnostic (rows) per method and task (columns), mean ± s.e. over
+    seeds (:func:`~rql_lightning.results.aggregate.diagnostic_curves`)."""
+    columns = sorted({key for by_key in curves.values() for key in by_key})
+    if not columns:
+        return ""
+    lines = _header(["diagnostic"], [f"{m}, task {tid}" for (m, _, tid) in columns])
+    for tag, by_key in curves.items():
+        cells = []
+        for key in columns:
+            if key not in by_key:
+                cells.append("")
+                continue
+            _, mean, se = by_key[key]
+            cells.append(f"{mean[-1]:.3g}" + ("" if math.isnan(se[-1]) else f" ± {se[-1]:.2g}"))
+        lines.append(f"| `{tag}` | " + " | ".join(cells) + " |")
+    envs = sorted({env for (_, env, _) in columns})
+    steps = sorted({int(steps[-1]) for by_key in curves.values() for steps, _, _ in by_key.values()})
+    return "\n".join(lines) + f"\n\nAt step {', '.join(map(str, steps))} on {', '.join(envs)}; ± one s.e. over seeds.\n"
