@@ -56,9 +56,7 @@ def _build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_NUM_TRANSITIONS,
         help="train transitions to collect (rounded up to whole 1001-step episodes)",
     )
-    gen.add_argument(
-        "--data-dir", type=Path, default=None, help=f"output directory (default: ${DATA_DIR_ENV} or {DEFAULT_DATA_DIR})"
-    )
+    _add_data_dir(gen, "output directory")
     gen.add_argument("--workers", type=int, default=1, help="worker processes")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument(
@@ -93,21 +91,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
     down = sub.add_parser("download", help="fetch an OGBench dataset (100M shards too), resumable")
     down.add_argument("dataset", help="an OGBench dataset name: cube-double-play-v0, puzzle-4x4-play-100m-v0, ...")
-    down.add_argument(
-        "--data-dir", type=Path, default=None, help=f"where to put it (default: ${DATA_DIR_ENV} or {DEFAULT_DATA_DIR})"
-    )
+    _add_data_dir(down, "where to put it")
     down.add_argument("--shards", type=int, default=None, help="a 100M dataset: only its first N shards")
     down.add_argument("--base-url", default=OGBENCH_DATASET_URL, help="where the files are published (a mirror)")
     down.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
     info = sub.add_parser("info", help="summarise a dataset file, shard directory, or dataset name")
     info.add_argument("dataset", help="path to a .npz file / shard directory, or a dataset name in --data-dir")
-    info.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help=f"where to look up dataset names (default: ${DATA_DIR_ENV} or {DEFAULT_DATA_DIR})",
-    )
+    _add_data_dir(info, "where to look up dataset names")
     info.add_argument(
         "--task",
         type=int,
@@ -124,54 +115,43 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_counts(args: argparse.Namespace) -> None:
-    for flag, value in (("--num-transitions", args.num_transitions), ("--workers", args.workers)):
-        if value < 1:
-            raise DataConfigError(f"{flag}={value} must be >= 1; pass a positive count")
-    if args.shards < 1:
-        raise DataConfigError(f"--shards={args.shards} must be >= 1; pass a positive count")
+def _add_data_dir(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help=f"{what} (default: ${DATA_DIR_ENV} or {DEFAULT_DATA_DIR})"
+    )
 
 
-def _cmd_generate_minari(args: argparse.Namespace) -> int:
+def _check_positive(**counts: int | None) -> None:
+    """Each count given (not None) is >= 1, else one line naming its flag."""
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise DataConfigError(f"--{name.replace('_', '-')}={value} must be >= 1; pass a positive count")
+
+
+def _cmd_generate_minari(args: argparse.Namespace, **generate) -> int:
     from rql_lightning.data.minari_export import generate_minari_dataset
 
     if args.shards > 1:
         raise DataConfigError(f"--shards={args.shards} with --format minari: a Minari dataset is one; drop --shards")
     root = minari_root(args.data_dir)
     dataset_id = args.dataset_id or minari_id_of(args.dataset_name, args.task)
-    ds = generate_minari_dataset(
-        args.dataset_name,
-        args.task,
-        dataset_id,
-        root,
-        args.num_transitions,
-        seed=args.seed,
-        num_workers=args.workers,
-        progress=not args.no_progress,
-        val_fraction=args.val_fraction,
-    )
+    ds = generate_minari_dataset(args.dataset_name, args.task, dataset_id, root, args.num_transitions, **generate)
     print(f"wrote Minari dataset {dataset_id} ({ds.total_episodes} episodes, {ds.total_steps} steps) in {root}")
     print(f"train on it with: rql-train data=minari data.dataset_id={dataset_id} data.data_dir={root}")
     return 0
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    _check_counts(args)
+    _check_positive(num_transitions=args.num_transitions, workers=args.workers, shards=args.shards)
+    generate = dict(
+        seed=args.seed, num_workers=args.workers, progress=not args.no_progress, val_fraction=args.val_fraction
+    )
     if args.format == "minari":
-        return _cmd_generate_minari(args)
+        return _cmd_generate_minari(args, **generate)
     data_dir = (args.data_dir or default_data_dir()).expanduser()
     name = args.dataset_name
     target = data_dir / name if args.shards > 1 else dataset_file(data_dir, name)
-    path = generate_play_dataset(
-        name,
-        target,
-        args.num_transitions,
-        seed=args.seed,
-        num_workers=args.workers,
-        progress=not args.no_progress,
-        val_fraction=args.val_fraction,
-        num_shards=args.shards,
-    )
+    path = generate_play_dataset(name, target, args.num_transitions, num_shards=args.shards, **generate)
     if args.shards > 1:
         print(f"{args.shards} shards (each with its -val.npz) are in {path}")
     else:
@@ -180,8 +160,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    if args.shards is not None and args.shards < 1:
-        raise DataConfigError(f"--shards={args.shards} must be >= 1; pass a positive count")
+    _check_positive(shards=args.shards)
     data_dir = (args.data_dir or default_data_dir()).expanduser()
     path = download_dataset(
         args.dataset, data_dir, base_url=args.base_url, shards=args.shards, progress=not args.no_progress

@@ -129,9 +129,6 @@ class WindowDataModule(L.LightningDataModule):
             )
         return self.global_batch_size // world_size
 
-    def _world_size(self) -> int:
-        return self.trainer.world_size if self.trainer is not None else 1
-
     def _windows_per_step(self) -> int:
         """Windows drawn from the dataset per step (the batch checked against the dataset's size)."""
         return self.global_batch_size if self.global_batch_size is not None else self.batch_size
@@ -155,7 +152,7 @@ class WindowDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer is not None else 0
         start = self.trainer.global_step if self.trainer is not None else 0  # > 0 when resuming
-        stream = self.make_stream(rank, start, self._world_size())
+        stream = self.make_stream(rank, start, self.trainer.world_size if self.trainer is not None else 1)
         # Its own generator, so creating the loader does not consume the global RNG.
         return DataLoader(stream, batch_size=None, num_workers=0, generator=torch.Generator())
 
@@ -186,21 +183,21 @@ def fingerprint(files: Iterable[Path], root: Path | None = None) -> str:
     return digest.hexdigest()
 
 
-def files_identity(source: str, dataset: str, path: str | Path | None, files: list[Path] | None = None) -> dict:
-    """``{source, dataset, path, size_bytes, fingerprint, key}`` of the data at ``path`` (a file or directory).
+def files_identity(source: str, dataset: str, path: str | Path, files: list[Path]) -> dict:
+    """:func:`identity_record` of the data at ``path`` (a file or directory) that ``files`` hold (e.g. no
+    ``-val``): their total size and :func:`fingerprint` (with their names below a directory)."""
+    path = Path(path)
+    fp = fingerprint(files, path if path.is_dir() else None) if files else "missing"
+    return identity_record(source, dataset, path, sum(f.stat().st_size for f in files), fp)
 
-    ``files``: the files that hold the data when not everything under ``path`` does (e.g. no ``-val``).
-    """
-    path = Path(path) if path is not None else None
-    if files is None:
-        files = data_files(path) if path is not None else []
-    root = path if path is not None and path.is_dir() else None
-    fp = fingerprint(files, root) if files else "missing"
+
+def identity_record(source: str, dataset: str, path: Path | None, size_bytes: int, fp: str) -> dict:
+    """The record :meth:`WindowDataModule.identity` returns; ``key`` (what results pool runs by) from the rest."""
     return {
         "source": source,
         "dataset": dataset,
         "path": str(path) if path is not None else None,
-        "size_bytes": sum(f.stat().st_size for f in files),
+        "size_bytes": size_bytes,
         "fingerprint": fp,
         "key": f"{source}:{dataset}#{fp}",
     }
@@ -246,15 +243,7 @@ class ArrayDataModule(WindowDataModule):
         return int(self.arrays.observations.shape[1]), int(self.arrays.actions.shape[1])
 
     def identity(self) -> dict:
-        fp = arrays_fingerprint(self.arrays)
-        return {
-            "source": self.source,
-            "dataset": self.name,
-            "path": None,
-            "size_bytes": int(self.arrays.nbytes),
-            "fingerprint": fp,
-            "key": f"{self.source}:{self.name}#{fp}",
-        }
+        return identity_record(self.source, self.name, None, int(self.arrays.nbytes), arrays_fingerprint(self.arrays))
 
     def load_arrays(self) -> OfflineArrays:
         a = self.arrays

@@ -16,15 +16,14 @@ import numpy as np
 from rql_lightning.data.dataset_checks import DataConfigError, DatasetNotFoundError, check_npz_keys, row_dim
 from rql_lightning.data.generate.play_protocol import SUPPORTED_DATASETS, quiet_sim_warnings
 from rql_lightning.data.minari_datamodule import has_minari
+from rql_lightning.data.ogbench_datamodule import load_npz, make_singletask_env
 from rql_lightning.naming import (
     NPZ_SUFFIX,
-    VAL_SUFFIX,
     base_dataset_name,
     dataset_file,
     default_data_dir,
     list_shards,
     singletask_name_of,
-    val_path_of,
 )
 
 MANIPULATION_PREFIXES = ("cube-", "scene-", "puzzle-")
@@ -73,33 +72,28 @@ def summarise(files: list[Path]) -> Summary:
 
 
 def relabel_stats(name: str, files: list[Path], task: int) -> tuple[float, float, float]:
-    """Success rate and reward range under OGBench's own single-task relabelling (from qpos/button states)."""
-    import ogbench
-
+    """Success rate and reward range under OGBench's own single-task relabelling, read as training reads it
+    (:func:`~rql_lightning.data.ogbench_datamodule.load_npz`, one file at a time)."""
     if not name.startswith(MANIPULATION_PREFIXES):
         raise DataConfigError(f"--task={task} relabelling supports manipulation datasets, not {name!r}; drop --task")
     try:
         singletask_name = singletask_name_of(name, task)
     except ValueError as err:
         raise DataConfigError(f"cannot infer the environment: {err}; name the file <dataset>-vN.npz") from None
-    env = None
+    with warnings.catch_warnings():
+        quiet_sim_warnings()
+        env = make_singletask_env(singletask_name)
     successes = steps = 0
     r_min, r_max = np.inf, -np.inf
-    for file in files:
-        if not val_path_of(file).exists():
-            raise DatasetNotFoundError(f"{file} has no {VAL_SUFFIX} companion, which ogbench's loader needs")
-        with warnings.catch_warnings():
-            quiet_sim_warnings()
-            if env is None:
-                env, train, _ = ogbench.make_env_and_datasets(singletask_name, dataset_path=str(file))
-            else:
-                train, _ = ogbench.make_env_and_datasets(
-                    singletask_name, dataset_path=str(file), dataset_only=True, cur_env=env
-                )
-        successes += int(np.count_nonzero(train["masks"] == 0))
-        steps += len(train["masks"])
-        r_min = min(r_min, float(train["rewards"].min()))
-        r_max = max(r_max, float(train["rewards"].max()))
+    try:
+        for file in files:
+            arrays = load_npz(file, singletask_name, env)
+            successes += int(np.count_nonzero(arrays.masks == 0))
+            steps += len(arrays)
+            r_min = min(r_min, float(arrays.rewards.min()))
+            r_max = max(r_max, float(arrays.rewards.max()))
+    finally:
+        env.close()
     return successes / max(steps, 1), r_min, r_max
 
 

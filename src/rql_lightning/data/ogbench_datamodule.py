@@ -15,12 +15,8 @@ open so that observations are held once:
    which yields OGBench's regular transition layout (identical to ``compact_dataset=False``, minus
    ``next_observations``: windows read ``s_{t+h}`` from ``observations``) without a second copy.
 
-Several tasks of one dataset (``task_ids``) read the file once: step 3 runs once per task, each with that
-task's environment, and adds a column to ``rewards``/``masks`` (``(N, T)``); observations and actions stay one
-copy.
-
-On top of that the reference's conventions: actions clipped to ``[-1 + eps, 1 - eps]`` and, for sparse
-tasks, rewards mapped to ``-(r != 0)``.
+Several tasks of one dataset (``task_ids``) read the file once, step 3 once per task (:func:`load_npz`).
+On top of that the reference's conventions, docs/algorithm.md (D1) and (D3): actions clipped, sparse rewards.
 
 :func:`ogbench_datamodule` (the ``_target_`` of ``conf/data/ogbench.yaml``) picks the layout once, when
 the config is instantiated (on every rank alike), never in ``prepare_data``:
@@ -31,18 +27,14 @@ the config is instantiated (on every rank alike), never in ``prepare_data``:
 * a sharded task whose shard directory is empty or absent, with ``generate_if_missing``, trains on a
   generated file of its 1M-style dataset instead (100M transitions are not generated implicitly).
 
-A shard directory holds ``shards_in_memory`` shards at a time, the next group loading in a background
-thread (the schedule: :mod:`rql_lightning.data.shard_schedule`); every shard's and ``-val.npz``'s columns
-are checked from their headers before step 0, so a shard that disagrees is found at once, not when the
-loader reaches it. Where files are found: :mod:`rql_lightning.naming`; how to get them:
-:mod:`rql_lightning.data.download`.
+A shard directory's schedule is :mod:`rql_lightning.data.shard_schedule`; every shard's headers are checked
+before step 0. Where files are found: :mod:`rql_lightning.naming`; how to get them: :mod:`rql_lightning.data.download`.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,7 +55,7 @@ from rql_lightning.data.dataset_checks import (
 )
 from rql_lightning.data.download import fetch_official, obtain_hint, shards_hint
 from rql_lightning.data.generate.cache import ensure_play_dataset
-from rql_lightning.data.shard_schedule import ShardCycler, ShardedWindowStream
+from rql_lightning.data.shard_schedule import ShardCycler
 from rql_lightning.data.windows import OfflineArrays, WindowSampler, concat_arrays, sampler_from_arrays
 from rql_lightning.naming import (
     DATA_DIR_ENV,
@@ -92,14 +84,6 @@ def make_singletask_env(singletask_name: str, **env_kwargs: Any):
     import ogbench
 
     return ogbench.make_env_and_datasets(singletask_name, env_only=True, **env_kwargs)
-
-
-def task_names(singletask_name: str, task_ids: Sequence[int] | None) -> list[str]:
-    """The single-task names of ``task_ids`` on ``singletask_name``'s dataset (``[singletask_name]`` for None)."""
-    if task_ids is None:
-        return [singletask_name]
-    dataset = parse_singletask(singletask_name).dataset
-    return [singletask_name_of(dataset, t) for t in task_ids]
 
 
 def required_keys(env_name: str) -> list[str]:
@@ -275,7 +259,10 @@ class OGBenchDataModuleBase(WindowDataModule):
     ) -> None:
         super().__init__(chunk_size, batch_size, device, seed, global_batch_size, task_ids)
         self.singletask_name = singletask_name
-        self.singletask_names = task_names(singletask_name, self.task_ids)  # one per task column
+        self.singletask_names = [singletask_name]  # one per task column: task_ids's, on singletask_name's dataset
+        if self.task_ids is not None:
+            tasks_dataset = parse_singletask(singletask_name).dataset
+            self.singletask_names = [singletask_name_of(tasks_dataset, t) for t in self.task_ids]
         self.dataset_name = dataset or dataset_name_of(singletask_name)
         self.data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
         self.dataset_path = Path(dataset_path).expanduser() if dataset_path else None
@@ -322,13 +309,6 @@ class OGBenchDataModuleBase(WindowDataModule):
         files = [p for p in self.train_files() if p.is_file()]
         record = files_identity(self.source, self.dataset_name, self.resolve_path(), files)
         return record if self.task_ids is None else {**record, "task_ids": list(self.task_ids)}
-
-    def check_columns(self, files: Sequence[Path], fix: str) -> None:
-        """From the headers of ``files`` alone (milliseconds each): the keys relabelling reads, observation and
-        action widths equal to the env's spaces, and one per-row shape and dtype across all of them."""
-        obs_dim, action_dim = self.dims()
-        spaces = {"observations": (obs_dim,), "actions": (action_dim,)}
-        check_same_layout(files, required_keys(self.eval_env_names[0]), fix, row_shapes=spaces)
 
 
 class OGBenchDataModule(OGBenchDataModuleBase):
@@ -417,16 +397,15 @@ class OGBenchShardLoader:
         chunk_size: int,
         batch_size: int,
         device: torch.device,
-        *,
-        sparse: bool = False,
-        action_clip_eps: float = ACTION_CLIP_EPS,
-        action_tolerance: float = ACTION_TOLERANCE,
+        **kwargs: Any,
     ) -> None:
+        """``kwargs``: :func:`load_npz`'s ``sparse``, ``action_clip_eps`` and ``action_tolerance``."""
         self.singletask_name = singletask_name
         self.chunk_size, self.batch_size, self.device = chunk_size, batch_size, device
-        self.kwargs = dict(sparse=sparse, action_clip_eps=action_clip_eps, action_tolerance=action_tolerance)
-        self._env = None  # built on first use (and rebuilt after pickling: MuJoCo state does not travel)
-        self._lock = threading.Lock()  # the env is used for relabelling: one load at a time
+        self.kwargs = kwargs
+        # Built on first use (and rebuilt after pickling: MuJoCo state does not travel); one load at a time uses
+        # it, as the schedule never runs two (ShardCycler).
+        self._env = None
 
     @property
     def env(self):
@@ -436,24 +415,19 @@ class OGBenchShardLoader:
         return self._env
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_env": None, "_lock": None}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+        return {**self.__dict__, "_env": None}
 
     def __call__(self, paths: Sequence[Path]) -> WindowSampler:
-        with self._lock:
-            parts = [
-                load_npz(
-                    p,
-                    self.singletask_name,
-                    self.env,
-                    fix=f"delete {p.name} and fetch or regenerate that shard",
-                    **self.kwargs,
-                )
-                for p in paths
-            ]
+        parts = [
+            load_npz(
+                p,
+                self.singletask_name,
+                self.env,
+                fix=f"delete {p.name} and fetch or regenerate that shard",
+                **self.kwargs,
+            )
+            for p in paths
+        ]
         arrays = concat_arrays(parts)
         del parts
         source = str(paths[0]) if len(paths) == 1 else f"shards {paths[0]} .. {paths[-1].name}"
@@ -486,7 +460,7 @@ class ShardedOGBenchDataModule(OGBenchDataModuleBase):
         self.shard_swap_interval = shard_swap_interval
         self.shards_in_memory = shards_in_memory
         self.shard_stall = shard_stall
-        self.shards: ShardCycler | None = None  # once set up
+        self.shards: ShardCycler | None = None  # once set up; also the train_sampler a WindowStream draws from
         self._checked: list[Path] | None = None  # the shards, once their headers are checked
 
     def resolve_path(self) -> Path:
@@ -497,8 +471,9 @@ class ShardedOGBenchDataModule(OGBenchDataModuleBase):
         return list_shards(self.resolve_path())
 
     def _checked_shards(self) -> list[Path]:
-        """The shards, each (and each ``-val.npz`` present) checked from its headers: a shard that disagrees
-        is found before step 0, not when the background loader reaches it."""
+        """The shards, each (and each ``-val.npz`` present) checked from its headers alone (milliseconds each:
+        the keys relabelling reads, observation and action widths equal to the env's spaces, one per-row shape
+        and dtype across all): a shard that disagrees is found before step 0, not when the loader reaches it."""
         if self._checked is not None:
             return self._checked
         directory = self.resolve_path()
@@ -515,7 +490,9 @@ class ShardedOGBenchDataModule(OGBenchDataModuleBase):
             f"delete that file and fetch it again (rql-data download {self.dataset_name} --data-dir "
             f"{directory.parent} fetches what is missing) or regenerate the shards"
         )
-        self.check_columns([*shards, *vals], fix)
+        obs_dim, action_dim = self.dims()
+        spaces = {"observations": (obs_dim,), "actions": (action_dim,)}
+        check_same_layout([*shards, *vals], required_keys(self.eval_env_names[0]), fix, row_shapes=spaces)
         self._checked = shards
         return shards
 
@@ -534,7 +511,7 @@ class ShardedOGBenchDataModule(OGBenchDataModuleBase):
             action_clip_eps=self.action_clip_eps,
             action_tolerance=self.action_tolerance,
         )
-        self.shards = ShardCycler(
+        self.shards = self.train_sampler = ShardCycler(
             self._checked_shards(),
             loader,
             swap_interval=self.shard_swap_interval,
@@ -542,13 +519,6 @@ class ShardedOGBenchDataModule(OGBenchDataModuleBase):
             on_stall=self.shard_stall,
         )
         self.shards.warm(0)
-
-    def make_stream(self, rank: int, start: int, world_size: int = 1) -> ShardedWindowStream:
-        split = world_size if self.global_batch_size is not None else 1
-        batch = self.per_rank_batch_size(world_size)
-        stream = ShardedWindowStream(self.shards, batch, self.seed, rank, start, world_size=split)
-        stream.replicas = self.replicas
-        return stream
 
     def teardown(self, stage: str | None = None) -> None:
         if self.shards is not None:
@@ -582,19 +552,17 @@ def ogbench_datamodule(
     """The OGBench datamodule for these settings (see the module docstring for the rule); ``settings`` are the
     keyword arguments of :class:`OGBenchDataModule` and :class:`ShardedOGBenchDataModule`, each given those
     its layout takes."""
-    dataset_path, data_dir = settings.get("dataset_path"), settings.get("data_dir")
-    sharded = is_sharded(data_kind, dataset_path)
-    if sharded and settings.get("generate_if_missing") and not dataset_path:
-        directory = (Path(data_dir).expanduser() if data_dir else default_data_dir()) / (
-            settings.get("dataset") or dataset_name_of(singletask_name)
+    if is_sharded(data_kind, settings.get("dataset_path")):
+        layout_settings = {k: v for k, v in settings.items() if k not in FILE_ONLY}
+        dm = ShardedOGBenchDataModule(singletask_name, chunk_size, batch_size, **layout_settings)
+        if dm.dataset_path is not None or not settings.get("generate_if_missing") or dm.train_files():
+            return dm
+        base = dataset_name_of(singletask_name)
+        log.warning(
+            "%s has no shards; data.generate_if_missing=true: training on a generated %s file instead",
+            dm.resolve_path(),
+            base,
         )
-        if not list_shards(directory):
-            base = dataset_name_of(singletask_name)
-            log.warning(
-                "%s has no shards; data.generate_if_missing=true: training on a generated %s file instead",
-                directory,
-                base,
-            )
-            sharded, settings = False, {**settings, "dataset": base}
-    cls, other = (ShardedOGBenchDataModule, FILE_ONLY) if sharded else (OGBenchDataModule, SHARD_ONLY)
-    return cls(singletask_name, chunk_size, batch_size, **{k: v for k, v in settings.items() if k not in other})
+        settings = {**settings, "dataset": base}
+    layout_settings = {k: v for k, v in settings.items() if k not in SHARD_ONLY}
+    return OGBenchDataModule(singletask_name, chunk_size, batch_size, **layout_settings)

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from rql_lightning.data.dataset_checks import DataConfigError
-from rql_lightning.data.windows import WindowSampler, WindowStream
+from rql_lightning.data.windows import WindowSampler
 
 log = logging.getLogger("rql_lightning")
 
@@ -100,7 +100,7 @@ class ShardCycler:
 
     @property
     def device(self) -> torch.device:
-        return self._ensure_active().device
+        return (self.active if self.active is not None else self.warm(0)).device
 
     @property
     def resident(self) -> int:
@@ -117,26 +117,10 @@ class ShardCycler:
         self._alive.add(sampler)
         return sampler
 
-    def _prefetch(self, group: int) -> None:
-        if self.num_groups == 1 or self._pending_group == group:
-            return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rql-shard-loader")
-        self._pending_group = group
-        self._pending = self._executor.submit(self._load, group)
-
     def _drain_pending(self) -> WindowSampler | None:
         """Result of the in-flight load (waiting for it); None if there is none."""
         pending, self._pending, self._pending_group = self._pending, None, None
         return pending.result() if pending is not None else None
-
-    def _activate(self, group: int, sampler: WindowSampler) -> WindowSampler:
-        self.active, self.active_group = sampler, group  # one assignment: the swap
-        self.visited.append(group)
-        return sampler
-
-    def _ensure_active(self) -> WindowSampler:
-        return self.active if self.active is not None else self.warm(0)
 
     def warm(self, step: int) -> WindowSampler:
         """Make the group of ``step`` active now, synchronously, without starting a prefetch."""
@@ -150,15 +134,17 @@ class ShardCycler:
                 sampler = self._load(group)
                 if self.visited:
                     self.cold_loads += 1
-            self._activate(group, sampler)
+            self.active, self.active_group = sampler, group  # one assignment: the swap
+            self.visited.append(group)
         return self.active
 
     # ----- serving -------------------------------------------------------------------------------
-    def sampler_for(self, step: int) -> WindowSampler:
-        """The sampler for batch ``step``; swaps to the next group when its interval starts."""
+    def sampler_at(self, step: int) -> WindowSampler:
+        """The sampler for batch ``step`` (what a :class:`~rql_lightning.data.windows.WindowStream` over this
+        schedule draws from); swaps to the next group when its interval starts."""
         group = self.group_of(step)
-        if group != self.active_group and self.active is not None:
-            if self._pending_group == group and not self._pending.done():
+        if group != self.active_group:
+            if self.active is not None and self._pending_group == group and not self._pending.done():
                 self.stalls += 1
                 if self.on_stall == "continue":
                     if self.stalls == 1 or self.stalls % 100 == 0:
@@ -182,15 +168,15 @@ class ShardCycler:
                     self.stalls,
                 )
             self.warm(step)
-        elif self.active is None:
-            self.warm(step)
         nxt = (group + 1) % self.num_groups
-        if self._pending_group is None and nxt != self.active_group:
-            self._prefetch(nxt)
+        if self._pending_group is None and nxt != self.active_group:  # prefetch the next group
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rql-shard-loader")
+            self._pending_group, self._pending = nxt, self._executor.submit(self._load, nxt)
         return self.active
 
     def close(self) -> None:
-        """Stop the loader thread (waiting for a load in flight); a later :meth:`sampler_for` restarts it."""
+        """Stop the loader thread (waiting for a load in flight); a later :meth:`sampler_at` restarts it."""
         if self._pending is not None:
             self._pending.cancel()
             self._pending = self._pending_group = None
@@ -200,16 +186,3 @@ class ShardCycler:
         close_loader = getattr(self.load_group, "close", None)
         if close_loader is not None:
             close_loader()
-
-
-class ShardedWindowStream(WindowStream):
-    """:class:`WindowStream` whose batch ``k`` comes from the shard group active at step ``k``."""
-
-    def __init__(
-        self, cycler: ShardCycler, batch_size: int, seed: int, rank: int = 0, start: int = 0, world_size: int = 1
-    ) -> None:
-        super().__init__(cycler, batch_size, seed, rank, start, world_size)  # type: ignore[arg-type]  (has .device)
-        self.cycler = cycler
-
-    def sampler_at(self, index: int) -> WindowSampler:
-        return self.cycler.sampler_for(index)

@@ -1,15 +1,8 @@
 """Transitions, windows and streams: the arrays every source produces, the ``(h + 1)``-step window sampler
 (the semantics RQL trains on), and batch streams.
 
-This module is the one place that decides what a window means:
-
-* a window starts at a uniform step ``t`` of a uniform episode (episodes with at least one
-  transition) and holds steps ``t .. t + h``, indices clamped to the episode's last step;
-* reward ``r_{t+i}`` (``i >= 1``) is zeroed when ``terminals[t+i-1]`` is set, i.e. once the
-  window has run past its episode's end;
-* ``valid`` is 1 iff at most one of ``terminals[t .. t+h-1]`` is set;
-* ``bootstrap_mask`` is the dataset's ``masks`` at step ``t + h - 1``;
-* ``action_mask`` zeroes the action dims of chunk step ``k >= 1`` when ``terminals[t+k-1]`` is set.
+This module is the one place that decides what a window means: docs/algorithm.md (W1)-(W5) (the start
+step and clamping, rewards past an episode's end, ``valid``, ``bootstrap_mask``, ``action_mask``).
 
 The tasks of one OGBench dataset share every column but ``rewards`` and ``masks``; a multi-task load holds
 those two as ``(N, T)``, one column per task, and a window of task column ``c`` reads column ``c``.
@@ -230,39 +223,30 @@ class WindowStream(IterableDataset):
         self.seed, self.rank, self.start, self.world_size = seed, rank, start, world_size
         self.generator = torch.Generator(device=sampler.device)
 
-    def batch_seed(self, index: int) -> int:
-        return stream_seed(self.seed, 0 if self.world_size > 1 else self.rank, index, BATCH_STREAM)
-
     def sampler_at(self, index: int) -> WindowSampler:
-        """The sampler batch ``index`` is drawn from: the one sampler here (the active shard when sharded); a
-        source whose rows grow with the step (``rql_lightning.online.buffer``) says which by its ``sampler_at``."""
+        """The sampler batch ``index`` is drawn from: the one sampler here; a source that changes with the step (a
+        shard schedule, ``rql_lightning.online.buffer``) says which by its ``sampler_at``."""
         source_at = getattr(self.sampler, "sampler_at", None)
         return self.sampler if source_at is None else source_at(index)
 
     def batch(self, index: int) -> ChunkBatch:
-        if self.replicas is not None:
-            return self.replica_batch(index)
-        self.generator.manual_seed(self.batch_seed(index))
-        sampler = self.sampler_at(index)
-        if self.world_size == 1:
-            return sampler.sample(self.batch_size, self.generator)
-        idx = sampler.sample_indices(self.batch_size * self.world_size, self.generator)  # (W * B, h+1)
-        return sampler.gather(idx[self.rank * self.batch_size : (self.rank + 1) * self.batch_size])
-
-    def replica_batch(self, index: int) -> ChunkBatch:
-        """Batch ``index`` of every replica in :attr:`replicas`, ``(R, B, ...)``: the indices are drawn once per
-        distinct seed (as :meth:`batch` draws them with that seed; the tasks of a seed share them), then
-        gathered once, each replica's rewards and masks from its task column."""
+        """Batch ``index``, ``(B, ...)``; with :attr:`replicas` every replica's, ``(R, B, ...)``. The indices are
+        drawn once per distinct seed (the tasks of a seed share them), then gathered once, each replica's
+        rewards and masks from its task column."""
         sampler, b = self.sampler_at(index), self.batch_size
-        columns = [c for c, _ in self.replicas]
+        replicas = self.replicas if self.replicas is not None else [(0, self.seed)]
+        columns = [c for c, _ in replicas]
         if not all(0 <= c < sampler.num_tasks for c in columns):
             raise ValueError(f"replica task columns {columns} do not fit data with {sampler.num_tasks} task(s)")
+        # A split global batch: every rank draws the whole batch as rank 0 does and keeps its own slice.
         rank, lo = (0, self.rank * b) if self.world_size > 1 else (self.rank, 0)
         drawn = {}
-        for s in dict.fromkeys(s for _, s in self.replicas):
+        for s in dict.fromkeys(s for _, s in replicas):
             self.generator.manual_seed(stream_seed(s, rank, index, BATCH_STREAM))
             drawn[s] = sampler.sample_indices(b * self.world_size, self.generator)[lo : lo + b]
-        idx = torch.cat([drawn[s] for _, s in self.replicas])  # (R * B, h+1)
+        if self.replicas is None:
+            return sampler.gather(drawn[self.seed])
+        idx = torch.cat([drawn[s] for _, s in replicas])  # (R * B, h+1)
         flat = sampler.gather(idx, self._window_columns(columns, b, idx.device) if sampler.num_tasks > 1 else None)
         return ChunkBatch(**{k: v.reshape(len(columns), b, *v.shape[1:]) for k, v in vars(flat).items()})
 

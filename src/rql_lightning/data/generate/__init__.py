@@ -16,12 +16,7 @@ data is the same for a fixed seed whatever the number of worker processes or sha
 
 from rql_lightning.data.generate.cache import ensure_play_dataset
 from rql_lightning.data.generate.files import DEFAULT_VAL_FRACTION, generate_play_dataset
-from rql_lightning.data.generate.play_protocol import (
-    DEFAULT_EPISODE_STEPS,
-    SUPPORTED_DATASETS,
-    play_dataset_env_name,
-    quiet_sim_warnings,
-)
+from rql_lightning.data.generate.play_protocol import DEFAULT_EPISODE_STEPS, SUPPORTED_DATASETS
 
 __all__ = [
     "DEFAULT_EPISODE_STEPS",
@@ -29,6 +24,4 @@ __all__ = [
     "SUPPORTED_DATASETS",
     "ensure_play_dataset",
     "generate_play_dataset",
-    "play_dataset_env_name",
-    "quiet_sim_warnings",
 ]

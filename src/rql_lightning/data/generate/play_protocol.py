@@ -49,7 +49,8 @@ SCENE_MIN_CUBE_Y = -0.3
 SCENE_DRAWER_Z_RANGE = (0.06, 0.08)
 
 SPLIT_TRAIN, SPLIT_VAL = 0, 1
-FLOAT_KEYS = ("observations", "actions", "qpos", "qvel")
+# OGBench's on-disk dtypes: bool terminals, int64 button states, float32 for states and actions (the rest).
+SAVED_DTYPES = {"terminals": bool, "button_states": np.int64}
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,6 @@ class EpisodeSpec:
 
     split: int
     index: int
-
-
-def play_dataset_env_name(dataset_name: str) -> str:
-    """Map ``cube-single-play-v0`` to its gymnasium id ``cube-single-v0`` (ids omit the dataset type)."""
-    check_dataset_name(dataset_name)
-    return dataset_env_name(dataset_name)
 
 
 def check_dataset_name(dataset_name: str) -> None:
@@ -90,7 +85,8 @@ class EpisodeCollector:
         from ogbench.manipspace.oracles.plan.drawer_plan import DrawerPlanOracle
         from ogbench.manipspace.oracles.plan.window_plan import WindowPlanOracle
 
-        env_name = play_dataset_env_name(dataset_name)
+        check_dataset_name(dataset_name)
+        env_name = dataset_env_name(dataset_name)  # cube-single-play-v0 -> its gymnasium id cube-single-v0
         self._env_name = env_name
         self._seed = seed
         self._env = gymnasium.make(
@@ -157,7 +153,7 @@ class EpisodeCollector:
             if self._has_button_states:
                 data["button_states"].append(info["prev_button_states"])
             ob = next_ob
-        return _to_saved_dtypes(data)
+        return {k: np.asarray(v, dtype=SAVED_DTYPES.get(k, np.float32)) for k, v in data.items()}
 
     def collect(self, spec: EpisodeSpec) -> dict[str, np.ndarray]:
         """Roll out one episode, retrying with a fresh seed when the Scene health check rejects it."""
@@ -167,20 +163,6 @@ class EpisodeCollector:
             if self._is_healthy(episode["qpos"]):
                 return episode
             attempt += 1
-
-
-def _to_saved_dtypes(data: dict[str, list[Any]]) -> dict[str, np.ndarray]:
-    """OGBench's on-disk dtypes: float32 for states and actions, bool terminals, int64 button states."""
-    out = {}
-    for key, values in data.items():
-        if key == "terminals":
-            dtype: type = bool
-        elif key == "button_states":
-            dtype = np.int64
-        else:
-            dtype = np.float32
-        out[key] = np.asarray(values, dtype=dtype)
-    return out
 
 
 def quiet_sim_warnings() -> None:
