@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-import os
 import shlex
 from contextlib import suppress
 from pathlib import Path
@@ -13,50 +11,15 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from rql_lightning.errors import UserError
-
-
-class CheckpointWriteError(UserError):
-    """The machine refused a checkpoint write (disk full, file size limit, permissions, a vanished directory)."""
-
-
-# What each OS error asks of the user before ``resume=auto`` can continue.
-_FIXES = {
-    errno.ENOSPC: "free space on that disk",
-    errno.EDQUOT: "free space within your disk quota",
-    errno.EFBIG: "raise the file size limit (ulimit -f)",
-    errno.EACCES: "make {dir} writable again",
-    errno.EPERM: "make {dir} writable again",
-    errno.EROFS: "make {dir} writable again (it is on a read-only file system)",
-    errno.ENOENT: "restore {dir}, which vanished during the write",
-}
-
-
-class _Recorder:
-    """A file's ``write`` that keeps the OS error: torch's serializer reports a failed write only as
-    ``[enforce fail at inline_container.cc] unexpected pos``, without the reason."""
-
-    def __init__(self, file) -> None:
-        self.file = file
-        self.error: OSError | None = None
-
-    def write(self, data) -> int:
-        try:
-            return self.file.write(data)
-        except OSError as err:
-            self.error = err
-            raise
-
-    def flush(self) -> None:
-        self.file.flush()
+from rql_lightning.file_writes import write_atomically
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write to a temporary file in the same directory, fsync, then ``os.replace``.
+    """Write to a temporary file in the same directory, fsync, then ``os.replace`` (:func:`write_atomically`).
 
     A crash, kill or second Ctrl-C mid-write leaves the previous checkpoint of that name intact and no
     temporary file behind; a reader never sees a truncated checkpoint. A write the machine refuses is a
-    :class:`CheckpointWriteError` naming the path, the OS error and the last good checkpoint.
+    :class:`~rql_lightning.file_writes.WriteRefusedError` naming the path, the OS error and the last good checkpoint.
     """
 
     def __init__(self) -> None:
@@ -65,46 +28,51 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        recorder = None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                recorder = _Recorder(f)
-                torch.save(checkpoint, recorder)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except OSError as err:
-            raise CheckpointWriteError(self.refusal(path, err)) from None
-        except RuntimeError as err:
-            if recorder is None or recorder.error is None:
-                raise
-            raise CheckpointWriteError(self.refusal(path, recorder.error)) from err
-        finally:
-            with suppress(OSError):
-                tmp.unlink(missing_ok=True)
+
+        def last_good() -> str:  # this process's newest, else the newest on disk beside it
+            return last_good_line(path.parent, self.last_saved)
+
+        write_atomically(path, lambda f: torch.save(checkpoint, f), what="the checkpoint", state=last_good)
         self.last_saved = (path, checkpoint.get("global_step"))
 
-    def refusal(self, path: Path, err: OSError) -> str:
-        """One line: the path, the OS error, the newest complete checkpoint, and what to do."""
-        reason = f"[Errno {err.errno}] {err.strerror}" if err.errno else str(err)
-        good, step = self.last_saved or (None, None)
-        if good is None:  # nothing saved by this process: the file being replaced, else the run's last.ckpt
-            good = next((p for p in (path, path.with_name("last.ckpt")) if p.is_file()), None)
-            step = _saved_step(good) if good is not None else None
-        if good is None:
-            last = "no checkpoint of this run was written before"
-        else:
-            last = f"the last good checkpoint is {good}" + (f" (step {step})" if step is not None else "")
-        fix = _FIXES.get(err.errno, "fix the disk").format(dir=path.parent)
-        return f"could not write the checkpoint {path} ({reason}); {last}; {fix}, then resume with resume=auto"
+
+def last_good_checkpoint(directory: str | Path) -> tuple[Path, int | None] | None:
+    """The newest complete checkpoint in ``directory``: the highest step among the ``*.ckpt`` that load (only
+    atomic writes put files there, so one that loads is whole), ``last.ckpt`` on a tie; None when none does."""
+    found = []
+    for path in Path(directory).glob("*.ckpt"):
+        step = _saved_step(path)
+        if step is not None:
+            found.append((step, path.name == "last.ckpt", path))
+    if not found:
+        return None
+    step, _, path = max(found)
+    return path, step
+
+
+def last_good_line(directory: str | Path, known: tuple[Path, int | None] | None = None) -> str:
+    """``the last good checkpoint is <path> (step N)`` for a refusal's message: ``known`` (this process's
+    newest save), else :func:`last_good_checkpoint` of ``directory``."""
+    if known is not None and not known[0].is_file():  # removed since: what the disk holds now
+        known = None
+    good, step = known or last_good_checkpoint(directory) or (None, None)
+    if good is None:
+        return "no checkpoint of this run was written before"
+    return f"the last good checkpoint is {good}" + (f" (step {step})" if step is not None else "")
+
+
+def checkpoint_dir(trainer: Any) -> Path:
+    """Where the trainer's checkpoints go: its ModelCheckpoint's ``dirpath``, else ``<root>/checkpoints``."""
+    callback = getattr(trainer, "checkpoint_callback", None)
+    if callback is not None and getattr(callback, "dirpath", None):
+        return Path(callback.dirpath)
+    return Path(trainer.default_root_dir) / "checkpoints"
 
 
 def _saved_step(path: Path) -> int | None:
     try:
         return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
-    except Exception:  # noqa: BLE001 (a step we cannot read is left out of the message, not an error)
+    except Exception:  # noqa: BLE001 (a checkpoint that does not load is not a good one)
         return None
 
 

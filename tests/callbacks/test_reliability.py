@@ -7,16 +7,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from rql_lightning.checkpointing import AtomicCheckpointIO, CheckpointWriteError
+from rql_lightning.checkpointing import AtomicCheckpointIO
 from rql_lightning.errors import NonFiniteError
+from rql_lightning.file_writes import WriteRefusedError
 from rql_lightning.modules.rql import RQLModule
 from tests.modules.two_mode import two_mode_sampler
+from tests.reliability.test_run_lock import wait_for
 
 RQL_TRAIN = str(Path(sys.executable).with_name("rql-train"))
 
@@ -77,7 +78,7 @@ def test_checkpoint_write_interrupted_midway_leaves_previous_checkpoint_intact(t
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash_midway)
-    with pytest.raises(CheckpointWriteError, match="disk full"):
+    with pytest.raises(WriteRefusedError, match="disk full"):
         io.save_checkpoint({"step": 2, "w": torch.zeros(1000)}, path)
     monkeypatch.undo()
     assert torch.load(path)["step"] == 1
@@ -85,21 +86,21 @@ def test_checkpoint_write_interrupted_midway_leaves_previous_checkpoint_intact(t
 
 
 def start_training(args: list[str], cwd: Path, run_dir: Path) -> subprocess.Popen:
-    (run_dir / "summary.json").unlink(missing_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [RQL_TRAIN, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
-def signal_when_training(proc: subprocess.Popen, run_dir: Path, signum: int, min_step_wait: float = 2.0) -> str:
-    """Wait until the run has started stepping (it wrote a fresh summary.json), let it run, then signal it."""
-    deadline = time.time() + 180
-    while not (run_dir / "summary.json").exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() < deadline, "training did not start"
-        time.sleep(0.5)
-    time.sleep(min_step_wait)
+def saved_step(run_dir: Path) -> int:
+    """The step of ``<run>/checkpoints/last.ckpt``, 0 while there is none (it is replaced atomically: whole or old)."""
+    path = run_dir / "checkpoints" / "last.ckpt"
+    return torch.load(path, weights_only=True)["global_step"] if path.exists() else 0
+
+
+def signal_when_training(proc: subprocess.Popen, run_dir: Path, signum: int, after_step: int = 0) -> str:
+    """Signal the run once it has checkpointed past ``after_step`` (its periodic checkpoints, every 5 steps)."""
+    wait_for(lambda: saved_step(run_dir) > after_step, proc)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, f"exit {proc.returncode}\n{out[-2000:]}\n{err[-3000:]}"
@@ -111,7 +112,8 @@ def last_step(run_dir: Path) -> int:
 
 
 def preemptible_run(dataset: Path, run_dir: Path) -> list[str]:
-    """Tiny ``rql-train`` overrides for a run in ``run_dir`` that only a signal checkpoints (``resume=auto``)."""
+    """Tiny ``rql-train`` overrides for a run in ``run_dir`` that checkpoints every 5 steps (what a test waits for
+    before it signals) and at a signal, and resumes with ``resume=auto``."""
     return [
         f"data.dataset_path={dataset}",
         f"hydra.run.dir={run_dir}",
@@ -120,7 +122,7 @@ def preemptible_run(dataset: Path, run_dir: Path) -> list[str]:
         "model.actor_hidden_dims=[16]",
         "model.critic_hidden_dims=[16]",
         "data.batch_size=16",
-        "callbacks.checkpoint.every_n_train_steps=1000000",
+        "callbacks.checkpoint.every_n_train_steps=5",
         "trainer.enable_progress_bar=false",
         "resume=auto",
     ]
@@ -135,14 +137,13 @@ def test_preemption_signals_save_a_checkpoint_and_resume_auto_continues(cube_sin
         start_training([*common, "trainer.max_steps=1000000"], tmp_path, run_dir), run_dir, signal.SIGTERM
     )
     first = last_step(run_dir)
-    assert first > 0, log
-    assert "preempted at step" in log
+    assert first >= 5 and f"preempted at step {first}: saved " in log, log
     # resume=auto picks it up; SIGUSR1 (cluster "time is almost up") does the same.
     log = signal_when_training(
-        start_training([*common, "trainer.max_steps=1000000"], tmp_path, run_dir), run_dir, signal.SIGUSR1
+        start_training([*common, "trainer.max_steps=1000000"], tmp_path, run_dir), run_dir, signal.SIGUSR1, first
     )
     second = last_step(run_dir)
-    assert second > first, log
+    assert second > first and f"preempted at step {second}: saved " in log, log
     # and a final resume runs to the end.
     proc = start_training([*common, f"trainer.max_steps={second + 5}"], tmp_path, run_dir)
     out, err = proc.communicate(timeout=180)

@@ -19,9 +19,9 @@ OFFLINE = 5
 def test_sigterm_mid_online_keeps_the_transitions_and_resume_auto_continues(cube_single_dataset, tmp_path):
     run_dir = tmp_path / "run"
     common = [*preemptible_run(cube_single_dataset, run_dir), f"trainer.max_steps={OFFLINE}"]
-    # Offline is 5 updates; waiting 3 s after training starts leaves the run well inside the online phase.
+    # Offline is 5 updates; signalled once a checkpoint past them exists, the run is inside the online phase.
     proc = start_training([*common, "online.steps=1000000"], tmp_path, run_dir)
-    log = signal_when_training(proc, run_dir, signal.SIGTERM, min_step_wait=3.0)
+    log = signal_when_training(proc, run_dir, signal.SIGTERM, after_step=OFFLINE)
     assert "preempted at step" in log
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     state = torch.load(ckpt, weights_only=False)["online"]

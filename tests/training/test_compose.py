@@ -42,10 +42,10 @@ def test_logger_choice_builds_its_loggers(logger, tmp_path):
     cfg = compose_config([f"logger={logger}", f"paths.output_dir={tmp_path}", *extra])
     names = [type(lg).__name__ for lg in make_loggers(cfg)]
     expected = {
-        "tensorboard": ["TensorBoardLogger"],
+        "tensorboard": ["RunTensorBoardLogger"],
         "csv": ["CSVLogger"],
         "wandb": ["WandbLogger"],
-        "many": ["TensorBoardLogger", "CSVLogger"],
+        "many": ["RunTensorBoardLogger", "CSVLogger"],
     }[logger]
     assert names == expected
 

@@ -23,7 +23,8 @@ What it holds (``<output_dir>/summary.json``)
 When it is written
     At fit start, after every evaluation, at train end and when training raises, so a crashed or killed run
     still leaves its partial curve. Only global rank 0 writes, and each write replaces the file atomically
-    (temporary file in the same directory, then :func:`os.replace`): a reader never sees half a file.
+    (:func:`~rql_lightning.file_writes.write_atomically`): a reader never sees half a file, and a write the
+    machine refuses stops the run with one line naming the file, the OS error and the last good checkpoint.
     At train end the same record also goes to TensorBoard's HParams view (:mod:`~rql_lightning.callbacks.hparams`).
 
 Seed-batched runs
@@ -49,8 +50,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,8 +67,10 @@ from rql_lightning.callbacks.run_info import (
     model_class,
     replicas_of,
 )
+from rql_lightning.checkpointing import checkpoint_dir, last_good_line
 from rql_lightning.envs.make import ogbench_version, success_timing_of
 from rql_lightning.evaluator import metric_key
+from rql_lightning.file_writes import WriteRefusedError, write_atomically
 
 __all__ = ["SUMMARY_FILENAME", "RunSummaryCallback"]
 
@@ -163,7 +164,10 @@ class RunSummaryCallback(L.Callback):
             self.log_hparams(trainer, pl_module, records)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self.write(trainer, pl_module, "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed")
+        try:
+            self.write(trainer, pl_module, "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed")
+        except WriteRefusedError:  # the run is already stopping for ``exception``: that is the one line to show
+            pass
 
     # ---------------------------------------------------------------- content
 
@@ -265,7 +269,8 @@ class RunSummaryCallback(L.Callback):
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str) -> list[dict[str, Any]]:
         """Atomically (re)write the summary file(s) on global rank 0 and return the records written (one, or one
-        per seed); a failure is a warning, never a crash (then that record is left out)."""
+        per seed). A write the machine refuses stops the run as one line (:class:`WriteRefusedError`, naming the
+        last good checkpoint); a record that cannot be made is a warning (then that record is left out)."""
         if not trainer.is_global_zero:
             return []
         self._written_evals = self._num_evals(trainer)
@@ -273,10 +278,16 @@ class RunSummaryCallback(L.Callback):
         for replica, path in self.paths(pl_module).items():
             try:
                 record = self.summary(trainer, pl_module, status, replica)
-                _write_atomically(path, json.dumps(record, indent=2, default=str) + "\n")
+                text = json.dumps(record, indent=2, default=str) + "\n"
             except Exception as err:
                 rank_zero_warn(f"RunSummaryCallback: could not write {path}: {err}")
                 continue
+            write_atomically(
+                path,
+                lambda f, text=text: f.write(text.encode()),
+                what="the run summary",
+                state=lambda: last_good_line(checkpoint_dir(trainer)),
+            )
             records.append(record)
         return records
 
@@ -302,18 +313,7 @@ class RunSummaryCallback(L.Callback):
         metrics["final/step"] = record["step"]
         try:
             log_hparams(getattr(trainer, "loggers", []), params, metrics)
+        except WriteRefusedError:  # the event file refused it: the run's one line, not a warning
+            raise
         except Exception as err:  # noqa: BLE001
             rank_zero_warn(f"RunSummaryCallback: hyperparameters not logged: {type(err).__name__}: {err}")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """``text`` to ``path`` through a temporary file in the same directory and :func:`os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

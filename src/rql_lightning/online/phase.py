@@ -18,7 +18,8 @@ Reported as evaluations are (:func:`rql_lightning.evaluator.report`): ``online/e
 
 Checkpoints: the key ``"online"`` holds the counters, the env's RNG state (the episode index, which
 seeds every reset) and the names of the segment files (:mod:`.segments`) beside the checkpoint that
-hold the online transitions.
+hold the online transitions. A checkpoint never lists a segment that is gone: when one has vanished since
+the last save, every online row (all in memory) is written again.
 """
 
 from __future__ import annotations
@@ -199,7 +200,8 @@ class OnlinePhase(L.Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         own = self._own_segment_dir(trainer).resolve()
-        if self._segment_dir != own:  # rows restored from elsewhere: this run's directory gets them all
+        vanished = not all((own / name).is_file() for name in self._segments)  # e.g. its directory was removed
+        if self._segment_dir != own or vanished:  # rows restored from elsewhere, or lost: write them all again
             self._segment_dir, self._segments, self._saved_rows = own, [], 0
         if self.buffer is not None and self.env_steps > self._saved_rows:
             arrays = self.buffer.online_arrays(self._saved_rows, self.env_steps)

@@ -5,24 +5,26 @@ Online rows only grow, so a checkpoint saves just the rows added since the previ
 not its rows, e.g. after resuming from an older checkpoint, never overwrite each other). The
 checkpoint lists its segments; the weights file holds no transitions. Each segment is written to a
 temporary file in the same directory, fsynced, then renamed: a reader never sees half a segment, and
-a checkpoint is written only after every segment it lists is on disk.
+a checkpoint is written only after every segment it lists is on disk. A write the machine refuses stops the
+run as one line naming the segment, the OS error and the last good checkpoint (:mod:`rql_lightning.file_writes`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
 from pathlib import Path
 
 import numpy as np
+
+from rql_lightning.checkpointing import last_good_line
+from rql_lightning.file_writes import write_atomically
 
 SEGMENT_DIR = "online"  # under the checkpoint directory
 
 
 def write_segment(directory: Path, start: int, arrays: dict[str, np.ndarray]) -> str:
     """Write online rows ``[start, start + n)``; returns the segment's file name."""
-    directory.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     raw = buffer.getvalue()
@@ -31,15 +33,11 @@ def write_segment(directory: Path, start: int, arrays: dict[str, np.ndarray]) ->
     path = directory / name
     if path.exists():  # same range, same content
         return name
-    tmp = directory / f".{name}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    def last_good() -> str:  # the checkpoint that lists this segment is written after it, beside its directory
+        return last_good_line(directory.parent)
+
+    write_atomically(path, lambda f: f.write(raw), what="the online transitions", state=last_good)
     return name
 
 

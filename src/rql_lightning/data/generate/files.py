@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +19,12 @@ from rql_lightning.data.generate.play_protocol import (
     EpisodeSpec,
     check_dataset_name,
 )
+from rql_lightning.file_writes import WriteRefusedError, refusal, write_atomically
 from rql_lightning.naming import NPZ_SUFFIX, shard_path, val_path_of
 
 DEFAULT_VAL_FRACTION = 0.1
+_KEPT = "the files finished before it are complete (shards are kept by the next run)"  # after a refused write
+_AGAIN = "run the same command again"
 
 
 @dataclass(frozen=True)
@@ -36,16 +37,15 @@ class FileSpec:
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write to a temp file in the target directory, then rename: readers never see a half-written dataset."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    """Write whole or not at all (:func:`write_atomically`): readers never see a half-written dataset, and a write
+    the machine refuses is one line naming the file and the OS error."""
+    write_atomically(
+        path,
+        lambda f: np.savez_compressed(f, **arrays),
+        what="the generated data file",
+        state=lambda: _KEPT,
+        then=_AGAIN,
+    )
 
 
 def _concat(episodes: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -135,8 +135,11 @@ def generate_play_dataset(
     files = _plan_files(dataset_name, save_path, num_train_episodes, num_shards, val_fraction)
     if num_shards > 1 and resume:
         files = [f for f in files if not (f.path.exists() and val_path_of(f.path).exists())]
-    if num_shards > 1:
-        save_path.mkdir(parents=True, exist_ok=True)
+    if num_shards > 1:  # made now, before minutes of collection, so a refusal comes first
+        try:
+            save_path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise WriteRefusedError(refusal("the shard directory", save_path, err, _KEPT, _AGAIN)) from None
 
     specs = [spec for f in files for spec in (*f.train, *f.val)]
     if specs:
