@@ -1,6 +1,12 @@
 """Evaluation throughput: the vectorised evaluator (``evaluate_policy``) vs a serial loop; prints JSON.
 
     python benchmarks/eval.py [--episodes 10] [--num-envs <cores>] [--env cube-single-singletask-task1-v0]
+    python benchmarks/eval.py --tasks 1,2 --seeds 0,1 [--episodes 5] [--num-envs 1]
+
+With ``--tasks``: a paper column's evaluation instead, an untrained RQL module at paper sizes with one replica per
+(task, seed) evaluated by :class:`~rql_lightning.evaluator.Evaluator` (``--num-envs`` envs per replica) twice on
+kept envs; prints both wall times, the policy calls of one evaluation and a digest of every episode's outcome
+(equal digests: equal results).  It uses only the evaluator's public face, so it times older code too.
 
 Both run the same episodes (episode k seeded seed + k) with the same cheap deterministic policy (a fixed
 random linear map of the observation, tanh-squashed, one chunk of ``--chunk-size`` actions per call), so the
@@ -23,6 +29,7 @@ large share of the serial time, so >= 4x including start-up needs >= ~8 free cor
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -73,8 +80,47 @@ def startup(env_name: str, num_envs: int, chunk_size: int, env_kwargs: dict) -> 
     """Seconds to build (and close) the vector env ``evaluate_policy`` uses: workers and their MuJoCo envs."""
     start = time.perf_counter()
     with EvalEnvs() as holder:
-        holder.get(env_name, num_envs, chunk_size, env_kwargs, frame_skip=1).reset(seed=list(range(num_envs)))
+        holder.get([env_name] * num_envs, chunk_size, env_kwargs, frame_skip=1).reset(seed=list(range(num_envs)))
     return time.perf_counter() - start
+
+
+def column(args: argparse.Namespace, env_kwargs: dict) -> dict:
+    """Two evaluations of a (task, seed) replica batch on kept envs (the first builds them), policy calls counted."""
+    import torch
+
+    from rql_lightning.evaluator import Evaluator
+    from rql_lightning.modules.rql import RQLModule
+
+    tasks, seeds = ([int(x) for x in a.split(",")] for a in (args.tasks, args.seeds))
+    probe = make_eval_env(args.env, **env_kwargs)
+    obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
+    probe.close()
+    torch.manual_seed(0)
+    pairs = [(t, s) for t in tasks for s in seeds]
+    module = RQLModule(obs_dim, act_dim, args.chunk_size, seeds=[s for _, s in pairs], task_ids=[t for t, _ in pairs])
+    calls, act = [], module.act
+    module.act = lambda obs, noise: calls.append(1) or act(obs, noise)
+    times = []
+    with Evaluator(args.env, args.episodes, num_envs=args.num_envs, env_kwargs=env_kwargs) as evaluator:
+        for _ in range(2):
+            start = time.perf_counter()
+            results = evaluator.run(module)
+            times.append(time.perf_counter() - start)
+    outcomes = [(k, r.episode_returns.tolist(), r.episode_lengths.tolist()) for k, r in sorted(results.items())]
+    return {
+        "env": args.env,
+        "tasks": tasks,
+        "seeds": seeds,
+        "episodes_per_replica": args.episodes,
+        "num_envs_per_replica": args.num_envs,
+        "chunk_size": args.chunk_size,
+        "first_evaluation_s": round(times[0], 3),  # builds the envs
+        "kept_envs_evaluation_s": round(times[1], 3),
+        "policy_calls_per_evaluation": len(calls) // 2,
+        "outcome_digest": hashlib.sha256(json.dumps(outcomes).encode()).hexdigest()[:16],
+        "cpu_count": os.cpu_count(),
+        "load_avg_1min_after": os.getloadavg()[0],
+    }
 
 
 def main() -> None:
@@ -85,20 +131,25 @@ def main() -> None:
     ap.add_argument("--chunk-size", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-episode-steps", type=int, default=None, help="override the env's time limit")
+    ap.add_argument("--tasks", default=None, help="comma-separated task ids: time a paper column's evaluation")
+    ap.add_argument("--seeds", default="0", help="with --tasks: comma-separated seeds")
     args = ap.parse_args()
     env_kwargs = {} if args.max_episode_steps is None else {"max_episode_steps": args.max_episode_steps}
+    if args.tasks is not None:
+        print(json.dumps(column(args, env_kwargs), indent=2))
+        return
 
     probe = make_eval_env(args.env, **env_kwargs)
     obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
     probe.close()
     policy = LinearPolicy(obs_dim, act_dim, args.chunk_size)
-    common = dict(num_episodes=args.episodes, seed=args.seed, chunk_size=args.chunk_size, env_kwargs=env_kwargs)
+    common = dict(num_episodes=args.episodes, seeds=[args.seed], chunk_size=args.chunk_size, env_kwargs=env_kwargs)
 
     s_ret, s_len, s_succ, s_time = serial(policy, args.env, args.episodes, args.seed, args.chunk_size, env_kwargs)
-    one = evaluate_policy(policy, args.env, num_envs=1, **common)
+    (one,) = evaluate_policy(policy, [args.env], num_envs=1, **common)
     with EvalEnvs() as kept:
-        vec = evaluate_policy(policy, args.env, num_envs=args.num_envs, envs=kept, **common)
-        reused = evaluate_policy(policy, args.env, num_envs=args.num_envs, envs=kept, **common)
+        (vec,) = evaluate_policy(policy, [args.env], num_envs=args.num_envs, envs=kept, **common)
+        (reused,) = evaluate_policy(policy, [args.env], num_envs=args.num_envs, envs=kept, **common)
     n = min(args.num_envs, args.episodes)
     s_start = startup(args.env, 1, args.chunk_size, env_kwargs)
     v_start = startup(args.env, n, args.chunk_size, env_kwargs)

@@ -10,16 +10,15 @@ Episodes
     of the statistics).  Its episode ``k`` is reset with ``replica.seed + k`` (videos: ``k = num_episodes + v``)
     and draws the noise of its chunk ``c`` from ``stream_seed(replica.seed, k, c, EVAL_NOISE_STREAM)``, so an
     episode's outcome depends on the weights, the seed and the episode only, not on ``num_envs``, the ranks
-    or the other replicas.  The replicas of one env (all of them, but for a multi-task batch) share one vector
-    env (``num_envs`` each; combined episode ``i * N + k``, video ``R * N + i * V + v``) and one policy call per
-    round (:func:`act`); the envs are evaluated one after another, each call padded to the whole replica axis.
-    ``episode_noise=False``
+    or the other replicas.  All replicas (of every task) share one vector env (``num_envs`` each, stepping in
+    lock-step) and one policy call per round (:func:`act`) on the whole replica axis.  ``episode_noise=False``
     (one replica): one ``act`` call per round from a generator seeded once per evaluation.
 
 DDP
-    Rank ``r`` of ``W`` runs the combined counted episodes ``r, r + W, ...``; :func:`gather` collects every
-    rank's with ``LightningModule.all_gather`` (a collective), so every rank holds the complete results, equal
-    to a single-process evaluation.  Frames and videos stay on the rank that rendered them.
+    Rank ``r`` of ``W`` runs the combined counted episodes ``i * N + k = r, r + W, ...`` (replica ``i``, balanced
+    over all replicas); :func:`gather` collects every rank's with ``LightningModule.all_gather`` (a collective),
+    so every rank holds the complete results, equal to a single-process evaluation.  Frames and videos stay on
+    the rank that rendered them.
 """
 
 from __future__ import annotations
@@ -158,7 +157,7 @@ class Evaluator:
             self.env_kwargs.setdefault("width", int(width))
             self.env_kwargs.setdefault("height", int(height))
         self.episode_noise = bool(episode_noise)
-        self.envs: dict[str, EvalEnvs] = {}  # env name -> its vector env, kept alive between evaluations
+        self.envs = EvalEnvs()  # every replica's envs, kept alive between evaluations
         self._generator: torch.Generator | None = None
 
     def replicas(self, module: Any) -> list[Replica]:
@@ -176,111 +175,62 @@ class Evaluator:
 
     def run(self, module: nn.Module, rank: int = 0, world_size: int = 1, render: bool = True) -> dict[str, EvalResult]:
         """This rank's share of one evaluation, per replica key (no gathering); ``render=False``: no frames or
-        videos (DDP ranks other than 0). Replicas are evaluated env by env, each env's group in its own vector env."""
+        videos (DDP ranks other than 0).  Every replica in its own env of one vector env, one policy call per
+        round for all of them."""
         replicas = self.replicas(module)
         if not self.episode_noise and len(replicas) > 1:
             raise ValueError("a seed-batched module is evaluated with episode_noise=True (each seed's own noise)")
-        groups: dict[str, list[int]] = {}
-        for i, rep in enumerate(replicas):
-            groups.setdefault(rep.env_name, []).append(i)
-        results: dict[str, EvalResult] = {}
-        with _policy_mode(module):
-            for env_name, members in groups.items():
-                results.update(self._run_group(module, replicas, members, env_name, rank, world_size, render))
-        return {rep.key: results[rep.key] for rep in replicas}
-
-    def _run_group(
-        self,
-        module: nn.Module,
-        replicas: list[Replica],
-        members: list[int],
-        env_name: str,
-        rank: int,
-        world_size: int,
-        render: bool,
-    ) -> dict[str, EvalResult]:
-        """The replicas ``members`` (indices on the module's replica axis) of one env, in one vector env and one
-        policy call per round; the module's other replicas ride along as padding rows."""
-        group = [replicas[i] for i in members]
-        n, v, r = self.num_episodes, self.video_episodes if render else 0, len(group)
-        axis = np.asarray(members)
-
-        def split(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # combined ids -> (group member, its own id)
-            video = ids >= r * n
-            index = np.where(video, (ids - r * n) // max(v, 1), ids // n)
-            return index, np.where(video, n + (ids - r * n) % max(v, 1), ids % n)
-
+        seeds = [rep.seed for rep in replicas]
         device = _device(module)
         if self._generator is None or self._generator.device != device:
             try:
                 self._generator = torch.Generator(device=device)
             except RuntimeError:  # a device without generators
                 self._generator = torch.Generator()
-        generator = self._generator.manual_seed(group[0].seed)
+        generator = self._generator.manual_seed(seeds[0])
 
-        def policy(obs: np.ndarray, ids: np.ndarray | None = None, chunks: np.ndarray | None = None) -> np.ndarray:
-            if ids is None:
+        def policy(obs: np.ndarray, reps: np.ndarray | None = None, *episode: np.ndarray) -> np.ndarray:
+            """Rows (grouped by replica) -> a ``(R, rows, O)`` grid padded to a power of two rows per replica (few
+            shapes for a compiled policy), each row's noise seeded by its (replica seed, episode, chunk)."""
+            if reps is None:
                 return act(module, obs[None], None, generator)[0]
-            index, own = split(ids)
-            counts = np.bincount(index, minlength=r)
-            order = np.argsort(index, kind="stable")
-            slot = np.empty(len(ids), np.int64)
-            slot[order] = np.arange(len(ids)) - np.repeat(np.cumsum(counts) - counts, counts)
-            rows = 1 << int(counts.max() - 1).bit_length()  # a power of two: few shapes for a compiled policy
-            grid = np.zeros((len(replicas), rows, *obs.shape[1:]), dtype=obs.dtype)
-            grid[axis[index], slot] = obs
-            noise_seeds = np.full((len(replicas), rows), -1, dtype=np.int64)
-            noise_seeds[axis[index], slot] = [
-                stream_seed(group[i].seed, int(k), int(c), EVAL_NOISE_STREAM)
-                for i, k, c in zip(index, own, chunks, strict=True)
+            counts = np.bincount(reps, minlength=len(replicas))
+            slot = np.arange(len(reps)) - (np.cumsum(counts) - counts)[reps]
+            grid = np.zeros((len(replicas), 1 << int(counts.max() - 1).bit_length(), *obs.shape[1:]), obs.dtype)
+            grid[reps, slot] = obs
+            noise_seeds = np.full(grid.shape[:2], -1, dtype=np.int64)
+            noise_seeds[reps, slot] = [
+                stream_seed(seeds[r], int(k), int(c), EVAL_NOISE_STREAM) for r, k, c in zip(reps, *episode, strict=True)
             ]
-            return act(module, grid, noise_seeds, generator)[axis[index], slot]
+            return act(module, grid, noise_seeds, generator)[reps, slot]
 
-        def reset_seed(j: int) -> int:  # combined episode j is reset as its replica's own run resets it
-            index, own = split(np.array([j]))
-            return group[int(index[0])].seed + int(own[0])
-
-        result = evaluate_policy(
-            policy,
-            env_name,
-            num_episodes=r * n,
-            num_envs=self.num_envs * r,
-            seed=0,
-            chunk_size=_chunk_size(module),
-            render_episodes=self.render_episodes if render else 0,
-            env_kwargs=self.env_kwargs,
-            rank=rank,
-            world_size=world_size,
-            video_episodes=r * v,
-            frame_skip=self.frame_skip if v else 1,
-            episode_info=self.episode_noise,
-            envs=self.envs.setdefault(env_name, EvalEnvs()),
-            episode_seed=reset_seed,
-        )
-        index, own = split(result.episode_ids)
-        framed = split(result.episode_ids[: len(result.frames)])[0]
-        return {
-            rep.key: EvalResult.from_episodes(
-                own[index == i],
-                result.episode_successes[index == i],
-                result.episode_returns[index == i],
-                result.episode_lengths[index == i],
-                frames=[f for f, j in zip(result.frames, framed, strict=True) if j == i],
-                videos=result.videos[i * v : (i + 1) * v],
-                wall_time_s=result.wall_time_s,  # the group's one batched evaluation's
+        v = self.video_episodes if render else 0
+        with _policy_mode(module):
+            results = evaluate_policy(
+                policy,
+                [rep.env_name for rep in replicas],
+                num_episodes=self.num_episodes,
+                num_envs=self.num_envs,
+                seeds=seeds,
+                chunk_size=_chunk_size(module),
+                render_episodes=self.render_episodes if render else 0,
+                env_kwargs=self.env_kwargs,
+                rank=rank,
+                world_size=world_size,
+                video_episodes=v,
+                frame_skip=self.frame_skip if v else 1,
+                episode_info=self.episode_noise,
+                envs=self.envs,
             )
-            for i, rep in enumerate(group)
-        }
+        return {rep.key: result for rep, result in zip(replicas, results, strict=True)}
 
     def close(self) -> None:
-        """Close every kept-alive vector env."""
-        for envs in self.envs.values():
-            envs.close()
+        """Close the kept-alive vector env."""
+        self.envs.close()
 
     def discard(self) -> None:
-        """Forget every vector env after a failed rollout."""
-        for envs in self.envs.values():
-            envs.discard()
+        """Forget the vector env after a failed rollout."""
+        self.envs.discard()
 
     def __enter__(self) -> Evaluator:
         return self

@@ -124,8 +124,7 @@ def test_callback_schedules_on_batches_and_logs_to_tensorboard(tmp_path):
     # published: eval/* and the curve in callback_metrics; one vector env for both evaluations, closed at teardown
     assert trainer.callback_metrics["eval/curve"].tolist() == [[3, 0.0, -12.0, 3], [5, 0.0, -12.0, 3]]
     assert trainer.callback_metrics["eval/success_rate"] == 0.0 and trainer.callback_metrics["eval/return"] == -12.0
-    (envs,) = cb.evaluator.envs.values()
-    assert envs.builds == 1 and not envs.alive
+    assert cb.evaluator.envs.builds == 1 and not cb.evaluator.envs.alive
 
     acc = EventAccumulator(logger.log_dir)
     acc.Reload()

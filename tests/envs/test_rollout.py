@@ -49,7 +49,7 @@ def test_make_eval_env_from_id_and_dataset_name():
 def test_zero_policy_times_out_and_chunks_are_open_loop_single_env():
     h = 7
     policy = CountingZeroPolicy(h)
-    res = evaluate_policy(policy, ENV, num_episodes=3, num_envs=1, seed=0, chunk_size=h)
+    (res,) = evaluate_policy(policy, [ENV], num_episodes=3, num_envs=1, seeds=[0], chunk_size=h)
     assert res.num_episodes == 3 and res.episode_returns.shape == (3,)
     assert 0.0 <= res.success_rate <= 1.0 and res.success_rate == 0.0
     np.testing.assert_array_equal(res.episode_lengths, [T_MAX] * 3)
@@ -63,7 +63,7 @@ def test_zero_policy_times_out_and_chunks_are_open_loop_single_env():
 def test_zero_policy_two_async_envs_batch_the_policy_call():
     h = 7
     policy = CountingZeroPolicy(h)
-    res = evaluate_policy(policy, ENV, num_episodes=4, num_envs=2, seed=0, chunk_size=h)
+    (res,) = evaluate_policy(policy, [ENV], num_episodes=4, num_envs=2, seeds=[0], chunk_size=h)
     np.testing.assert_array_equal(res.episode_lengths, [T_MAX] * 4)
     # two waves of two lockstep episodes: ceil(T/h) batched calls per wave
     assert policy.batch_sizes == [2] * (2 * math.ceil(T_MAX / h))
@@ -71,10 +71,10 @@ def test_zero_policy_two_async_envs_batch_the_policy_call():
 
 @pytest.mark.slow
 def test_scripted_policy_terminates_at_success_and_is_reproducible_across_num_envs():
-    kw = dict(num_episodes=5, seed=3, chunk_size=1)
-    one = evaluate_policy(scripted_policy, ENV, num_envs=1, **kw)
-    two = evaluate_policy(scripted_policy, ENV, num_envs=2, **kw)
-    again = evaluate_policy(scripted_policy, ENV, num_envs=1, **kw)
+    kw = dict(num_episodes=5, seeds=[3], chunk_size=1)
+    (one,) = evaluate_policy(scripted_policy, [ENV], num_envs=1, **kw)
+    (two,) = evaluate_policy(scripted_policy, [ENV], num_envs=2, **kw)
+    (again,) = evaluate_policy(scripted_policy, [ENV], num_envs=1, **kw)
     # OGBench single-task envs terminate at success: every episode ends early with info['success'] True
     assert one.success_rate == 1.0 and one.episode_successes.all()
     assert (one.episode_lengths < T_MAX).all()
@@ -84,28 +84,28 @@ def test_scripted_policy_terminates_at_success_and_is_reproducible_across_num_en
         np.testing.assert_array_equal(other.episode_lengths, one.episode_lengths)
         np.testing.assert_array_equal(other.episode_returns, one.episode_returns)
         np.testing.assert_array_equal(other.episode_successes, one.episode_successes)
-    shifted = evaluate_policy(scripted_policy, ENV, num_envs=1, **{**kw, "seed": 4})
+    (shifted,) = evaluate_policy(scripted_policy, [ENV], num_envs=1, **{**kw, "seeds": [4]})
     np.testing.assert_array_equal(shifted.episode_lengths[:4], one.episode_lengths[1:])
     # DDP sharding: rank r of 2 runs episodes r, r + 2, ... with unchanged seeds; the union is `one`
     for rank, ids in ((0, [0, 2, 4]), (1, [1, 3])):
-        part = evaluate_policy(scripted_policy, ENV, num_envs=1, rank=rank, world_size=2, **kw)
+        (part,) = evaluate_policy(scripted_policy, [ENV], num_envs=1, rank=rank, world_size=2, **kw)
         np.testing.assert_array_equal(part.episode_ids, ids)
         np.testing.assert_array_equal(part.episode_lengths, one.episode_lengths[ids])
         np.testing.assert_array_equal(part.episode_returns, one.episode_returns[ids])
-    empty = evaluate_policy(scripted_policy, ENV, num_envs=1, rank=5, world_size=6, **kw)  # no share: no env
+    (empty,) = evaluate_policy(scripted_policy, [ENV], num_envs=1, rank=5, world_size=6, **kw)  # no share: no env
     assert empty.num_episodes == 0 and math.isnan(empty.success_rate)
 
 
 @pytest.mark.slow
 def test_a_kept_vector_env_gives_the_results_of_a_fresh_one():
     """Reusing the env across evaluations (as the callback does) changes no episode: each is reset with its seed."""
-    kw = dict(num_episodes=5, seed=3, chunk_size=1, num_envs=2)
-    fresh = evaluate_policy(scripted_policy, ENV, **kw)
+    kw = dict(num_episodes=5, seeds=[3], chunk_size=1, num_envs=2)
+    (fresh,) = evaluate_policy(scripted_policy, [ENV], **kw)
     with EvalEnvs() as envs:
-        first = evaluate_policy(scripted_policy, ENV, envs=envs, **kw)
-        again = evaluate_policy(scripted_policy, ENV, envs=envs, **kw)
+        (first,) = evaluate_policy(scripted_policy, [ENV], envs=envs, **kw)
+        (again,) = evaluate_policy(scripted_policy, [ENV], envs=envs, **kw)
         assert envs.builds == 1 and envs.alive  # built once, still up for the next evaluation
-        other = evaluate_policy(scripted_policy, ENV, envs=envs, **{**kw, "num_envs": 1})
+        (other,) = evaluate_policy(scripted_policy, [ENV], envs=envs, **{**kw, "num_envs": 1})
         assert envs.builds == 2  # a different request rebuilds it
     assert not envs.alive
     for res in (first, again, other):
@@ -114,25 +114,58 @@ def test_a_kept_vector_env_gives_the_results_of_a_fresh_one():
         np.testing.assert_array_equal(res.episode_successes, fresh.episode_successes)
 
 
+@pytest.mark.slow
+def test_replicas_of_two_tasks_step_in_lock_step_each_as_its_own_run():
+    """Two tasks x two seeds in one vector env: one policy call per round for all four, each replica's episodes
+    those of its run alone, in as many rounds as the longest run alone takes."""
+    task2 = ENV.replace("task1", "task2")
+    names, seeds = [ENV, ENV, task2, task2], [3, 4, 3, 4]
+    kw = dict(num_episodes=3, num_envs=2, chunk_size=1, env_kwargs=dict(max_episode_steps=60))
+    sizes = []
+
+    def counting(obs):
+        sizes.append(len(obs))
+        return scripted_policy(obs)
+
+    together = evaluate_policy(counting, names, seeds=seeds, **kw)
+    calls, sizes[:] = len(sizes), []
+    alone_calls = []
+    for name, seed, got in zip(names, seeds, together, strict=True):
+        (alone,) = evaluate_policy(counting, [name], seeds=[seed], **kw)
+        alone_calls.append(len(sizes))
+        sizes.clear()
+        np.testing.assert_array_equal(got.episode_ids, [0, 1, 2])
+        np.testing.assert_array_equal(got.episode_successes, alone.episode_successes)
+        np.testing.assert_array_equal(got.episode_returns, alone.episode_returns)
+        np.testing.assert_array_equal(got.episode_lengths, alone.episode_lengths)
+    assert together[0].episode_successes.any() and not together[2].episode_successes.any()  # two different tasks
+    assert calls == max(alone_calls) < max(alone_calls[:2]) + max(alone_calls[2:])  # not one task after the other
+
+
 def test_policy_receives_episode_ids_and_chunk_indices():
     calls = []
 
-    def policy(obs, episodes, chunks):
-        calls.append((episodes.tolist(), chunks.tolist()))
+    def policy(obs, replicas, episodes, chunks):
+        calls.append((replicas.tolist(), episodes.tolist(), chunks.tolist()))
         return np.zeros((len(obs), 2, ACT_DIM))
 
     kw = dict(env_kwargs=dict(max_episode_steps=3), episode_info=True)
-    evaluate_policy(policy, ENV, num_episodes=3, num_envs=1, seed=0, chunk_size=2, rank=1, world_size=2, **kw)
-    assert calls == [([1], [0]), ([1], [1])]  # rank 1 of 2 runs episode 1 only: chunks at steps 0 and 2
+    evaluate_policy(policy, [ENV], num_episodes=3, num_envs=1, seeds=[0], chunk_size=2, rank=1, world_size=2, **kw)
+    assert calls == [([0], [1], [0]), ([0], [1], [1])]  # rank 1 of 2 runs episode 1 only: chunks at steps 0 and 2
+    calls.clear()  # two replicas of 3 episodes: rank 1 of 2 runs combined episodes 1, 3, 5 = (0, 1), (1, 0), (1, 2)
+    evaluate_policy(
+        policy, [ENV] * 2, num_episodes=3, num_envs=1, seeds=[0, 9], chunk_size=2, rank=1, world_size=2, **kw
+    )
+    assert calls == [([0, 1], [1, 0], [0, 0]), ([0, 1], [1, 0], [1, 1]), ([1], [2], [0]), ([1], [2], [1])]
 
 
 @pytest.mark.slow
 def test_bad_policy_output_is_rejected():
     with pytest.raises(ValueError, match="expected"):
-        evaluate_policy(lambda o: np.zeros((len(o), 2, ACT_DIM)), ENV, 1, 1, 0, chunk_size=3)
+        evaluate_policy(lambda o: np.zeros((len(o), 2, ACT_DIM)), [ENV], 1, 1, [0], chunk_size=3)
     envs = EvalEnvs()
     with pytest.raises(ValueError, match="non-finite"):
-        evaluate_policy(lambda o: np.full((len(o), 3, ACT_DIM), np.nan), ENV, 1, 1, 0, chunk_size=3, envs=envs)
+        evaluate_policy(lambda o: np.full((len(o), 3, ACT_DIM), np.nan), [ENV], 1, 1, [0], chunk_size=3, envs=envs)
     assert envs.builds == 1 and not envs.alive  # a failed rollout never leaves its env for the next one
 
 
@@ -144,8 +177,8 @@ def test_render_frames_with_egl(tmp_path):
         f"""
         import numpy as np
         from rql_lightning.envs import evaluate_policy
-        res = evaluate_policy(lambda o: np.zeros((len(o), 2, 5)), {ENV!r}, 2, 1, 0, 2, render_episodes=1,
-                              env_kwargs=dict(max_episode_steps=4, width=32, height=24))
+        (res,) = evaluate_policy(lambda o: np.zeros((len(o), 2, 5)), [{ENV!r}], 2, 1, [0], 2, render_episodes=1,
+                                 env_kwargs=dict(max_episode_steps=4, width=32, height=24))
         assert res.episode_lengths.tolist() == [4, 4]
         assert len(res.frames) == 1, len(res.frames)
         f = res.frames[0]

@@ -83,16 +83,26 @@ def test_multi_task_resume_is_bit_identical_and_a_replica_exports_as_a_single_ru
         export_seed(first, 1, tmp_path / "no-task.ckpt")
 
 
+def counted_acts(module: NoisyScriptedRQL) -> list[int]:
+    """``module``'s policy calls, counted into the returned list."""
+    calls, act = [], module.act
+    module.act = lambda obs, noise: calls.append(1) or act(obs, noise)
+    return calls
+
+
 def test_each_replica_is_evaluated_in_its_tasks_env_with_its_own_episodes_and_noise():
+    """All four replicas (two tasks) act in one policy call per round: as many calls as the longest single run."""
     tasks, seeds = [1, 1, 2, 2], [3, 5, 3, 5]
     batched = NoisyScriptedSeeds(**KW, seeds=seeds, task_ids=tasks)
     batched.calls = []
     combined = evaluate(batched, ENV, num_episodes=3, num_envs=1, env_kwargs=dict(max_episode_steps=T))
     assert list(combined) == ["task1/seed3", "task1/seed5", "task2/seed3", "task2/seed5"]
-    returns = []
+    assert batched.calls[0] == (1, 1, 1, 1)  # every replica's first row, both tasks', in the first call
+    returns, single_calls = [], []
     for i, (task, seed) in enumerate(zip(tasks, seeds, strict=True)):
         alone = NoisyScriptedRQL(**KW, seed=seed)
         alone.load_state_dict(batched.replica(i).state_dict())
+        single_calls.append(counted_acts(alone))
         env = task_env_name(ENV, task)
         (single,) = evaluate(alone, env, num_episodes=3, seed=seed, env_kwargs=dict(max_episode_steps=T)).values()
         got = combined[f"task{task}/seed{seed}"]
@@ -101,6 +111,8 @@ def test_each_replica_is_evaluated_in_its_tasks_env_with_its_own_episodes_and_no
         np.testing.assert_array_equal(got.episode_lengths, single.episode_lengths)
         returns.append(single.episode_returns.tolist())
     assert returns[0] != returns[2]  # task 1 and task 2 are different envs for the same seed and weights-draws
+    calls = [len(c) for c in single_calls]
+    assert len(batched.calls) == max(calls) < max(calls[:2]) + max(calls[2:])  # not one task after the other
 
 
 def test_column_summaries_per_task_and_seed_and_rql_results_groups_them(cube_single_dataset, tmp_path):

@@ -1,16 +1,18 @@
 """The vector env evaluations run on, kept alive from one evaluation to the next.
 
-Building it costs ~1 s per env (a worker process and its MuJoCo model), paid once per
+One vector env holds every replica's envs (each env built for its replica's env name, e.g. its task's), so all
+of them step in lock-step.  Building it costs ~1 s per env (a worker process and its MuJoCo model), paid once per
 :class:`EvalEnvs` instead of once per evaluation.  Reuse changes no result: every episode is reset
 with its own seed (and :class:`~rql_lightning.envs.wrappers.EvalEnvWrapper` zeroes the solver warm
 start), so what an env ran before does not matter.  The env is rebuilt when what it was built for
-changes (name, count, chunk size, env kwargs, frame skip), dropped after a failed rollout (an async
+changes (names, count, chunk size, env kwargs, frame skip), dropped after a failed rollout (an async
 worker may be left mid-step), and closed by :meth:`EvalEnvs.close`.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium
@@ -40,7 +42,7 @@ class EnvFactory:
 class EvalEnvs:
     """Holder of one vector env of evaluation envs, reused while it fits the request.
 
-    ``num_envs == 1`` builds a ``SyncVectorEnv`` (in-process); more an ``AsyncVectorEnv`` with one
+    One env builds a ``SyncVectorEnv`` (in-process); more an ``AsyncVectorEnv`` with one
     subprocess per env (``context``: multiprocessing start method, platform default if None).
     ``builds`` counts the vector envs built so far; ``recording`` says whether some env may still have
     frame recording switched on from the last rollout.
@@ -58,16 +60,17 @@ class EvalEnvs:
         return self._envs is not None
 
     def get(
-        self, env_name: str, num_envs: int, chunk_size: int, env_kwargs: dict[str, Any], frame_skip: int
+        self, env_names: Sequence[str], chunk_size: int, env_kwargs: dict[str, Any], frame_skip: int
     ) -> gymnasium.vector.VectorEnv:
-        """The vector env for this request: the current one if built for the same, else a new one."""
-        spec = (env_name, int(num_envs), int(chunk_size), dict(env_kwargs), int(frame_skip))
+        """The vector env of one env per name in ``env_names``: the current one if built for the same, else a new
+        one (the envs must share observation and action spaces)."""
+        spec = (tuple(env_names), int(chunk_size), dict(env_kwargs), int(frame_skip))
         if self._envs is not None and spec == self._spec:
             return self._envs
         self.close()
-        factories = [EnvFactory(env_name, dict(env_kwargs), chunk_size, frame_skip) for _ in range(num_envs)]
+        factories = [EnvFactory(name, dict(env_kwargs), chunk_size, frame_skip) for name in env_names]
         mode = gymnasium.vector.AutoresetMode.DISABLED
-        if num_envs == 1:
+        if len(factories) == 1:
             envs = gymnasium.vector.SyncVectorEnv(factories, autoreset_mode=mode)
         else:
             envs = gymnasium.vector.AsyncVectorEnv(factories, autoreset_mode=mode, context=self.context)
