@@ -2,7 +2,9 @@
 
 The module is rebuilt by Lightning from the checkpoint's own hyperparameters; the class, the
 evaluation env and the seed come from the run that wrote it (``<run>/.hydra/config.yaml``, then
-``<run>/summary.json``), so the episodes and policy noise are those of the run's own evaluations.
+``<run>/summary.json``), so the episodes and policy noise are those of the run's own evaluations. A replica
+exported from a batched run (modules/seed_export.py) names that run in its checkpoint, which is read instead of
+the exported file's folder.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rql_lightning.checks import check_checkpoint
+from rql_lightning.checkpoint_fit import EXPORTED_FROM, MODULE_CLASS_KEY
+from rql_lightning.checks import read_checkpoint
 from rql_lightning.errors import UserError
 
 EVAL_FILENAME = "eval.json"
@@ -45,8 +48,10 @@ def load_run_config(run_dir: Path) -> dict[str, Any] | None:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def module_class(run_cfg: dict | None, summary: dict | None, ckpt_path: str) -> type:
-    target = (run_cfg or {}).get("model", {}).get("_target_") or (summary or {}).get("model_class")
+def module_class(run_cfg: dict | None, summary: dict | None, ckpt_path: str, saved: str | None = None) -> type:
+    """The class that wrote the checkpoint: the run's ``model._target_``, its summary's, else the one the
+    checkpoint itself names (``saved``)."""
+    target = (run_cfg or {}).get("model", {}).get("_target_") or (summary or {}).get("model_class") or saved
     if not target:
         raise UserError(
             f"ckpt_path={ckpt_path}: cannot tell which model wrote it (no .hydra/config.yaml or summary.json in "
@@ -93,28 +98,33 @@ def evaluate_checkpoint(
     noise (``eval.json``: their mean, and each under ``replicas``), or only ``replica`` (a key such as ``seed3``)."""
     import torch
 
-    check_checkpoint(ckpt_path)
-    run_dir = run_dir_of(ckpt_path)
+    ckpt = read_checkpoint(ckpt_path)
+    origin = ckpt.get(EXPORTED_FROM)  # an exported replica: its batched run holds the config and the summary
+    run_dir = Path(origin["run_dir"]) if origin else run_dir_of(ckpt_path)
     run_cfg = load_run_config(run_dir)
     summary = _read_json(run_dir / "summary.json")
     if model_class:
         run_cfg = {**(run_cfg or {}), "model": {"_target_": model_class}}
-    cls = module_class(run_cfg, summary, ckpt_path)
+    cls = module_class(run_cfg, summary, ckpt_path, ckpt.get(MODULE_CLASS_KEY))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     module = cls.load_from_checkpoint(str(Path(ckpt_path).expanduser()), map_location=device, weights_only=False)
-    step = int(torch.load(Path(ckpt_path).expanduser(), map_location="cpu", weights_only=False)["global_step"])
+    step = int(ckpt["global_step"])
+    del ckpt  # memory-mapped: the module holds its own copy
     env = env_name or eval_env_of(run_cfg, summary, ckpt_path)
+    task = None
     if replica is not None:
         module, task = one_replica(module, replica, ckpt_path)
-        if task is not None:  # a paper column's replica is evaluated in its own task's env
-            from rql_lightning.evaluator import task_env_name
+    elif origin:  # the replica's own task, as if chosen from the batched checkpoint
+        task = origin.get("task")
+    if task is not None:  # a paper column's replica is evaluated in its own task's env
+        from rql_lightning.evaluator import task_env_name
 
-            env = task_env_name(env, task)
-    if seed is None:
+        env = task_env_name(env, task)
+    if seed is None:  # a replica's own seed; a single run's is the run's
         seed = int(
             module.hparams.get("seed")
-            if replica is not None
+            if replica is not None or origin
             else (run_cfg or {}).get("seed", module.hparams.get("seed", 0))
         )
 

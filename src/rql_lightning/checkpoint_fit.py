@@ -26,6 +26,10 @@ SHAPE_KEYS = (
 DATA_KEYS = ("obs_dim", "action_dim")
 TOP_LEVEL_KEYS = ("seeds", "task_ids")  # settings of the run, not of model.*
 MODULE_CLASS_KEY = "module_class"  # written into every checkpoint by FlowQModule.on_save_checkpoint
+# Written by modules/seed_export.py into an exported replica: the batched checkpoint it came from ("ckpt_path",
+# "run_dir") and which replica it was ("replica": its key, "task", "seed"), so rql-eval reads that run's env and
+# protocol wherever the exported file lies.
+EXPORTED_FROM = "exported_from"
 IGNORED = {"name"}  # a label, free to change across a resume
 
 

@@ -63,6 +63,7 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
     # resumes with torch.load(weights_only=True), which refuses ListConfig/DictConfig.
     datamodule = instantiate(cfg.data, _convert_="all")
     obs_dim, action_dim = datamodule.dims()  # from the env's or the file's spaces: nothing loaded yet
+    check_env_spaces(cfg, datamodule, obs_dim, action_dim)
     replicas = replica_axis(cfg)
     model = instantiate(cfg.model, obs_dim=obs_dim, action_dim=action_dim, **replicas, _convert_="all")
     datamodule.seeds = [int(s) for s in cfg.seeds] if cfg.get("seeds") else None  # its task_ids: data.task_ids
@@ -78,6 +79,39 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
     log_batch_semantics(trainer.world_size, datamodule)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return summarize(trainer, cfg)
+
+
+def check_env_spaces(cfg: DictConfig, datamodule: Any, obs_dim: int, action_dim: int) -> None:
+    """Before step 0, not at the first evaluation or online step: the evaluation env, and the online phase's, observe
+    and act in the data's dims (``callbacks.evaluation.env_name`` and ``online.env_name`` may name another env than
+    the data's). The env the data's dims were read from (``dims_env_name``) is not built again."""
+    own = getattr(datamodule, "eval_env_name", None)
+    envs = {}  # the key that names the env -> the env
+    evaluation = (cfg.get("callbacks") or {}).get("evaluation")
+    if evaluation is not None and cfg.get("eval", {}).get("episodes", 1) != 0:
+        envs["callbacks.evaluation.env_name"] = evaluation.get("env_name") or own
+    online = cfg.get("online") or {}
+    if online.get("steps", 0):
+        envs["online.env_name"] = online.get("env_name") or own
+    from rql_lightning.envs.make import make_eval_env
+
+    checked = {None, getattr(datamodule, "dims_env_name", None)}  # None: no env, the evaluation callback says so
+    for key, name in envs.items():
+        if name in checked:
+            continue
+        checked.add(name)
+        env = make_eval_env(name)
+        try:
+            obs_shape, action_shape = tuple(env.observation_space.shape or ()), tuple(env.action_space.shape or ())
+        finally:
+            env.close()
+        if (obs_shape, action_shape) != ((obs_dim,), (action_dim,)):
+            role = "online" if key.startswith("online") else "evaluation"
+            raise UserError(
+                f"the {role} env {name} has observations of shape {obs_shape} and actions of shape {action_shape}, "
+                f"but {datamodule.describe_source()} holds ({obs_dim},) and ({action_dim},); use the data's own env "
+                f"({key}=null), or train on data of that env"
+            )
 
 
 def replica_axis(cfg: DictConfig) -> dict[str, list[int]]:

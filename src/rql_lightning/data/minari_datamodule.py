@@ -97,8 +97,29 @@ def box_shape(space, what: str, dataset_id: str) -> tuple[int, ...]:
     return space.shape
 
 
+def episode_problem(ep: Any, obs_dim: int, action_dim: int) -> str | None:
+    """What keeps a Minari episode from being ``T >= 1`` transitions of the dataset's widths, or None."""
+    t = len(ep.rewards)
+    if t == 0:
+        return f"episode {ep.id} is empty (no step)"
+    lengths = {"observations": t + 1, "actions": t, "terminations": t}
+    wrong = [f"{len(getattr(ep, k))} {k}" for k, n in lengths.items() if len(getattr(ep, k)) != n]
+    if wrong:
+        return (
+            f"episode {ep.id} has {', '.join(wrong)} for {t} rewards (Minari episodes hold T + 1 observations and "
+            "T of the rest)"
+        )
+    widths = {"observations": obs_dim, "actions": action_dim}
+    for key, width in widths.items():
+        shape = np.shape(getattr(ep, key))[1:]
+        if shape != (width,):
+            return f"episode {ep.id} has {key} of shape {shape}, the dataset's space ({width},)"
+    return None
+
+
 def episodes_to_arrays(episodes: Iterable[Any], total_steps: int, obs_dim: int, action_dim: int) -> OfflineArrays:
-    """Minari episodes (``T + 1`` observations, ``T`` of the rest) -> one row per transition."""
+    """Minari episodes (``T + 1`` observations, ``T`` of the rest) -> one row per transition. An empty or malformed
+    episode is a :class:`DatasetFormatError` naming it: skipping it would train on less than the dataset says."""
     obs = np.empty((total_steps, obs_dim), np.float32)
     actions = np.empty((total_steps, action_dim), np.float32)
     rewards = np.empty(total_steps, np.float32)
@@ -106,18 +127,14 @@ def episodes_to_arrays(episodes: Iterable[Any], total_steps: int, obs_dim: int, 
     masks = np.empty(total_steps, np.float32)
     row = 0
     for ep in episodes:
+        problem = episode_problem(ep, obs_dim, action_dim)
+        if problem:
+            raise DatasetFormatError(problem)
         t = len(ep.rewards)
-        if t == 0:
-            continue
-        if len(ep.observations) != t + 1 or len(ep.actions) != t:
-            raise DatasetFormatError(
-                f"episode {ep.id} has {len(ep.observations)} observations and {len(ep.actions)} actions for {t} "
-                f"rewards; Minari episodes hold T + 1 observations and T actions"
-            )
         if row + t > total_steps:
             raise DatasetFormatError(f"episodes hold more steps than the dataset's total_steps={total_steps}")
-        obs[row : row + t] = np.asarray(ep.observations[:-1]).reshape(t, -1)
-        actions[row : row + t] = np.asarray(ep.actions).reshape(t, -1)
+        obs[row : row + t] = np.asarray(ep.observations[:-1])
+        actions[row : row + t] = np.asarray(ep.actions)
         rewards[row : row + t] = ep.rewards
         masks[row : row + t] = 1.0 - np.asarray(ep.terminations, np.float32)
         terminals[row + t - 1] = 1.0
@@ -199,10 +216,11 @@ class MinariDataModule(WindowDataModule):
         ds = self.open()
         obs_shape = box_shape(ds.observation_space, "observation", self.dataset_id)
         action_shape = box_shape(ds.action_space, "action", self.dataset_id)
+        fix = f"rebuild the dataset (minari delete {self.dataset_id}, then write it again)"
         try:
             arrays = episodes_to_arrays(ds.iterate_episodes(), ds.total_steps, obs_shape[0], action_shape[0])
         except DatasetFormatError as err:
-            raise DatasetFormatError(f"{self.describe_source()}: {err}") from None
+            raise DatasetFormatError(f"{self.describe_source()}: {err}; {fix}") from None
         check_transitions(
             self.describe_source(),
             arrays.observations,
@@ -212,7 +230,7 @@ class MinariDataModule(WindowDataModule):
             action_tolerance=self.action_tolerance,
             obs_shape=obs_shape,
             action_shape=action_shape,
-            fix=f"rebuild the dataset (minari delete {self.dataset_id}, then write it again)",
+            fix=fix,
         )
         np.clip(arrays.actions, -1 + self.action_clip_eps, 1 - self.action_clip_eps, out=arrays.actions)
         if self.sparse:

@@ -283,6 +283,11 @@ class OGBenchDataModuleBase(WindowDataModule):
         return eval_env_name_of(self.singletask_name)
 
     @property
+    def dims_env_name(self) -> str:
+        """The env :meth:`dims` reads its spaces from: evaluating in it needs no check against the data."""
+        return self.eval_env_name
+
+    @property
     def eval_env_names(self) -> list[str]:
         """The single-task env of each task column (``[eval_env_name]`` without ``task_ids``)."""
         return [eval_env_name_of(n) for n in self.singletask_names]

@@ -8,17 +8,27 @@ state_dict keys and shapes, its Adam moments, its hyperparameters with ``seed=3`
 and Lightning's loop state, so ``rql-train seed=3 ckpt_path=seed3.ckpt`` continues it as a single
 run (the data stream and the draws resume from (3, rank, step), as that replica would). A replica of a
 ``task.ids`` run is named by its task and seed, and resumes as ``rql-train task.id=2 seed=3 ckpt_path=...``.
+
+The export records where it came from (``exported_from`` in checkpoint_fit.py: the batched checkpoint, its run
+directory, the replica's key, task and seed), so ``rql-eval ckpt_path=seed3.ckpt`` finds that run's evaluation
+env, protocol and model class wherever the exported file lies.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rql_lightning.checkpoint_eval import run_dir_of
+from rql_lightning.checkpoint_fit import EXPORTED_FROM
+from rql_lightning.checks import read_checkpoint
 from rql_lightning.errors import UserError
+
+USAGE_EXIT_CODE = 2  # cli.common's: a user's mistake is one line and exit code 2
 
 
 def _slice(value: Any, i: int) -> Any:
@@ -56,15 +66,26 @@ def seed_checkpoint(checkpoint: dict[str, Any], seed: int, task: int | None = No
         for opt in checkpoint.get("optimizer_states", [])
     ]
     out["hyper_parameters"] = {**{k: v for k, v in hp.items() if k not in ("seeds", "task_ids")}, "seed": seed}
+    out.pop(EXPORTED_FROM, None)  # set by export_seed, which knows the file
     return out
 
 
 def export_seed(ckpt_path: str | Path, seed: int, out_path: str | Path, task: int | None = None) -> Path:
     """Write replica ``(task, seed)`` of the batched checkpoint ``ckpt_path`` to ``out_path``; returns it."""
-    checkpoint = torch.load(Path(ckpt_path).expanduser(), map_location="cpu", weights_only=False)
+    source = Path(ckpt_path).expanduser().absolute()
+    checkpoint = dict(read_checkpoint(ckpt_path))  # a file that is no checkpoint is one line, not a traceback
+    exported = seed_checkpoint(checkpoint, seed, task)
+    replica = f"seed{seed}" if task is None else f"task{task}/seed{seed}"  # FlowQModule.replica_names' key
+    exported[EXPORTED_FROM] = {
+        "ckpt_path": str(source),
+        "run_dir": str(run_dir_of(source)),
+        "replica": replica,
+        "task": task,
+        "seed": seed,
+    }
     out = Path(out_path).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(seed_checkpoint(checkpoint, seed, task), out)
+    torch.save(exported, out)
     return out
 
 
@@ -75,7 +96,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("out_path")
     ap.add_argument("--task", type=int, default=None, help="the replica's task, for a checkpoint of a task.ids run")
     args = ap.parse_args(argv)
-    print(export_seed(args.ckpt_path, args.seed, args.out_path, args.task))
+    try:
+        print(export_seed(args.ckpt_path, args.seed, args.out_path, args.task))
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(USAGE_EXIT_CODE) from None
 
 
 if __name__ == "__main__":
