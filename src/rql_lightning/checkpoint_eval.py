@@ -194,6 +194,5 @@ def _log_to_tensorboard(out: Path, step: int, per: dict[str, dict[str, Any]], re
     logger = TensorBoardLogger(str(out), name="tensorboard", version="", default_hp_metric=False)
     for key, numbers in per.items():
         logger.log_metrics({metric_key(key, f"eval/{k}"): float(v) for k, v in numbers.items()}, step=step)
-        if results[key].videos:
-            log_video([logger], metric_key(key, "eval/video"), results[key].videos, step, fps=15.0)
+        log_video([logger], metric_key(key, "eval/video"), results[key].videos, step, fps=15.0)
     logger.finalize("success")

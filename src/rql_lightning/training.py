@@ -16,7 +16,6 @@ from omegaconf import DictConfig
 
 from rql_lightning.checks import check_checkpoint, check_config, check_machine, check_output_dir
 from rql_lightning.errors import UserError
-from rql_lightning.online.wiring import online_phase
 from rql_lightning.run_lock import hold_run_dir
 
 if TYPE_CHECKING:
@@ -51,6 +50,8 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
     # instead of after torch and Lightning have loaded.
     import lightning as L
     from hydra.utils import instantiate
+
+    from rql_lightning.online.phase import online_phase
 
     # Our checkpoints are taken after the whole update, which is the state a resume needs.
     warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")

@@ -147,3 +147,16 @@ def test_a_users_method_explores_through_the_base_class(cube_single_dataset, tmp
     assert summary["step"] == 5 + 7
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["online"]
     assert state["env_steps"] == 7 and state["chunks"] == 2
+
+
+def test_a_library_user_cannot_give_the_online_phase_a_seed_batched_module():
+    """The command line refuses seeds with online.steps in the schema; a library user wiring OnlinePhase by hand
+    onto a replica-axis module gets the same refusal from its setup, before any env is built."""
+    from rql_lightning.modules.rql import RQLModule
+    from rql_lightning.online.phase import OnlinePhase
+    from tests.runs import bare_trainer
+
+    dims = dict(obs_dim=1, action_dim=1, chunk_size=1, flow_steps=2, num_critics=2)
+    module = RQLModule(**dims, actor_hidden_dims=[8], critic_hidden_dims=[8], seeds=[0, 1])
+    with pytest.raises(UserError, match="a seed-batched run is offline only"):
+        OnlinePhase(steps=5, offline_steps=1).setup(bare_trainer(max_steps=1), module, "fit")

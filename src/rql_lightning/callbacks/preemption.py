@@ -21,14 +21,15 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from rql_lightning.checkpointing import resume_command
+from rql_lightning.checkpointing import checkpoint_dir, resume_command
 
 
 class PreemptionCheckpoint(L.Callback):
-    def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
-        self.path = Path(dirpath).expanduser() / filename
+    """Saves ``filename`` in ``dirpath``; None: the run's checkpoint directory, where ``resume=auto`` looks."""
+
+    def __init__(self, dirpath: str | None = None, filename: str = "last.ckpt") -> None:
+        self.dirpath, self.filename = dirpath, filename
         self.signal_received: int | None = None
-        self.saved_path: Path | None = None
         self._trainer: L.Trainer | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -52,11 +53,11 @@ class PreemptionCheckpoint(L.Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException):
             return
-        trainer.save_checkpoint(self.path)
-        self.saved_path = self.path
+        path = (Path(self.dirpath).expanduser() if self.dirpath else checkpoint_dir(trainer)) / self.filename
+        trainer.save_checkpoint(path)
         interrupted = self.signal_received == signal.SIGINT
         rank_zero_info(
-            f"{'interrupted' if interrupted else 'preempted'} at step {trainer.global_step}: saved {self.path}; "
+            f"{'interrupted' if interrupted else 'preempted'} at step {trainer.global_step}: saved {path}; "
             f"resume with: {resume_command(trainer.default_root_dir)}"
         )
         if interrupted:

@@ -81,12 +81,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _key(replica: str | None, name: str) -> str:
-    """``name`` of a batched run's replica (``seed3/eval/curve``, ``task2/seed3/eval/curve``); ``name`` itself
-    for a single run (``None``)."""
-    return metric_key(replica or "", name)
-
-
 def _finite(x: Any) -> float | None:
     """A float for JSON, ``None`` for NaN/inf (which strict JSON cannot hold)."""
     if x is None:
@@ -188,7 +182,7 @@ class RunSummaryCallback(L.Callback):
     def _curve(trainer: Any, replica: str | None) -> list[dict[str, Any]] | None:
         """The published curve of the run (of a batched run's ``replica``); None when nothing evaluates it."""
         metrics = getattr(trainer, "callback_metrics", None) or {}
-        curve = metrics.get(_key(replica, "eval/curve"))
+        curve = metrics.get(metric_key(replica or "", "eval/curve"))
         if curve is None:
             return None
         return [
@@ -267,14 +261,14 @@ class RunSummaryCallback(L.Callback):
             "online_updates": int(metrics["online/online_updates"]),
         }
 
-    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str) -> list[dict[str, Any]]:
-        """Atomically (re)write the summary file(s) on global rank 0 and return the records written (one, or one
-        per seed). A write the machine refuses stops the run as one line (:class:`WriteRefusedError`, naming the
+    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str) -> dict[str | None, dict]:
+        """Atomically (re)write the summary file(s) on global rank 0 and return the records written, by replica key
+        (:meth:`paths`). A write the machine refuses stops the run as one line (:class:`WriteRefusedError`, naming the
         last good checkpoint); a record that cannot be made is a warning (then that record is left out)."""
         if not trainer.is_global_zero:
-            return []
+            return {}
         self._written_evals = self._num_evals(trainer)
-        records = []
+        records = {}
         for replica, path in self.paths(pl_module).items():
             try:
                 record = self.summary(trainer, pl_module, status, replica)
@@ -288,14 +282,14 @@ class RunSummaryCallback(L.Callback):
                 what="the run summary",
                 state=lambda: last_good_line(checkpoint_dir(trainer)),
             )
-            records.append(record)
+            records[replica] = record
         return records
 
     @staticmethod
-    def log_hparams(trainer: L.Trainer, pl_module: L.LightningModule, records: list[dict[str, Any]]) -> None:
+    def log_hparams(trainer: L.Trainer, pl_module: L.LightningModule, records: dict[str | None, dict]) -> None:
         """The records' config (the module's hyperparameters without one) and final numbers to TensorBoard's
         HParams view (``final/*``, or ``seed<s>/final/*`` per seed of a seed-batched run); a failure is a warning."""
-        record = records[0]
+        record = next(iter(records.values()))
         data = record["data"] or {}
         config = record["config"] or {"model": dict(getattr(pl_module, "hparams", {}))}
         params = {
@@ -304,12 +298,9 @@ class RunSummaryCallback(L.Callback):
             "run.data": str(data.get("key", "")),
         }
         metrics = {}
-        for r in records:
-            replica = None
-            if "seeds" in r:
-                replica = f"task{r['task_id']}/seed{r['seed']}" if "task_ids" in r else f"seed{r['seed']}"
-            metrics[_key(replica, "final/success_rate")] = r["success_rate"]
-            metrics[_key(replica, "final/return")] = r["return"]
+        for replica, r in records.items():
+            metrics[metric_key(replica or "", "final/success_rate")] = r["success_rate"]
+            metrics[metric_key(replica or "", "final/return")] = r["return"]
         metrics["final/step"] = record["step"]
         try:
             log_hparams(getattr(trainer, "loggers", []), params, metrics)

@@ -6,6 +6,6 @@
 * :mod:`~rql_lightning.online.explore`: the exploration policy and its seeds (the release's
   ``sample_actions(temperature=1)``);
 * :mod:`~rql_lightning.online.segments`: online transitions saved beside the checkpoints, atomically;
-* :mod:`~rql_lightning.online.phase`: the callback that runs the online phase; :mod:`~rql_lightning.online.wiring`
-  builds it from the ``online`` config node. docs/online.md says what a run does and what a resume keeps.
+* :mod:`~rql_lightning.online.phase`: the callback that runs the online phase, built from the ``online`` config
+  node. docs/online.md says what a run does and what a resume keeps.
 """

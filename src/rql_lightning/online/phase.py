@@ -31,6 +31,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 
+from rql_lightning.checkpointing import checkpoint_dir
 from rql_lightning.data.windows import WindowSampler
 from rql_lightning.errors import UserError
 from rql_lightning.evaluator import report
@@ -85,7 +86,7 @@ class OnlinePhase(L.Callback):
             return
         if trainer.world_size > 1:
             raise UserError(f"online.steps={self.steps} runs in one process; set trainer.devices=1 for it")
-        if not isinstance(pl_module, FlowQModule):
+        if not isinstance(pl_module, FlowQModule) or pl_module.seeds is not None:
             raise UserError(f"online.steps={self.steps} acts with one FlowQModule; a seed-batched run is offline only")
         dm = trainer.datamodule
         sampler = getattr(dm, "train_sampler", None)
@@ -193,21 +194,16 @@ class OnlinePhase(L.Callback):
         report(trainer, values)
 
     # ----- checkpoints ---------------------------------------------------------------------------
-    def _own_segment_dir(self, trainer: L.Trainer) -> Path:
-        callback = trainer.checkpoint_callback
-        base = Path(callback.dirpath) if callback is not None and callback.dirpath else None
-        return (base or Path(trainer.default_root_dir) / "checkpoints") / SEGMENT_DIR
-
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        own = self._own_segment_dir(trainer).resolve()
+        own = (checkpoint_dir(trainer) / SEGMENT_DIR).resolve()
         vanished = not all((own / name).is_file() for name in self._segments)  # e.g. its directory was removed
         if self._segment_dir != own or vanished:  # rows restored from elsewhere, or lost: write them all again
             self._segment_dir, self._segments, self._saved_rows = own, [], 0
-        if self.buffer is not None and self.env_steps > self._saved_rows:
-            arrays = self.buffer.online_arrays(self._saved_rows, self.env_steps)
-            self._segments.append(write_segment(own, self._saved_rows, arrays))
-            self._saved_rows = self.env_steps
         if self.buffer is not None:
+            if self.env_steps > self._saved_rows:
+                arrays = self.buffer.online_arrays(self._saved_rows, self.env_steps)
+                self._segments.append(write_segment(own, self._saved_rows, arrays))
+                self._saved_rows = self.env_steps
             self.buffer.forget_before(trainer.global_step)
         checkpoint[CHECKPOINT_KEY] = {
             **{k: getattr(self, k) for k in _COUNTERS},
@@ -241,3 +237,19 @@ class OnlinePhase(L.Callback):
             self.cuts.append(rows - 1)
             self.episodes += 1
             self.episode_steps, self.episode_return = 0, 0.0
+
+
+def online_phase(cfg: Any) -> OnlinePhase | None:
+    """The online phase of ``cfg``'s ``online`` node, whose values :func:`rql_lightning.checks.check_config` checked
+    with every other setting; None when ``online.steps=0`` (the default): the run is the offline run, unchanged."""
+    node = cfg.get("online") or {}
+    if not node.get("steps", 0):
+        return None
+    return OnlinePhase(
+        steps=int(node.steps),
+        offline_steps=int(cfg.trainer.max_steps),
+        utd=int(node.get("utd", 1)),
+        seed=int(cfg.seed),
+        env_name=node.get("env_name"),
+        env_kwargs={"success_timing": (cfg.get("eval") or {}).get("success_timing"), **(node.get("env_kwargs") or {})},
+    )
