@@ -1,4 +1,5 @@
-"""OGBench and Minari naming rules, each written once: what a name or path means (no file is read).
+"""Naming rules, each written once: what an OGBench or Minari name or path means (no file is read), and how a run's
+records name its method, module class and data.
 
 OGBench names a single-task variant ``<env>-<kind>-singletask-task<N>-<version>``
 (``cube-single-play-singletask-task1-v0``): its dataset file is ``<env>-<kind>-<version>.npz``
@@ -7,7 +8,7 @@ evaluated in the gym env ``<env>-singletask-task<N>-<version>`` (``cube-single-s
 100M-transition variants are directories of shards ``<dataset>-NNN.npz`` (each with its ``-val.npz``).
 A Minari dataset's evaluation env is written ``minari:<dataset id or folder>``.
 
-Imports nothing of ours, so every layer (data, envs, callbacks, results) can use it.
+Imports nothing of ours, so every layer (data, envs, modules, callbacks, results) can use it.
 """
 
 from __future__ import annotations
@@ -183,3 +184,20 @@ def parse_minari_id(dataset_id: str) -> tuple[str, int] | None:
     """``rql/cube-single-play-task1-v0`` -> (``cube-single-play-v0``, 1); None for ids not written by rql-data."""
     m = _RQL_MINARI_ID.match(dataset_id)
     return (f"{m['prefix']}-v0", int(m["task"])) if m else None
+
+
+# ----- a run's records ---------------------------------------------------------------------------
+# The built-in methods' short names by module class, for records that name only the class (older summaries).
+METHOD_NAMES = {"RQLModule": "rql", "FQLModule": "fql", "FlowBCModule": "bc"}
+
+
+def class_path(cls: type) -> str:
+    """``rql_lightning.modules.rql.RQLModule``: how records and checkpoints name a module class."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def data_key(source: str, dataset: str, fingerprint: str | None = None, path: str | None = None) -> str:
+    """``<source>:<dataset>#<fingerprint>``, the data's identity; ``@<path>`` instead where no fingerprint is known
+    (records from before fingerprints), nothing where neither is."""
+    suffix = f"#{fingerprint}" if fingerprint else f"@{path}" if path else ""
+    return f"{source}:{dataset}{suffix}"

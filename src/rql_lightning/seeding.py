@@ -31,14 +31,9 @@ def stream_seed(seed: int, rank: int, step: int, stream: int) -> int:
 
 
 def seeded_generator(
-    seed: int,
-    rank: int,
-    step: int,
-    stream: int,
-    device: torch.device | str = "cpu",
-    generator: torch.Generator | None = None,
+    seed: int, rank: int, step: int, stream: int, generator: torch.Generator | None = None
 ) -> torch.Generator:
-    """A generator on ``device`` seeded for (seed, rank, step, stream); reuses ``generator`` if given."""
-    g = generator if generator is not None else torch.Generator(device=device)
+    """A generator seeded for (seed, rank, step, stream): ``generator`` (on its device) if given, else a CPU one."""
+    g = generator if generator is not None else torch.Generator()
     g.manual_seed(stream_seed(seed, rank, step, stream))
     return g

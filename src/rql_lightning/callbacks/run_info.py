@@ -8,30 +8,23 @@ from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_warn
 
-__all__ = ["data_identity", "git_state", "load_hydra_config", "method_name", "model_class", "replicas_of"]
+from rql_lightning.naming import class_path
 
-# Short names of the built-in methods, for modules without ``method_name`` (checkpoints of older code).
-_SHORT_NAMES = {"RQLModule": "rql", "FQLModule": "fql", "FlowBCModule": "bc"}
+__all__ = ["data_identity", "git_state", "load_hydra_config", "method_name", "model_class", "replicas_of"]
 
 
 def method_name(module: Any) -> str:
-    """The name tables use: the module's ``method_name`` (``model.name``), else a built-in's short name,
-    else the class name."""
+    """The name tables use: the module's ``method_name`` (``model.name``, else its class's ``default_name``: every
+    built-in method has one), else the class name (a LightningModule of the user's own)."""
     name = getattr(module, "method_name", None)
     if isinstance(name, str) and name:
         return name
-    cls = type(module).__name__
-    return _SHORT_NAMES.get(cls, cls)
+    return type(module).__name__
 
 
 def model_class(module: Any) -> str:
-    """The method's import path: the module's ``model_class`` (a seed-batched module names its replicas'),
-    else its own class."""
-    name = getattr(module, "model_class", None)
-    if isinstance(name, str) and name:
-        return name
-    cls = type(module)
-    return f"{cls.__module__}.{cls.__qualname__}"
+    """The method's import path (with replicas too: one module class holds them all)."""
+    return class_path(type(module))
 
 
 def replicas_of(module: Any) -> list[tuple[str, int | None, int]] | None:

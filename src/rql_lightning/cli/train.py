@@ -14,6 +14,7 @@ from rql_lightning.checks import check_run_dir_arguments
 from rql_lightning.cli.common import USAGE_EXIT_CODE, fail, silence_unactionable_warnings, user_errors_as_one_line
 from rql_lightning.config import CONF_DIR, print_config_tree
 from rql_lightning.errors import UserError
+from rql_lightning.run_lock import is_rank_zero_process
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -39,11 +40,6 @@ def print_summary(summary: dict[str, Any]) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _is_first_process() -> bool:
-    """Rank 0 of a DDP launch (Lightning starts the other ranks by re-running this command)."""
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
-
-
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     silence_unactionable_warnings()
@@ -53,7 +49,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     from rql_lightning.checks import check_machine
     from rql_lightning.training import train
 
-    if cfg.get("extras", {}).get("print_config") and _is_first_process():
+    if cfg.get("extras", {}).get("print_config") and is_rank_zero_process():
         user_errors_as_one_line(lambda: print_config_tree(cfg))
     if HydraConfig.get().mode == RunMode.MULTIRUN:  # the settings were checked before launch; the machine is this job's
         user_errors_as_one_line(lambda: check_machine(cfg))

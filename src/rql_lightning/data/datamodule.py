@@ -46,6 +46,7 @@ from rql_lightning.data.windows import (
     resolve_device,
     sampler_from_arrays,
 )
+from rql_lightning.naming import data_key
 
 FINGERPRINT_BYTES = 1 << 20  # read from each end of each file
 FINGERPRINT_HEX = 12
@@ -199,7 +200,7 @@ def identity_record(source: str, dataset: str, path: Path | None, size_bytes: in
         "path": str(path) if path is not None else None,
         "size_bytes": size_bytes,
         "fingerprint": fp,
-        "key": f"{source}:{dataset}#{fp}",
+        "key": data_key(source, dataset, fp),
     }
 
 

@@ -41,6 +41,7 @@ from rql_lightning.batch import ChunkBatch, Draws, stack_records
 from rql_lightning.checkpoint_fit import MODULE_CLASS_KEY, fit_problem
 from rql_lightning.errors import NonFiniteError, UserError
 from rql_lightning.flow import FlowPolicy
+from rql_lightning.naming import class_path
 from rql_lightning.nets import EnsembleMLP
 from rql_lightning.seeding import DRAW_STREAM, seeded_generator
 
@@ -362,25 +363,17 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         else:  # used outside a Trainer (tests, notebooks)
             loss.backward()
 
-    def step_draws(
-        self,
-        batch_size: int,
-        step: int | None = None,
-        seed: int | None = None,
-        rank: int | None = None,
-        split_over: int | None = None,
-    ) -> Draws:
-        """One run's draws of step ``step`` (default: this run's, at its step, rank and seed). Under
-        ``data.global_batch_size`` (one batch split across ``split_over`` ranks) they are the whole global batch's
-        draws, seeded as rank 0, and this rank keeps its rows: so N ranks together draw exactly what one process
-        with the full batch draws, as the windows do."""
+    def step_draws(self, batch_size: int, step: int | None = None, seed: int | None = None) -> Draws:
+        """One run's draws of step ``step`` on this rank (default: this run's step and seed). Under
+        ``data.global_batch_size`` (one batch split across ranks) they are the whole global batch's draws, seeded as
+        rank 0, and this rank keeps its rows: so N ranks together draw exactly what one process with the full batch
+        draws, as the windows do."""
         step = self.global_step if step is None else step
-        rank = self.global_rank if rank is None else rank
-        split_over = global_batch_split(self._trainer) if split_over is None else split_over
+        split_over = global_batch_split(self._trainer)
         if split_over > 1:
             full = self.draw(batch_size * split_over, self.step_generator(step, rank=0, seed=seed))
-            return full.rows(slice(rank * batch_size, (rank + 1) * batch_size))
-        return self.draw(batch_size, self.step_generator(step, rank=rank, seed=seed))
+            return full.rows(slice(self.global_rank * batch_size, (self.global_rank + 1) * batch_size))
+        return self.draw(batch_size, self.step_generator(step, seed=seed))
 
     def replica_draws(self, batch_size: int, step: int | None = None) -> Draws:
         """Step ``step``'s draws of every replica, ``(R, B, ...)`` (a single run: its own ``(B, ...)``): replica
@@ -416,24 +409,27 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
             metrics.update({"train/q_mean": q.mean(), "train/q_max": q.max(), "train/q_min": q.min()})
         return metrics
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Adam over the (stacked) tensors: elementwise, so each replica's moments are its own."""
-        groups = [
+    def optimizer_groups(self) -> list[dict]:
+        """What the optimizer trains, a group per network with its learning rate (a method adds or drops its own)."""
+        return [
             {"params": list(self.policy.parameters()), "lr": self.hparams.actor_lr},
             {"params": list(self.critic.parameters()), "lr": self.hparams.critic_lr},
         ]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam over the (stacked) tensors: elementwise, so each replica's moments are its own."""
         # Fused Adam: one kernel for all parameters (same arithmetic as the reference's optax.adam).
-        return torch.optim.Adam(groups, eps=1e-8, fused=True)
+        return torch.optim.Adam(self.optimizer_groups(), eps=1e-8, fused=True)
 
     # ----- checkpoints ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Record the class, so a resume into another method is named as such (``checkpoint_fit``)."""
-        checkpoint[MODULE_CLASS_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+        checkpoint[MODULE_CLASS_KEY] = class_path(type(self))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse a checkpoint of another class, other seeds or other shapes before Lightning loads a weight
         (whatever path it resolved: ``ckpt_path=last`` included), in one line instead of a wall of size mismatches."""
-        problem = fit_problem(checkpoint, dict(self.hparams), f"{type(self).__module__}.{type(self).__qualname__}")
+        problem = fit_problem(checkpoint, dict(self.hparams), class_path(type(self)))
         if problem:
             raise UserError(f"ckpt_path={self._trainer.ckpt_path if self._trainer else '?'} {problem}")
 

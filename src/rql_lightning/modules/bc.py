@@ -31,6 +31,5 @@ class FlowBCModule(FlowQModule):
         bc = losses.flow_matching_loss(self.policy, batch, draws).loss
         return bc, {"bc_loss": bc.detach()}
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        groups = [{"params": list(self.policy.parameters()), "lr": self.hparams.actor_lr}]
-        return torch.optim.Adam(groups, eps=1e-8, fused=True)
+    def optimizer_groups(self) -> list[dict]:
+        return super().optimizer_groups()[:1]  # the actor's: the critic is not trained

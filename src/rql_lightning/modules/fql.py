@@ -99,7 +99,5 @@ class FQLModule(FlowQModule):
         """The online one-step policy, clipped to [-1, 1]: ``(N, h, A)``."""
         return self.policy.split_chunk(self.onestep_chunk(obs, noise).clamp(-1.0, 1.0))
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        optimizer = super().configure_optimizers()
-        optimizer.add_param_group({"params": list(self.onestep.parameters()), "lr": self.hparams.actor_lr})
-        return optimizer
+    def optimizer_groups(self) -> list[dict]:
+        return [*super().optimizer_groups(), {"params": list(self.onestep.parameters()), "lr": self.hparams.actor_lr}]

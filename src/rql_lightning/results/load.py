@@ -22,9 +22,8 @@ from typing import Any
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rql_lightning.errors import UserError
+from rql_lightning.naming import METHOD_NAMES, data_key
 
-# Older summaries name the LightningModule class; tables use the names a paper does.
-CLASS_NAMES = {"RQLModule": "rql", "FQLModule": "fql", "FlowBCModule": "bc"}
 MISSING = object()  # a dotted key that is not in a config
 _BY_KEY = re.compile(r"^[A-Za-z_][\w-]*(\.[\w-]+)+$")
 
@@ -53,7 +52,7 @@ def model_name(summary: dict[str, Any]) -> str:
     ):
         name = str(candidate).rsplit(".", 1)[-1] if candidate is not MISSING and candidate else ""
         if name:
-            return CLASS_NAMES.get(name, name)
+            return METHOD_NAMES.get(name, name)  # older summaries name the module class
     return "?"
 
 
@@ -76,8 +75,7 @@ class DataId:
             record = _record_from_config(summary.get("config"))
         source, dataset = str(record.get("source") or "?"), str(record.get("dataset") or "?")
         path, size, fingerprint = record.get("path"), record.get("size_bytes"), record.get("fingerprint") or None
-        suffix = f"#{fingerprint}" if fingerprint else f"@{path}" if path else ""
-        key = record.get("key") or f"{source}:{dataset}{suffix}"
+        key = record.get("key") or data_key(source, dataset, fingerprint, path)
         return cls(
             source=source,
             dataset=dataset,
@@ -90,10 +88,9 @@ class DataId:
     @property
     def short(self) -> str:
         """The key with a shortened fingerprint, or the file name instead of the full path."""
-        head = f"{self.source}:{self.dataset}"
-        if self.fingerprint:
-            return f"{head}#{self.fingerprint[:8]}"
-        return f"{head}@{Path(self.path).name}" if self.path else head
+        return data_key(
+            self.source, self.dataset, self.fingerprint and self.fingerprint[:8], self.path and Path(self.path).name
+        )
 
     def field(self, name: str) -> Any:
         """A field named in ``--by data.<name>``; :data:`MISSING` if there is no such field or it is unknown."""
