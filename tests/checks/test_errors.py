@@ -16,7 +16,7 @@ from rql_lightning.checks import check_checkpoint, check_config, check_machine
 from rql_lightning.config import compose_config
 from rql_lightning.errors import UserError
 from rql_lightning.training import train
-from tests.runs import TRACEBACK, explain, rql_train
+from tests.runs import TRACEBACK, explain, rql_train, rql_train_here
 
 TINY_MODEL = [
     "model.num_critics=2",
@@ -63,6 +63,7 @@ def test_bad_settings_are_one_line_user_errors(override, expected):
     assert expected in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_an_error_inside_hydra_instantiation_comes_out_as_the_users_line(capsys, tmp_path):
     """The evaluation callback refuses an unknown env while Hydra instantiates it: the one-line path unwraps
     Hydra's InstantiationException to the user's error (docs/errors.md row 59)."""
@@ -91,7 +92,7 @@ def test_unwritable_output_dir(tmp_path):
             (tmp_path / "a-file").write_text("")
         else:
             target = locked / "run"
-        proc = rql_train([f"hydra.run.dir={target}"], cwd=tmp_path, timeout=120)
+        proc = rql_train_here([f"hydra.run.dir={target}"], cwd=tmp_path)
     finally:
         locked.chmod(stat.S_IRWXU)
     assert "cannot create the output directory" in one_line_error(proc)
@@ -127,7 +128,7 @@ def test_config_checks_accept_the_defaults():
 @pytest.mark.slow
 def test_divergence_stops_with_step_and_term_and_keeps_last_good_checkpoint(cube_single_dataset, tmp_path):
     run = tmp_path / "run"
-    proc = rql_train(
+    proc = rql_train_here(
         [
             f"data.dataset_path={cube_single_dataset}",
             f"hydra.run.dir={run}",
@@ -154,10 +155,10 @@ def test_a_failed_start_leaves_an_existing_run_untouched(cube_single_dataset, tm
 
     run_dir = tmp_path / "run"
     base = [f"data.dataset_path={cube_single_dataset}", *TINY, "eval.episodes=0", f"hydra.run.dir={run_dir}"]
-    assert rql_train([*base, "trainer.max_steps=10"], cwd=tmp_path).returncode == 0
+    assert rql_train_here([*base, "trainer.max_steps=10"], cwd=tmp_path).returncode == 0
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and not p.name.endswith(".log")}
     assert any(p.suffix == ".ckpt" for p in before) and (run_dir / ".hydra" / "config.yaml") in before
-    proc = rql_train([*base, "trainer.max_steps=20", "task.expectile=1.5", "resume=auto"], cwd=tmp_path, timeout=120)
+    proc = rql_train_here([*base, "trainer.max_steps=20", "task.expectile=1.5", "resume=auto"], cwd=tmp_path)
     assert one_line_error(proc).startswith("error: task.expectile=1.5 must be > 0 and < 1")
     after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and not p.name.endswith(".log")}
     assert after == before

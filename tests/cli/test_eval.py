@@ -12,7 +12,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.rendering import gl_env, gl_renders
-from tests.runs import TINY, TRACEBACK, explain, rql_train
+from tests.runs import TINY, TRACEBACK, explain, rql_train_here
 
 RQL_EVAL = str(Path(sys.executable).with_name("rql-eval"))
 
@@ -26,7 +26,7 @@ def rql_eval(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.
 def trained_run(cube_single_dataset, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("evalrun")
     run_dir = root / "run"
-    proc = rql_train(
+    proc = rql_train_here(
         ["trainer.max_steps=10", f"data.dataset_path={cube_single_dataset}", *TINY, f"hydra.run.dir={run_dir}"],
         cwd=root,
     )

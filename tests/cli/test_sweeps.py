@@ -9,7 +9,7 @@ import pytest
 
 from rql_lightning.cli.train import sweep_jobs
 from rql_lightning.config import compose_config
-from tests.runs import TINY, TRACEBACK, explain, rql_train
+from tests.runs import TINY, TRACEBACK, explain, rql_train_here
 
 
 @pytest.mark.slow
@@ -18,7 +18,7 @@ def test_optuna_sweep_runs_trials_and_reports_the_best_alpha_and_expectile(cube_
     the best (alpha, expectile) it found. (The SLURM launcher needs a cluster: it is not tested here.)"""
     import yaml
 
-    proc = rql_train(
+    proc = rql_train_here(
         [
             "-m",
             "hydra/sweeper=alpha_expectile",
@@ -68,10 +68,10 @@ def test_paper_sizes_stay_the_model_defaults():
     ],
 )
 def test_a_bad_job_of_a_sweep_stops_it_before_any_job_starts(tmp_path, sweep, expected):
-    """A real ``rql-train -m`` on Hydra's basic launcher (and the Optuna sweeper): the bad combination is one
+    """``rql-train -m`` (in this process) on Hydra's basic launcher (and the Optuna sweeper): the bad combination is one
     line naming it, exit 2, and no job directory, not even the sweep's, was created."""
     sweep_dir = tmp_path / "sweep"
-    proc = rql_train(["-m", *sweep, f"hydra.sweep.dir={sweep_dir}", *TINY], cwd=tmp_path, timeout=120)
+    proc = rql_train_here(["-m", *sweep, f"hydra.sweep.dir={sweep_dir}", *TINY], cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
     assert TRACEBACK not in proc.stderr, explain(proc)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

@@ -1,6 +1,7 @@
 """``rql-train`` end to end on real components: Hydra composition, training, TensorBoard, checkpoints,
-resume, multirun, and one-line errors. Runs the installed console script as a subprocess where the
-command line itself is under test, and ``train(compose_config(...))`` in-process where it is not."""
+resume, multirun, and one-line errors. The command line runs in this process (``rql_train_here``) where it is
+under test, and ``train(compose_config(...))`` where it is not; the console script's own exit codes are
+tests/cli/test_exit_codes.py's."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from omegaconf import OmegaConf
 
 from rql_lightning.config import compose_config
 from rql_lightning.training import train
-from tests.runs import RQL_TRAIN, TINY, TRACEBACK, explain, quiet_env, rql_train, scalars  # noqa: F401 (shared)
+from tests.runs import TINY, TRACEBACK, explain, rql_train_here, scalars
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def train_run(cube_single_dataset, tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     run_dir = root / "run"
     args = ["trainer.max_steps=20", f"data.dataset_path={cube_single_dataset}", *TINY, f"hydra.run.dir={run_dir}"]
-    return run_dir, rql_train(args, cwd=root)
+    return run_dir, rql_train_here(args, cwd=root)
 
 
 @pytest.mark.slow
@@ -106,24 +107,11 @@ ERROR_CASES = {
 
 @pytest.fixture(scope="module")
 def error_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
-    """Each bad command line, launched all at once (each is mostly interpreter start-up)."""
+    """Each bad command line, run in this process."""
     root = tmp_path_factory.mktemp("errors")
-    procs = {
-        name: subprocess.Popen(
-            [RQL_TRAIN, *args, f"hydra.run.dir={root / name}"],
-            cwd=root,
-            env=quiet_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for name, args in ERROR_CASES.items()
+    return {
+        name: rql_train_here([*args, f"hydra.run.dir={root / name}"], cwd=root) for name, args in ERROR_CASES.items()
     }
-    results = {}
-    for name, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    return results
 
 
 def _assert_usage_error(proc: subprocess.CompletedProcess) -> None:
@@ -131,7 +119,6 @@ def _assert_usage_error(proc: subprocess.CompletedProcess) -> None:
     assert TRACEBACK not in proc.stderr and TRACEBACK not in proc.stdout, explain(proc)
 
 
-@pytest.mark.slow
 def test_unknown_task_names_the_options(error_runs):
     # docs/errors.md row 57
     proc = error_runs["unknown_task"]
@@ -140,7 +127,6 @@ def test_unknown_task_names_the_options(error_runs):
     assert "Available options in 'task'" in proc.stderr and "cube-single" in proc.stderr
 
 
-@pytest.mark.slow
 def test_missing_dataset_is_one_line(error_runs):
     proc = error_runs["missing_dataset"]
     _assert_usage_error(proc)
@@ -149,7 +135,6 @@ def test_missing_dataset_is_one_line(error_runs):
     assert "/nonexistent.npz" in errors[0] and "rql-data generate cube-single-play-v0" in errors[0]
 
 
-@pytest.mark.slow
 def test_missing_checkpoint_is_one_line(error_runs):
     # docs/errors.md row 34
     proc = error_runs["missing_checkpoint"]
@@ -159,7 +144,6 @@ def test_missing_checkpoint_is_one_line(error_runs):
     assert "ckpt_path=/nonexistent.ckpt does not exist; point it at a .ckpt (e.g. " in errors[0]
 
 
-@pytest.mark.slow
 def test_unknown_key_is_reported(error_runs):
     # docs/errors.md row 58
     proc = error_runs["unknown_key"]
@@ -183,7 +167,7 @@ def test_multirun_sweep(cube_single_dataset, tmp_path):
         "~callbacks.evaluation",
         f"hydra.sweep.dir={sweep_dir}",
     ]
-    proc = rql_train(args, cwd=tmp_path)
+    proc = rql_train_here(args, cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
     assert [p.name for p in jobs] == ["0", "1"]

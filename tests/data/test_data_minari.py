@@ -135,6 +135,19 @@ def test_training_on_minari_evaluates_in_the_recovered_env(minari_env, tmp_path)
     )
     summary = train(cfg)
     assert 0.0 <= summary["success_rate"] <= 1.0
+    # The env it evaluated in is the one the dataset recorded (task 2), not the config's default task 1.
+    import json
+
+    from rql_lightning.envs import make_eval_env
+
+    record = json.loads((tmp_path / "summary.json").read_text())
+    assert record["eval_env"] == f"minari:{minari_env.absolute() / PLAY_ID}"
+    assert [point["step"] for point in record["curve"]] == [2]
+    env = make_eval_env(record["eval_env"])
+    try:
+        assert env.spec.id == "cube-single-singletask-task2-v0"
+    finally:
+        env.close()
 
 
 def test_hydra_data_minari(minari_env, tmp_path):

@@ -55,6 +55,7 @@ def near(x: torch.Tensor, mode: float) -> float:
     return ((x - mode).abs() < 0.3).float().mean().item()
 
 
+@pytest.mark.slow
 # ----- (a) learning ---------------------------------------------------------------------------
 def test_fql_one_step_policy_prefers_the_better_mode():
     x = train_two_mode(FQLModule, 400, alpha=0.3)

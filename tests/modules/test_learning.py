@@ -6,6 +6,7 @@ its mass to the rewarded one.
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from rql_lightning.modules.rql import RQLModule
@@ -36,6 +37,7 @@ def train_and_sample(alpha: float, steps: int = 600, seed: int = 0) -> torch.Ten
         return m.policy.sample(torch.zeros(2000, 1), torch.randn(2000, 1)).squeeze(-1)
 
 
+@pytest.mark.slow
 def test_rql_prefers_the_better_mode_while_bc_keeps_both():
     rql = train_and_sample(alpha=0.03)
     bc = train_and_sample(alpha=1000.0)

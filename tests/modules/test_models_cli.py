@@ -1,18 +1,18 @@
 """Every baseline trains through the CLI, checkpoints and resumes: model=fql, bc, and the example.
 
-The example runs as a user would: `PYTHONPATH=examples rql-train --config-dir examples model=my_flow_policy`.
+The example runs as a user would run `PYTHONPATH=examples rql-train --config-dir examples model=my_flow_policy`
+(in this process, with examples/ on ``sys.path``).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.runs import RQL_TRAIN, TINY, explain, quiet_env
+from tests.runs import TINY, explain, rql_train_here
 
 EXAMPLES = str(Path(__file__).resolve().parents[2] / "examples")
 # The shared tiny networks, checkpoints every 3 steps, no evaluation.
@@ -26,37 +26,28 @@ OVERRIDES = [
 MODELS = ("fql", "bc", "my_flow_policy")  # rql: tests/cli/test_train.py
 
 
-def _launch(model: str, root: Path, dataset: Path, *args: str) -> subprocess.Popen:
-    extra, env = [], quiet_env()
-    if model == "my_flow_policy":
-        extra = ["--config-dir", EXAMPLES]
-        env["PYTHONPATH"] = EXAMPLES + os.pathsep + env.get("PYTHONPATH", "")
+def _train(model: str, root: Path, dataset: Path, *args: str) -> subprocess.CompletedProcess:
+    """``rql-train`` in this process; the example's module is found on ``sys.path``, as ``PYTHONPATH`` puts it."""
+    extra = ["--config-dir", EXAMPLES] if model == "my_flow_policy" else []
     common = [*extra, f"model={model}", f"data.dataset_path={dataset}", f"hydra.run.dir={root / model}", *OVERRIDES]
-    return subprocess.Popen(
-        [RQL_TRAIN, *common, *args], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def _finish(procs: dict[str, subprocess.Popen]) -> dict[str, subprocess.CompletedProcess]:
-    done = {}
-    for model, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        done[model] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    return done
+    with pytest.MonkeyPatch.context() as mp:
+        if model == "my_flow_policy":
+            mp.syspath_prepend(EXAMPLES)
+        return rql_train_here([*common, *args], cwd=root)
 
 
 @pytest.fixture(scope="module")
 def runs(cube_single_dataset, tmp_path_factory):
-    """Each model trained 3 steps, then resumed to 5 with resume=auto; the models' processes run side by side
-    (each is mostly interpreter start-up). Returns (root, first runs, their step-3 checkpoints, resumed runs)."""
+    """Each model trained 3 steps, then resumed to 5 with resume=auto. Returns (root, first runs, their step-3
+    checkpoints, resumed runs)."""
     root = tmp_path_factory.mktemp("models")
-    first = _finish({m: _launch(m, root, cube_single_dataset, "trainer.max_steps=3") for m in MODELS})
+    first = {m: _train(m, root, cube_single_dataset, "trainer.max_steps=3") for m in MODELS}
     at_3 = {
         m: torch.load(root / m / "checkpoints" / "last.ckpt", weights_only=True)
         for m in MODELS
         if first[m].returncode == 0
     }
-    resumed = _finish({m: _launch(m, root, cube_single_dataset, "trainer.max_steps=5", "resume=auto") for m in at_3})
+    resumed = {m: _train(m, root, cube_single_dataset, "trainer.max_steps=5", "resume=auto") for m in at_3}
     return root, first, at_3, resumed
 
 

@@ -45,6 +45,7 @@ def straight(cube_single_dataset, tmp_path_factory):
     return out, train(compose_config(overrides(cube_single_dataset, out)))
 
 
+@pytest.mark.slow
 def test_offline_then_online_run_grows_the_buffer_by_exactly_the_online_steps(straight, cube_single_dataset):
     out, summary = straight
     assert summary["step"] == OFFLINE + ONLINE  # utd=1: one update per environment step
@@ -61,6 +62,7 @@ def test_offline_then_online_run_grows_the_buffer_by_exactly_the_online_steps(st
     assert np.abs(rows["actions"]).max() <= 1.0
 
 
+@pytest.mark.slow
 def test_windows_include_online_transitions_and_evaluation_goes_on(straight):
     out, summary = straight
     probe = json.loads((out / "probe.json").read_text())
@@ -74,6 +76,7 @@ def test_windows_include_online_transitions_and_evaluation_goes_on(straight):
     assert series["eval/success_rate"][-1][0] == OFFLINE + ONLINE
 
 
+@pytest.mark.slow
 def test_resume_in_the_online_phase_keeps_every_transition_added_before_the_checkpoint(
     straight, cube_single_dataset, tmp_path
 ):
@@ -101,6 +104,7 @@ def test_bad_online_settings_are_one_line(cube_single_dataset, tmp_path):
             train(compose_config([*overrides(cube_single_dataset, tmp_path), bad]))
 
 
+@pytest.mark.slow
 def test_resume_auto_in_the_same_run_directory_continues_the_online_phase(cube_single_dataset, tmp_path):
     out = tmp_path / "run"
     first = train(compose_config(overrides(cube_single_dataset, out, "online.steps=100")))

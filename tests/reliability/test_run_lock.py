@@ -119,6 +119,7 @@ def test_a_reused_pid_does_not_keep_a_lock(tmp_path):
     lock.release()
 
 
+@pytest.mark.slow
 def test_a_live_holder_on_this_host_refuses_and_nothing_is_written(cube_single_dataset, tmp_path):
     # docs/errors.md row 66
     """Row 66: train() stops before any file of the run (checkpoints, summary.json, logs) exists."""
@@ -129,7 +130,7 @@ def test_a_live_holder_on_this_host_refuses_and_nothing_is_written(cube_single_d
     try:
         write_lock(tmp_path, pid=holder.pid)
         cfg = compose_config([f"data.dataset_path={cube_single_dataset}", f"paths.output_dir={tmp_path}", *TINY])
-        with pytest.raises(RunDirBusy, match=rf"is in use by pid {holder.pid} on host .*\(heartbeat 0 s ago\)"):
+        with pytest.raises(RunDirBusy, match=rf"is in use by pid {holder.pid} on host .*\(heartbeat \d+ s ago\)"):
             train(cfg)
     finally:
         holder.kill()

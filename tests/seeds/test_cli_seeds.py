@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.runs import TINY, explain, rql_train
+from tests.runs import TINY, explain, rql_train_here
 
 BASE = [o for o in TINY if not o.startswith("callbacks.evaluation")] + ["eval.episodes=0", "extras.print_config=false"]
 
@@ -14,7 +14,7 @@ BASE = [o for o in TINY if not o.startswith("callbacks.evaluation")] + ["eval.ep
 def test_multirun_puts_seeds_in_the_batch_axis_and_tasks_in_jobs(cube_single_dataset, tmp_path):
     sweep = tmp_path / "sweep"
     args = ["-m", "task.id=1,2", "seeds=[0,1]", "trainer.max_steps=3", f"data.dataset_path={cube_single_dataset}"]
-    proc = rql_train([*args, *BASE, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    proc = rql_train_here([*args, *BASE, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and (p / "checkpoints").is_dir())
     assert jobs == ["0", "1"]
@@ -49,7 +49,7 @@ def test_seeds_a_batch_cannot_serve_are_refused_by_check_config(overrides, messa
 def test_bad_seeds_are_one_line_before_the_run_directory_exists(cube_single_dataset, tmp_path):
     run_dir = tmp_path / "run"
     args = ["seeds=[0,1]", "online.steps=10", "trainer.max_steps=3", f"data.dataset_path={cube_single_dataset}"]
-    proc = rql_train([*args, *TINY, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    proc = rql_train_here([*args, *TINY, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert proc.returncode == 2, explain(proc)
     assert proc.stderr.strip().splitlines()[-1].startswith("error: seeds=[0,1] with online.steps=10: ")
     assert not run_dir.exists()

@@ -28,6 +28,7 @@ def runs(cube_single_dataset, tmp_path_factory) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_multi_seed_resume_is_bit_identical_to_straight_run(runs, cube_single_dataset):
     first_ckpt = runs["root"] / "first" / "checkpoints" / "last.ckpt"
     resumed = run(cube_single_dataset, runs["root"] / "resumed", 10, f"seeds={SEEDS}", f"ckpt_path={first_ckpt}")
@@ -41,6 +42,7 @@ def test_multi_seed_resume_is_bit_identical_to_straight_run(runs, cube_single_da
     assert any(not torch.equal(v, runs["first"]["state_dict"][k]) for k, v in resumed["state_dict"].items())
 
 
+@pytest.mark.slow
 def test_seed_of_a_batched_run_equals_its_single_run_and_exports_as_one(runs, cube_single_dataset, tmp_path):
     straight = runs["straight"]["state_dict"]
     single = run(cube_single_dataset, tmp_path / "single", 10, "seed=1")
@@ -57,6 +59,7 @@ def test_seed_of_a_batched_run_equals_its_single_run_and_exports_as_one(runs, cu
         torch.testing.assert_close(a[1], b, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_resume_with_other_seeds_is_refused_in_one_line(runs, cube_single_dataset, tmp_path):
     from rql_lightning.errors import UserError
 
@@ -65,6 +68,7 @@ def test_resume_with_other_seeds_is_refused_in_one_line(runs, cube_single_datase
         run(cube_single_dataset, tmp_path / "other", 10, "seeds=[0,2]", f"ckpt_path={first_ckpt}")
 
 
+@pytest.mark.slow
 def test_a_seed_batched_checkpoint_resumed_as_one_run_points_to_the_export(cube_single_dataset, tmp_path):
     from rql_lightning.checks import check_checkpoint
     from rql_lightning.errors import UserError

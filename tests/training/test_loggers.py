@@ -9,7 +9,7 @@ import pytest
 
 from rql_lightning.config import compose_config
 from rql_lightning.training import train
-from tests.runs import TINY, explain, rql_train
+from tests.runs import TINY, explain, rql_train_here
 
 
 @pytest.mark.slow
@@ -35,7 +35,7 @@ def test_logger_many_writes_tensorboard_and_csv(cube_single_dataset, tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is None, reason="the wandb extra is not installed")
 def test_logger_wandb_offline_needs_no_network(cube_single_dataset, tmp_path):
     run_dir = tmp_path / "run"
-    proc = rql_train(
+    proc = rql_train_here(
         [
             "logger=wandb",
             "logger.wandb.offline=true",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from rql_lightning.config import compose_config
@@ -29,6 +30,7 @@ def run(dataset: Path, out: Path, steps: int, *extra: str, ckpt: Path | None = N
     return torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
 
 
+@pytest.mark.slow
 def test_resumed_run_is_bit_identical_to_straight_run(cube_single_dataset, tmp_path):
     straight = run(cube_single_dataset, tmp_path / "straight", 10)
     first = run(cube_single_dataset, tmp_path / "first", 5)
@@ -46,6 +48,7 @@ def test_resumed_run_is_bit_identical_to_straight_run(cube_single_dataset, tmp_p
     assert any(not torch.equal(v, first["state_dict"][k]) for k, v in resumed["state_dict"].items())
 
 
+@pytest.mark.slow
 def test_same_seed_same_machine_gives_identical_training(cube_single_dataset, tmp_path):
     a = run(cube_single_dataset, tmp_path / "a", 5)
     b = run(cube_single_dataset, tmp_path / "b", 5)
