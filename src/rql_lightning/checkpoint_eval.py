@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rql_lightning.callbacks.run_info import load_hydra_config
 from rql_lightning.checkpoint_fit import EXPORTED_FROM, MODULE_CLASS_KEY
 from rql_lightning.checks import read_checkpoint
 from rql_lightning.errors import UserError
@@ -34,18 +35,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def load_run_config(run_dir: Path) -> dict[str, Any] | None:
-    """The run's composed config (``.hydra/config.yaml``), or None when the run was not made by ``rql-train``."""
-    path = run_dir / ".hydra" / "config.yaml"
-    if not path.is_file():
-        return None
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.load(path)
-    cfg.paths.output_dir = str(run_dir)  # written as a hydra: interpolation, which only a Hydra run resolves
-    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def module_class(run_cfg: dict | None, summary: dict | None, ckpt_path: str, saved: str | None = None) -> type:
@@ -101,7 +90,7 @@ def evaluate_checkpoint(
     ckpt = read_checkpoint(ckpt_path)
     origin = ckpt.get(EXPORTED_FROM)  # an exported replica: its batched run holds the config and the summary
     run_dir = Path(origin["run_dir"]) if origin else run_dir_of(ckpt_path)
-    run_cfg = load_run_config(run_dir)
+    run_cfg = load_hydra_config(run_dir)
     summary = _read_json(run_dir / "summary.json")
     if model_class:
         run_cfg = {**(run_cfg or {}), "model": {"_target_": model_class}}

@@ -35,11 +35,9 @@ from torch import nn
 
 from rql_lightning.envs import EvalEnvs, EvalResult, evaluate_policy, resolve_env_id
 from rql_lightning.naming import parse_singletask, singletask_name_of
-from rql_lightning.seeding import stream_seed
+from rql_lightning.seeding import EVAL_NOISE_STREAM, stream_seed
 
-__all__ = ["EVAL_NOISE_STREAM", "Evaluator", "Replica", "act", "evaluate", "gather", "metric_key", "report"]
-
-EVAL_NOISE_STREAM = 2  # stream id of the per-(episode, chunk) policy-noise seeds (0, 1: training batches, draws)
+__all__ = ["Evaluator", "Replica", "act", "evaluate", "gather", "metric_key", "report"]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rql_lightning.errors import UserError
+from rql_lightning.file_writes import WriteRefusedError, write_atomically
 
 log = logging.getLogger("rql_lightning")
 LOCK_NAME = ".rql-lock"
@@ -157,19 +158,16 @@ class RunLock:
         )
 
     def _heartbeat(self) -> None:
-        """Rewrite the record's heartbeat (temp file + rename, so a reader never sees half of it) while it is ours."""
-        tmp = self.path.with_name(f"{LOCK_NAME}.{os.getpid()}.tmp")
+        """Rewrite the record's heartbeat (written whole, so a reader never sees half of it) while it is ours."""
         while not self._stop.wait(self.heartbeat_s):
-            try:
+            with suppress(OSError, WriteRefusedError):  # a full disk must not stop training; the next beat tries again
                 if (self.read() or {}).get("token") != self.record["token"]:
                     log.warning(f"the lock of {self.run_dir} was taken over by another process; this run keeps writing")
                     return
                 self.record["heartbeat"] = time.time()
-                tmp.write_text(json.dumps(self.record))
-                os.replace(tmp, self.path)
-            except OSError:  # a full disk must not stop training; the next beat tries again
-                with suppress(OSError):
-                    tmp.unlink(missing_ok=True)
+                write_atomically(
+                    self.path, lambda f: f.write(json.dumps(self.record).encode()), what="the run lock", state=str
+                )
 
     def release(self) -> None:
         self._stop.set()

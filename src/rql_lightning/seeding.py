@@ -11,8 +11,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-BATCH_STREAM = 0
-DRAW_STREAM = 1
+# Every random stream's id, here so no two share one (results are pinned to these values).
+BATCH_STREAM = 0  # training batches (data/windows.py)
+DRAW_STREAM = 1  # training draws (modules/base.py)
+EVAL_NOISE_STREAM = 2  # evaluation policy noise per (episode, chunk) (evaluator.py)
+EXPLORE_STREAM = 101  # online exploration noise per chunk (online/explore.py)
+RESET_STREAM = 102  # online episode reset seeds (online/explore.py)
 
 _WORD = 2**32
 

@@ -17,10 +17,9 @@ single run would be (the same fixed batch and draws, that seed's weights) and lo
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import lightning as L
 import torch
+from lightning.pytorch.utilities import move_data_to_device
 
 from rql_lightning.batch import ChunkBatch, Draws
 from rql_lightning.data.windows import sampler_from_arrays
@@ -73,10 +72,7 @@ class DiagnosticsCallback(L.Callback):
         directions = directions / directions.norm(dim=1, keepdim=True)
         policy = one_run.policy
         draws = Draws.sample(self.batch_size, policy.chunk_dim, policy.flow_steps, "cpu", g)  # the update's draws
-        dev = pl_module.device
-        batches = [ChunkBatch(**{f.name: getattr(b, f.name).to(dev) for f in fields(b)}) for b in batches]
-        draws = Draws(**{f.name: getattr(draws, f.name).to(dev) for f in fields(draws)})
-        return batches, depth.to(dev), directions.to(dev), draws
+        return move_data_to_device((batches, depth, directions, draws), pl_module.device)  # as Lightning moves batches
 
     def due(self, trainer: L.Trainer) -> bool:
         """Integer arithmetic only: is this batch one of the schedule's?"""

@@ -25,13 +25,13 @@ When it is written
     still leaves its partial curve. Only global rank 0 writes, and each write replaces the file atomically
     (:func:`~rql_lightning.file_writes.write_atomically`): a reader never sees half a file, and a write the
     machine refuses stops the run with one line naming the file, the OS error and the last good checkpoint.
-    At train end the same record also goes to TensorBoard's HParams view (:mod:`~rql_lightning.callbacks.hparams`).
+    At train end the same record also goes to TensorBoard's HParams view (:meth:`RunSummaryCallback.log_hparams`).
 
 Seed-batched runs
     A module with ``seeds`` (``rql-train seeds=[0,1,2]``) is ``S`` runs, so it leaves ``S`` records and no
     ``<output_dir>/summary.json``: ``<output_dir>/seed<s>/summary.json`` with ``seed: s``, the curve of seed
-    ``s`` (its ``seed<s>/eval/curve``), the method's own ``model`` and
-    ``model_class`` (not the batching wrapper's), ``config`` with ``seed: s``, and ``seeds`` (the whole batch).
+    ``s`` (its ``seed<s>/eval/curve``), the method's ``model`` and ``model_class``, ``config`` with ``seed: s``,
+    and ``seeds`` (the whole batch).
     ``rql-results`` counts them as ``S`` seeds. The HParams view gets ``seed<s>/final/*``. A multi-task batch
     (``task.ids``, one replica per task and seed) likewise leaves ``<output_dir>/task<t>/seed<s>/summary.json``
     with ``task_id: t``, ``seed: s``, ``config`` with ``task.id: t`` (as that single run's), ``seeds`` and
@@ -51,14 +51,15 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
-from rql_lightning.callbacks.hparams import flatten, log_hparams
 from rql_lightning.callbacks.run_info import (
     data_identity,
     git_state,
@@ -79,6 +80,21 @@ SUMMARY_FILENAME = "summary.json"
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"alpha": 3}}`` -> ``{"model.alpha": 3}`` (HParams names); values that are not numbers,
+    strings or booleans (lists, None) as strings."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, bool | int | float | str):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
 
 
 def _finite(x: Any) -> float | None:
@@ -288,7 +304,11 @@ class RunSummaryCallback(L.Callback):
     @staticmethod
     def log_hparams(trainer: L.Trainer, pl_module: L.LightningModule, records: dict[str | None, dict]) -> None:
         """The records' config (the module's hyperparameters without one) and final numbers to TensorBoard's
-        HParams view (``final/*``, or ``seed<s>/final/*`` per seed of a seed-batched run); a failure is a warning."""
+        HParams view (``final/*``, or ``seed<s>/final/*`` per seed of a seed-batched run); a failure is a warning.
+
+        Lightning's ``TensorBoardLogger.log_hyperparams(params, metrics)`` writes the metrics as scalars at step 0,
+        so they get tags of their own and never touch the ``eval/*`` curves. Params are the config flattened to
+        ``group.key`` names (as on the command line), plus ``run.method`` and ``run.data``."""
         record = next(iter(records.values()))
         data = record["data"] or {}
         config = record["config"] or {"model": dict(getattr(pl_module, "hparams", {}))}
@@ -303,7 +323,10 @@ class RunSummaryCallback(L.Callback):
             metrics[metric_key(replica or "", "final/return")] = r["return"]
         metrics["final/step"] = record["step"]
         try:
-            log_hparams(getattr(trainer, "loggers", []), params, metrics)
+            numbers = {k: float(v) for k, v in metrics.items() if _finite(v) is not None}
+            for logger in getattr(trainer, "loggers", []):
+                if isinstance(logger, TensorBoardLogger) and numbers:
+                    logger.log_hyperparams(params, numbers)
         except WriteRefusedError:  # the event file refused it: the run's one line, not a warning
             raise
         except Exception as err:  # noqa: BLE001

@@ -19,10 +19,7 @@ import numpy as np
 import torch
 
 from rql_lightning.modules.base import FlowQModule
-from rql_lightning.seeding import seeded_generator, stream_seed
-
-EXPLORE_STREAM = 101  # beside seeding.BATCH_STREAM / DRAW_STREAM
-RESET_STREAM = 102
+from rql_lightning.seeding import EXPLORE_STREAM, RESET_STREAM, seeded_generator, stream_seed
 
 
 def chunk_noise(seed: int, chunk: int, chunk_dim: int) -> torch.Tensor:
