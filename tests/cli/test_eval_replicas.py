@@ -20,6 +20,7 @@ def seeds_run(cube_single_dataset, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_every_replica_is_evaluated_and_one_key_picks_one(seeds_run, tmp_path):
     ckpt = str(seeds_run / "checkpoints" / "last.ckpt")
     both = evaluate_checkpoint(ckpt, tmp_path / "both", episodes=2, num_envs=1)
@@ -48,6 +49,7 @@ def test_the_command_prints_each_replica(seeds_run, tmp_path):
     assert json.loads((tmp_path / "eval.json").read_text())["seed"] == [3, 5]
 
 
+@pytest.mark.slow
 def test_a_paper_column_checkpoint_evaluates_each_replica_in_its_own_tasks_env(cube_single_dataset, tmp_path):
     out = tmp_path / "column"
     train_tiny(out, [f"data.dataset_path={cube_single_dataset}", "task.ids=[1,2]", "seeds=[3]"])

@@ -124,6 +124,7 @@ def test_a_seeds_only_stream_is_unchanged_by_the_task_axis(cube_single_dataset):
             assert torch.equal(getattr(batch, key)[r], value), (s, key)
 
 
+@pytest.mark.slow
 def test_sharded_tasks_share_one_shard_stream(cube_single_dataset, tmp_path):
     """A shard directory with two tasks: one shard schedule whose every group carries a column per task, each
     replica's batch that of its task's single run, across a shard swap."""

@@ -67,6 +67,7 @@ def test_each_seed_gets_the_episodes_and_noise_of_its_own_run():
     assert len(set(lengths)) > 1  # not a trivial agreement: some episodes succeed, at different steps
 
 
+@pytest.mark.slow
 def test_a_method_that_overrides_act_is_evaluated_through_its_own_act_per_seed():
     batched = NoisyScriptedRQL(**KW, seeds=SEEDS)
     combined = evaluate(batched, ENV, num_episodes=3, num_envs=2, env_kwargs=dict(max_episode_steps=T))
@@ -111,6 +112,7 @@ def summary(path: Path) -> dict:
     return json.loads((path / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_seed_batched_evaluation_equals_the_single_runs(runs):
     batched = runs["batched"]
     assert batched["seeds"] == [0, 1]
@@ -146,7 +148,7 @@ def test_each_seed_has_its_own_eval_scalars_in_tensorboard(runs):
     assert "eval/success_rate" not in series
 
 
-def test_seed_batched_module_is_published_per_seed_and_resume_keeps_each_curve(runs):
+def test_seed_batched_checkpoint_keeps_each_seeds_evaluation_curve_for_a_resume(runs):
     ckpt = torch.load(runs["root"] / "batched" / "checkpoints" / "last.ckpt", weights_only=False)
     (state,) = [v for k, v in ckpt["callbacks"].items() if k.startswith("EvaluationCallback")]
     assert sorted(state["seeds"]) == [0, 1]

@@ -44,6 +44,7 @@ def column(cube_single_dataset, tmp_path_factory) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_each_replica_equals_the_single_run_of_its_task_and_seed(column, cube_single_dataset, tmp_path):
     straight = column["straight"]
     assert straight["hyper_parameters"]["task_ids"] == [1, 1, 2, 2]
@@ -56,6 +57,7 @@ def test_each_replica_equals_the_single_run_of_its_task_and_seed(column, cube_si
     assert not torch.equal(weight[0], weight[2])
 
 
+@pytest.mark.slow
 def test_baseline_column_equals_its_single_runs(cube_single_dataset, tmp_path):
     batched = run(cube_single_dataset, tmp_path / "bc", 4, "model=bc", *COLUMN)
     for i, (task, seed) in [(1, (1, 1)), (2, (2, 0))]:
@@ -63,6 +65,7 @@ def test_baseline_column_equals_its_single_runs(cube_single_dataset, tmp_path):
         assert_replica_is_single_run(batched, i, single)
 
 
+@pytest.mark.slow
 def test_multi_task_resume_is_bit_identical_and_a_replica_exports_as_a_single_run(
     column, cube_single_dataset, tmp_path
 ):
@@ -90,6 +93,7 @@ def counted_acts(module: NoisyScriptedRQL) -> list[int]:
     return calls
 
 
+@pytest.mark.slow
 def test_each_replica_is_evaluated_in_its_tasks_env_with_its_own_episodes_and_noise():
     """All four replicas (two tasks) act in one policy call per round: as many calls as the longest single run."""
     tasks, seeds = [1, 1, 2, 2], [3, 5, 3, 5]
@@ -115,6 +119,7 @@ def test_each_replica_is_evaluated_in_its_tasks_env_with_its_own_episodes_and_no
     assert len(batched.calls) == max(calls) < max(calls[:2]) + max(calls[2:])  # not one task after the other
 
 
+@pytest.mark.slow
 def test_column_summaries_per_task_and_seed_and_rql_results_groups_them(cube_single_dataset, tmp_path):
     out = run_with_eval(cube_single_dataset, tmp_path / "column", *COLUMN)
     assert out["task_id"] == [1, 2] and out["seed"] == [0, 1] and set(out["per_task"]) == {1, 2}

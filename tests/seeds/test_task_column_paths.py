@@ -43,6 +43,7 @@ def assert_column_is_its_single_runs(column: dict, dataset: Path, root: Path, *e
     assert not torch.allclose(weight[0], weight[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", list(MODELS))
 def test_fql_and_a_subclass_column_equals_its_single_runs(model, examples_importable, cube_single_dataset, tmp_path):
     overrides, (hparam, value) = MODELS[model]
