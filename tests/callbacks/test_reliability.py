@@ -18,6 +18,7 @@ from rql_lightning.file_writes import WriteRefusedError
 from rql_lightning.modules.rql import RQLModule
 from tests.modules.two_mode import two_mode_sampler
 from tests.reliability.test_run_lock import wait_for
+from tests.runs import explain, rql_train_here
 
 RQL_TRAIN = str(Path(sys.executable).with_name("rql-train"))
 
@@ -144,10 +145,9 @@ def test_preemption_signals_save_a_checkpoint_and_resume_auto_continues(cube_sin
     )
     second = last_step(run_dir)
     assert second > first and f"preempted at step {second}: saved " in log, log
-    # and a final resume runs to the end.
-    proc = start_training([*common, f"trainer.max_steps={second + 5}"], tmp_path, run_dir)
-    out, err = proc.communicate(timeout=180)
-    assert proc.returncode == 0, err[-3000:]
+    # and a final resume runs to the end (in this process: only the signalled runs need processes of their own).
+    done = rql_train_here([*common, f"trainer.max_steps={second + 5}"], tmp_path)
+    assert done.returncode == 0, explain(done)
     assert last_step(run_dir) == second + 5
 
 

@@ -40,8 +40,9 @@ def test_rql_eval_repeats_the_runs_own_evaluation_and_logs_it(trained_run, tmp_p
     renders = gl_renders("osmesa")
     summary = json.loads((trained_run / "summary.json").read_text())
     ckpt = trained_run / "checkpoints" / "last.ckpt"
-    proc = rql_eval(
-        [f"ckpt_path={ckpt}", "eval.episodes=2", "eval.num_envs=1", f"eval.video_episodes={int(renders)}"],
+    video = [f"eval.video_episodes={int(renders)}", "eval.video_frame_skip=25", "eval.video_width=32"]
+    proc = rql_eval(  # a small, sparse video: OSMesa renders on the CPU
+        [f"ckpt_path={ckpt}", "eval.episodes=2", "eval.num_envs=1", *video, "eval.video_height=32"],
         cwd=tmp_path,
         env=gl_env("osmesa"),
     )

@@ -126,12 +126,27 @@ def key_of(task: int | None, seed: int) -> str:
 NUMBERS = ("success_rate", "return", "length", "episodes")
 
 
+@pytest.fixture(scope="module")
+def every_replica(runs, tmp_path_factory):
+    """kind -> ``evaluate_checkpoint`` of its run's every replica and the directory it wrote, made once for the
+    module (deterministic: the tests that compare against it need no second one)."""
+    done: dict[str, tuple[dict, Path]] = {}
+
+    def evaluated(kind: str) -> tuple[dict, Path]:
+        if kind not in done:
+            out = tmp_path_factory.mktemp(f"every-{kind}")
+            done[kind] = (evaluate_checkpoint(str(runs[kind]), out, episodes=1, num_envs=1), out)
+        return done[kind]
+
+    return evaluated
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_rql_eval_evaluates_every_replica_and_one_by_its_key(runs, kind, tmp_path):
+def test_rql_eval_evaluates_every_replica_and_one_by_its_key(runs, every_replica, kind, tmp_path):
     ckpt = runs[kind]
-    every = evaluate_checkpoint(str(ckpt), tmp_path / "every", episodes=1, num_envs=1)
+    every, every_dir = every_replica(kind)
     assert every["step"] == total(kind, STEPS)
-    assert json.loads((tmp_path / "every" / "eval.json").read_text())["step"] == every["step"]
+    assert json.loads((every_dir / "eval.json").read_text())["step"] == every["step"]
     pairs = replicas_of(ckpt)
     if not pairs:
         assert "replicas" not in every and 0.0 <= every["success_rate"] <= 1.0
@@ -173,7 +188,7 @@ BATCHED = [k for k in KINDS if any(o.startswith("seeds=") for o in KINDS[k])]
 
 @pytest.mark.parametrize("kind", BATCHED)
 def test_an_exported_replica_evaluates_and_resumes_as_its_single_run(
-    runs, kind, cube_single_dataset, shard_dir, tmp_path, capsys
+    runs, every_replica, kind, cube_single_dataset, shard_dir, tmp_path, capsys
 ):
     task, seed = replicas_of(runs[kind])[-1]
     exported = tmp_path / "elsewhere" / "replica.ckpt"  # outside any run directory
@@ -188,7 +203,7 @@ def test_an_exported_replica_evaluates_and_resumes_as_its_single_run(
         "seed": seed,
     }
 
-    batched = evaluate_checkpoint(str(runs[kind]), tmp_path / "batched", episodes=1, num_envs=1)
+    batched, _ = every_replica(kind)
     alone = evaluate_checkpoint(str(exported), tmp_path / "alone", episodes=1, num_envs=1)
     assert alone["seed"] == seed and alone["step"] == STEPS and "replicas" not in alone
     assert {k: alone[k] for k in NUMBERS} == batched["replicas"][key_of(task, seed)]

@@ -18,7 +18,7 @@ import torch
 
 from rql_lightning.checkpointing import AtomicCheckpointIO
 from tests.reliability.test_run_lock import lock_overrides, wait_for
-from tests.runs import RQL_TRAIN, TRACEBACK, explain, quiet_env
+from tests.runs import RQL_TRAIN, TRACEBACK, explain, quiet_env, rql_train_here
 
 
 def saved_step(run_dir: Path) -> int:
@@ -52,14 +52,8 @@ def test_ctrl_c_saves_at_the_interrupted_step_exits_130_and_resume_auto_continue
     assert lines[0].endswith(f"hydra.run.dir={run_dir} resume=auto"), lines[0]
     assert f"data.dataset_path={cube_single_dataset}" in lines[0]  # the run's own overrides, to paste back
     assert not list(run_dir.glob(".rql-lock"))  # released
-    resumed = subprocess.run(
-        [RQL_TRAIN, *lock_overrides(cube_single_dataset, run_dir, step + 3)],
-        cwd=tmp_path,
-        env=quiet_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    # The resume runs in this process: the contract under test (Ctrl-C, exit 130) is the first process's.
+    resumed = rql_train_here(lock_overrides(cube_single_dataset, run_dir, step + 3), tmp_path)
     assert resumed.returncode == 0, explain(resumed)
     assert saved_step(run_dir) == step + 3
 

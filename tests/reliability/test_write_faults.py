@@ -27,7 +27,7 @@ import torch
 from rql_lightning.checkpointing import AtomicCheckpointIO
 from rql_lightning.file_writes import WriteRefusedError
 from tests.reliability.test_run_lock import lock_overrides, wait_for
-from tests.runs import RQL_TRAIN, TRACEBACK, explain, quiet_env
+from tests.runs import RQL_TRAIN, TRACEBACK, explain, quiet_env, rql_train_here
 
 RQL_DATA = str(Path(sys.executable).with_name("rql-data"))
 
@@ -99,14 +99,8 @@ def test_a_file_size_limit_during_a_checkpoint_write_is_one_line_and_keeps_the_l
     """Row 68: the resumed run's first checkpoint exceeds the file size limit (RLIMIT_FSIZE; Python ignores
     SIGXFSZ, so the write fails with EFBIG) and torch's serializer reports only 'unexpected pos'."""
     run_dir = tmp_path / "run"
-    first = subprocess.run(
-        [RQL_TRAIN, *lock_overrides(cube_single_dataset, run_dir, 10)],
-        cwd=tmp_path,
-        env=quiet_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    # The first run in this process: only the second, under the limit, needs to be a process of its own.
+    first = rql_train_here(lock_overrides(cube_single_dataset, run_dir, 10), tmp_path)
     assert first.returncode == 0, explain(first)
     last = run_dir / "checkpoints" / "last.ckpt"
     size, before = last.stat().st_size, last.read_bytes()
