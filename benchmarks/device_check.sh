@@ -42,11 +42,13 @@ if [ "$DEVICE" = cpu ]; then  # small settings: every code path, in seconds
   MODES="eager"; TF32S="off"
   TRAIN_STEPS=10; TRAIN_ARGS="model.num_critics=2 model.actor_hidden_dims=[32,32] model.critic_hidden_dims=[32,32] \
 data.batch_size=32 model.compile=false eval.num_envs=1 trainer=cpu"; EPISODES=1
-  EVAL_ENVS="2"; EVAL_ARGS="--episodes 2 --max-episode-steps 20"
+  SINGLE_ARGS="+callbacks.evaluation.env_kwargs.max_episode_steps=20"  # its one episode: 20 env steps, not 200
+  EVAL_ENVS="2"; EVAL_ARGS="--episodes 2 --max-episode-steps 10"
 else
   PRESETS="paper-manip paper-loco"; SEEDS="1,4,8,25"; TP_ARGS="--steps 100 --warmup 20"
   MODES="eager compiled cudagraphs"; TF32S="off on"
   TRAIN_STEPS=3000; TRAIN_ARGS="trainer=gpu data.device=cuda eval.num_envs=8 tf32=true"; EPISODES=10
+  SINGLE_ARGS=""
   EVAL_ENVS="8 16"; EVAL_ARGS="--episodes 32"
 fi
 [ -n "$MODES_ARG" ] && MODES="$MODES_ARG"
@@ -90,7 +92,7 @@ done
 
 # 2. training through rql-train: one seed with evaluation, then 4 seeds in one process
 for run in single seeds4; do
-  extra="eval.episodes=$EPISODES"; [ "$run" = seeds4 ] && extra="seeds=[0,1,2,3] eval.episodes=0"
+  extra="eval.episodes=$EPISODES $SINGLE_ARGS"; [ "$run" = seeds4 ] && extra="seeds=[0,1,2,3] eval.episodes=0"
   # shellcheck disable=SC2086
   piece "train.$run" 300 "$PY" - "$TRAIN" "$WORK/runs/$run" "$TRAIN_STEPS" $DATA_ARGS experiment=quickstart \
     $TRAIN_ARGS $extra <<'PYEOF'
@@ -121,12 +123,14 @@ import json, sys
 from pathlib import Path
 pieces, device, elapsed, *skipped = sys.argv[1:]
 out = {"device": device, "elapsed_s": int(elapsed), "skipped": skipped}
-try:
-    import torch
-    out["torch"] = torch.__version__
-    if device.startswith("cuda") and torch.cuda.is_available():
-        out["gpu"] = torch.cuda.get_device_name()
-except ImportError:
+try:  # the version without importing torch (seconds); torch itself only to name the GPU
+    from importlib.metadata import version
+    out["torch"] = version("torch")
+    if device.startswith("cuda"):
+        import torch
+        if torch.cuda.is_available():
+            out["gpu"] = torch.cuda.get_device_name()
+except ImportError:  # PackageNotFoundError is one
     pass
 for path in sorted(Path(pieces).glob("*.json")):
     group, _, name = path.stem.partition(".")

@@ -42,6 +42,14 @@ def controller_pid(sweep: Path, job_num: int) -> int:
     raise AssertionError(f"no submission of job {job_num} under {sweep}/.submitit")
 
 
+def exited(pid: int) -> bool:
+    """Whether process ``pid`` (not ours to reap) has ended: gone, or a zombie (Linux ``/proc``)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def test_a_signalled_job_saves_and_the_same_multirun_continues_it(cube_single_dataset, tmp_path):
     sweep = tmp_path / "sweep"
     command = [
@@ -62,7 +70,15 @@ def test_a_signalled_job_saves_and_the_same_multirun_continues_it(cube_single_da
     first = subprocess.Popen(command, cwd=tmp_path, env=quiet_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     job0 = sweep / "0"
     wait_for(lambda: list((job0 / "checkpoints").glob("step*.ckpt")), "job 0's first checkpoint")
-    os.kill(controller_pid(sweep, 0), signal.SIGTERM)  # submitit's local controller forwards it to the job
+    controller = controller_pid(sweep, 0)
+    os.kill(controller, signal.SIGTERM)  # submitit's local controller forwards it to the job
+    # Both jobs are over once job 0's controller has exited (after its job) and job 1 has left its result. The
+    # launcher then waits 15 s (submitit's results timeout) for a result job 0, stopped by a signal, never writes:
+    # nothing here is about that wait, so the test ends the launcher instead of sitting it out.
+    job1 = controller_pid(sweep, 1)
+    result1 = sweep / ".submitit" / str(job1) / f"{job1}_0_result.pkl"
+    wait_for(lambda: exited(controller) and result1.is_file(), "both jobs' ends")
+    first.terminate()
     out, _ = first.communicate(timeout=300)
     saved = torch.load(job0 / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
     assert 0 < saved < STEPS, out.decode()[-3000:]
