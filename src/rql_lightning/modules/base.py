@@ -287,6 +287,9 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         fn = getattr(self, method)
         if self.seeds is not None and method != "update_targets":
             fn = functools.partial(self.per_replica, method)
+            # per_replica's wrapper exists before tracing: a cache filled by the first call would fail the
+            # compiled graph's guard on the second and compile it again
+            self._calls.setdefault(method, _Call(self, method))
         if self.hparams.compile:
             fn = self._compiled[method] = torch.compile(fn, dynamic=False, mode=mode)
         return fn
