@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from rql_lightning.checkpointing import AtomicCheckpointIO
-from tests.reliability.test_run_lock import lock_overrides, wait_for
-from tests.runs import RQL_TRAIN, TRACEBACK, explain, quiet_env, rql_train_here
+from tests.reliability.test_run_lock import lock_overrides, start_training, wait_for
+from tests.runs import TRACEBACK, explain, quiet_env, rql_train_here
 
 
 def saved_step(run_dir: Path) -> int:
@@ -30,15 +30,7 @@ def test_ctrl_c_saves_at_the_interrupted_step_exits_130_and_resume_auto_continue
     # docs/errors.md row 69
     """Row 69. Ctrl-C as a terminal sends it: SIGINT to the command's whole process group."""
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        [RQL_TRAIN, *lock_overrides(cube_single_dataset, run_dir, 1_000_000)],
-        cwd=tmp_path,
-        env=quiet_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_training(cube_single_dataset, run_dir, tmp_path, start_new_session=True)
     wait_for(lambda: (run_dir / "checkpoints" / "last.ckpt").exists(), proc)  # a periodic one, at step 5
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=240)

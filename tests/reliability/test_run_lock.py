@@ -56,19 +56,25 @@ def lock_overrides(dataset: Path, run_dir: Path, steps: int) -> list[str]:
     ]
 
 
+def start_training(dataset: Path, run_dir: Path, cwd: Path, **popen: object) -> subprocess.Popen:
+    """A real rql-train that trains until stopped (checkpoints every 5 steps), its output piped."""
+    return subprocess.Popen(
+        [RQL_TRAIN, *lock_overrides(dataset, run_dir, 1_000_000)],
+        cwd=cwd,
+        env=quiet_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
 @pytest.mark.slow
 def test_second_writer_is_refused_and_a_killed_holders_lock_is_taken_over(cube_single_dataset, tmp_path, caplog):
     # docs/errors.md rows 66 and 67
     """Row 66 with real rql-train processes; then the holder is SIGKILLed and its lock taken over (row 67)."""
     run_dir = tmp_path / "run"
-    first = subprocess.Popen(
-        [RQL_TRAIN, *lock_overrides(cube_single_dataset, run_dir, 1_000_000)],
-        cwd=tmp_path,
-        env=quiet_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = start_training(cube_single_dataset, run_dir, tmp_path)
     try:
         wait_for(lambda: (run_dir / "checkpoints" / "last.ckpt").exists(), first)
         second = subprocess.run(

@@ -26,7 +26,7 @@ import torch
 
 from rql_lightning.checkpointing import AtomicCheckpointIO
 from rql_lightning.file_writes import WriteRefusedError
-from tests.reliability.test_run_lock import lock_overrides, wait_for
+from tests.reliability.test_run_lock import lock_overrides, start_training, wait_for
 from tests.runs import RQL_TRAIN, TRACEBACK, explain, quiet_env, rql_train_here
 
 RQL_DATA = str(Path(sys.executable).with_name("rql-data"))
@@ -316,14 +316,7 @@ def test_an_event_directory_removed_mid_run_stops_the_run_in_one_line(cube_singl
     # docs/errors.md row 76
     """Row 76 in a real rql-train: the TensorBoard directory is removed while the run trains."""
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        [RQL_TRAIN, *lock_overrides(cube_single_dataset, run_dir, 1_000_000)],
-        cwd=tmp_path,
-        env=quiet_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_training(cube_single_dataset, run_dir, tmp_path)
     events = run_dir / "tensorboard"
     wait_for(lambda: (run_dir / "checkpoints" / "last.ckpt").exists() and any(events.glob("events.*")), proc)
     shutil.rmtree(events)
