@@ -1,9 +1,5 @@
-"""The vocabulary data hands the math: a batch of chunked windows, and the random draws of an update.
-
-``data/`` produces :class:`ChunkBatch` es (``data/windows.py`` decides what a window means);
-``losses.py`` and ``modules/`` consume them together with one :class:`Draws` per update. Both
-are plain tensor records, so this module imports nothing of ours and every layer may use it.
-"""
+"""What data hands the math: a batch of chunked windows (:class:`ChunkBatch`, made by ``data/windows.py``) and
+the random draws of an update (:class:`Draws`). Plain tensor records that import nothing of ours."""
 
 from __future__ import annotations
 

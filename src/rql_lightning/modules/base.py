@@ -1,27 +1,14 @@
-"""FlowQModule: the Lightning plumbing every flow-policy Q-learning method shares, for one run or many.
+"""FlowQModule: what every flow-policy Q-learning method shares, for one run or ``R`` replicas of it.
 
-It owns the networks (flow actor, critic ensemble, their targets), the manual optimization
-step, the target updates, evaluation-time sampling and logging. A method subclasses it and
-fills in two hooks, :meth:`critic_loss` and :meth:`actor_loss`, both ``(batch, draws) -> (loss,
-info)`` on a :class:`~rql_lightning.batch.ChunkBatch` and the update's
-:class:`~rql_lightning.batch.Draws` (and, if it evaluates another network,
-:meth:`sample_chunks`), always for ONE run; see ``rql.py``.
+A method subclasses it and writes :meth:`critic_loss` and :meth:`actor_loss` (and :meth:`sample_chunks` if it
+evaluates another network) for ONE run, on a :class:`~rql_lightning.batch.ChunkBatch` and the update's
+:class:`~rql_lightning.batch.Draws`; see ``rql.py``. The update order is ``docs/algorithm.md``'s: both losses
+at the pre-step weights, one backward, targets moved, one Adam step (one optimizer, a group per network).
 
-Update order (the reference's, ``docs/algorithm.md``): both losses at the pre-step weights, one
-backward pass, targets moved toward the pre-step weights, then one Adam step. The actor and critic
-share one ``Adam`` with a parameter group each; since their gradients come from disjoint losses this
-is the same as two optimizers, and Lightning's ``global_step`` counts training steps.
-
-**Replicas.** With ``seeds=[s0, s1, ...]`` (and ``task_ids``, one task per replica: a task-major grid of tasks
-x seeds, seeds repeating across tasks) the module holds ``R`` independent runs on a leading replica axis:
-every parameter and buffer is ``(R, ...)``, replica ``i`` initialised as the run ``seed=seeds[i]``
-(``torch.manual_seed`` before building, as ``seed_everything`` does), fed its own windows and draws
-(:meth:`replica_draws`). The method's one-run hooks are run for all replicas by ``torch.func.vmap`` over
-``functional_call`` (:meth:`per_replica`); the losses are summed (each replica's gradients and Adam
-moments stay its own), and the rest of the update (backward, NaN guard, targets, fused Adam) is the
-same code as for one run: it is elementwise, so it acts on each replica's slice as that run would.
-Without ``seeds`` (a single run) there is no axis and no vmap: the tensors, the checkpoint keys and
-the numbers are the single run's.
+With ``seeds`` (and ``task_ids``: a task-major grid of tasks x seeds) every parameter and buffer gets a leading
+replica axis, replica ``i`` initialised as the run ``seed=seeds[i]``; the one-run losses run for all replicas
+through ``vmap`` (:meth:`per_replica`), and the rest of the update is elementwise, so it is the same code.
+Without ``seeds`` there is no axis and no vmap: tensors, checkpoint keys and numbers are the single run's.
 """
 
 from __future__ import annotations

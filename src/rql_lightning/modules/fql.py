@@ -1,29 +1,8 @@
-"""Flow Q-Learning (Park, Li, Levine 2025) on action chunks, as a :class:`FlowQModule`.
+"""Flow Q-Learning (Park, Li, Levine 2025) on action chunks, as a :class:`FlowQModule`: equations (F1)-(F3) of
+``docs/algorithm.md``, matched to ``seohongpark/fql`` ``agents/fql.py`` and its chunked form ``acfql.py``.
 
-FQL trains three things from one loss sum (matched to ``seohongpark/fql`` ``agents/fql.py``
-and its action-chunked form ``ColinQiyangLi/qc`` ``agents/acfql.py``):
-
-* the BC flow policy ``self.policy`` by flow matching on dataset chunks (masked past episode
-  ends, as RQL's BC term);
-* a one-step policy ``self.onestep``: an MLP ``(s, z) -> x`` with ``z ~ N(0, I)``, trained with
-  ``alpha * mean (onestep(s, z) - flow(s, z))^2 - lam * mean_j Q_j(s, clip(onestep(s, z)), 1)``:
-  the distillation target ``flow(s, z)`` is the online BC flow's clipped Euler sample with no
-  gradient; the critic's weights are held fixed (``detach_params=True``). ``lam = 1 / mean |Q|``
-  (no gradient; floored at 1e-6 here) when ``normalize_q_loss``, else 1; the reference's default
-  is off, its README recommends it for new settings (``conf/model/fql.yaml`` turns it on). The BC
-  flow term has weight 1, as in the reference;
-* the critic, on dataset chunks at flow time ``f = 1`` (the critic's input is ``(s, x, f)``;
-  complete chunks sit at ``f = 1``): ``y = R_h + gamma^h m agg_j Qbar_j(s', clip(onestep(s', z')), 1)``,
-  loss ``mean(valid * 2|kappa - 1(y < q)| (y - q)^2)``; ``kappa = 0.5`` is the reference's plain
-  MSE. ``agg`` is ``mean - rho * std`` (``q_agg="mean"``; the reference's default is the mean,
-  ``rho = 0``) or ``min`` (``q_agg="min"``, the reference's clipped double Q for antmaze).
-  With two critics, ``mean - 1 * std`` (population std) equals the min.
-
-The evaluation policy is the *online* one-step policy (as in the reference; the EMA copy of
-the BC flow is kept by the base class but not used). The Q term is not weighted by ``valid``
-(it depends on ``s`` only), the critic loss is, as in ``acfql.py``. Of the update's
-:class:`Draws`, ``next_noise`` is ``z'``, ``policy_noise`` is ``z``, and ``bc_noise``/``bc_time``
-make the flow-matching path; ``depth`` is not read.
+It evaluates its online one-step policy (the base class's EMA flow is kept but unused). Of the :class:`Draws`,
+``next_noise`` is ``z'``, ``policy_noise`` is ``z``, ``bc_noise``/``bc_time`` make the flow-matching path.
 """
 
 from __future__ import annotations
