@@ -1,7 +1,13 @@
-"""Shared test setup: tiny networks run fastest on one intra-op thread (and CI has 2 cores)."""
+"""Shared test setup: tiny networks run fastest on one intra-op thread (and CI has 2 cores).
+
+Under pytest-xdist (``make test`` runs ``--dist loadgroup``) each worker is its own process: the session dataset
+is generated once for all of them (a file lock in their shared temporary root), and the tests of a module with a
+module-scoped fixture (a trained run, a built wheel) go to one worker, so that fixture is built once, not per worker.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,10 +22,24 @@ def cube_single_dataset(tmp_path_factory) -> Path:
 
     Returns the train ``.npz``; its ``-val.npz`` lies beside it.
     """
+    from filelock import FileLock
+
     from rql_lightning.data.generate import ensure_play_dataset
 
-    data_dir = tmp_path_factory.mktemp("ogbench-data")
-    return ensure_play_dataset("cube-single-play-v0", data_dir, 3000, num_workers=1)
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the temporary root all workers of this session share
+    with FileLock(root / "ogbench-data.lock"):
+        return ensure_play_dataset("cube-single-play-v0", root / "ogbench-data", 3000, num_workers=1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep a module on one xdist worker when its tests share a module-scoped fixture (``--dist loadgroup``)."""
+    for item in items:
+        defs = getattr(item, "_fixtureinfo", None)
+        scopes = [d.scope for ds in (defs.name2fixturedefs.values() if defs else ()) for d in ds]
+        if "module" in scopes:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(autouse=True)
