@@ -1,24 +1,10 @@
-"""The evaluator: a module's replicas rolled out, their per-episode results, gathered over DDP ranks.
+"""The evaluator: a module's replicas rolled out (:mod:`rql_lightning.envs.rollout`), gathered over DDP ranks.
 
-One path for one run and for many: a single run is one replica (key ``""``, metrics ``eval/*``), a seed
-batch (``module.seeds``) one per seed (key ``seed<s>``, metrics ``seed<s>/eval/*``), a multi-task batch
-(``module.task_ids``) one per (task, seed) (key ``task<t>/seed<s>``), each in its own task's env.  Used by the
-training callback, ``rql-eval`` and (:func:`report`) the online phase.
-
-Episodes
-    Replica ``i`` runs ``num_episodes`` counted episodes and ``video_episodes`` extra rendered ones (left out
-    of the statistics).  Its episode ``k`` is reset with ``replica.seed + k`` (videos: ``k = num_episodes + v``)
-    and draws the noise of its chunk ``c`` from ``stream_seed(replica.seed, k, c, EVAL_NOISE_STREAM)``, so an
-    episode's outcome depends on the weights, the seed and the episode only, not on ``num_envs``, the ranks
-    or the other replicas.  All replicas (of every task) share one vector env (``num_envs`` each, stepping in
-    lock-step) and one policy call per round (:func:`act`) on the whole replica axis.  ``episode_noise=False``
-    (one replica): one ``act`` call per round from a generator seeded once per evaluation.
-
-DDP
-    Rank ``r`` of ``W`` runs the combined counted episodes ``i * N + k = r, r + W, ...`` (replica ``i``, balanced
-    over all replicas); :func:`gather` collects every rank's with ``LightningModule.all_gather`` (a collective),
-    so every rank holds the complete results, equal to a single-process evaluation.  Frames and videos stay on
-    the rank that rendered them.
+A single run is one replica (key ``""``, metrics ``eval/*``), a seed batch one per seed (``seed<s>/eval/*``), a
+multi-task batch one per (task, seed) (``task<t>/seed<s>/eval/*``) in its task's env. Replica episode ``k`` is
+reset with ``seed + k`` and chunk ``c`` draws noise from ``stream_seed(seed, k, c, EVAL_NOISE_STREAM)``, so an
+outcome depends on the weights, seed and episode only; :func:`gather` makes every rank hold the whole evaluation.
+Used by the training callback, ``rql-eval`` and (:func:`report`) the online phase.
 """
 
 from __future__ import annotations
@@ -37,13 +23,12 @@ from rql_lightning.envs import EvalEnvs, EvalResult, evaluate_policy, resolve_en
 from rql_lightning.naming import parse_singletask, singletask_name_of
 from rql_lightning.seeding import EVAL_NOISE_STREAM, stream_seed
 
-__all__ = ["Evaluator", "Replica", "act", "evaluate", "gather", "metric_key", "report"]
+__all__ = ["Evaluator", "Replica", "act", "evaluate", "gather", "metric_key", "replicas_of", "report"]
 
 
 @dataclass(frozen=True)
 class Replica:
-    """One run inside a module: ``key`` prefixes its metrics, ``seed`` its episodes and noise, ``env_name``
-    is where it is evaluated."""
+    """One run inside a module: ``key`` prefixes its metrics, ``seed`` seeds it, ``env_name`` evaluates it."""
 
     key: str
     seed: int
@@ -51,9 +36,18 @@ class Replica:
 
 
 def task_env_name(env_name: str, task: int) -> str:
-    """``cube-double-singletask-task1-v0``, 3 -> ``cube-double-singletask-task3-v0``: where task ``task`` of the
-    same dataset is evaluated."""
+    """``cube-double-singletask-task1-v0``, 3 -> ``cube-double-singletask-task3-v0``."""
     return singletask_name_of(parse_singletask(env_name).dataset, task)
+
+
+def replicas_of(module: Any) -> list[tuple[str, int | None, int]] | None:
+    """``(key, task or None, seed)`` per replica of a batched module (``module.seeds``, ``task_ids``,
+    ``replica_names``); None for a single run."""
+    seeds = getattr(module, "seeds", None)
+    if not (isinstance(seeds, list | tuple) and seeds and all(isinstance(s, int) for s in seeds)):
+        return None
+    tasks = getattr(module, "task_ids", None) or [None] * len(seeds)
+    return [(key, t, int(s)) for key, t, s in zip(module.replica_names, tasks, seeds, strict=True)]
 
 
 def metric_key(replica_key: str, name: str) -> str:
@@ -62,10 +56,8 @@ def metric_key(replica_key: str, name: str) -> str:
 
 
 def act(module: Any, obs: np.ndarray, noise_seeds: np.ndarray | None, generator: torch.Generator) -> np.ndarray:
-    """The one place the evaluator calls the policy, through the module's one ``act(obs, noise)``: ``obs (R, M, O)``
-    -> chunks ``(R, M, h, A)``, row ``m`` of replica ``r`` with the noise drawn after seeding ``generator`` with
-    ``noise_seeds[r, m]`` (``-1``: a padding row, zero noise, output ignored; ``None``: R = 1, the rows' noise drawn
-    from ``generator`` in sequence)."""
+    """The module's ``act``: ``obs (R, M, O)`` -> chunks ``(R, M, h, A)``, row ``(r, m)``'s noise drawn after seeding
+    ``generator`` with ``noise_seeds[r, m]`` (``-1``: padding, zero noise; ``None``: R = 1, drawn in sequence)."""
     dim, device = module.noise_dim, generator.device
     if noise_seeds is None:
         noise = torch.randn(1, obs.shape[1], dim, generator=generator, device=device)
@@ -119,11 +111,10 @@ def _policy_mode(module: nn.Module) -> Iterator[None]:
 class Evaluator:
     """The evaluation settings and the vector env kept alive between evaluations (``envs``, closed on exit).
 
-    ``num_episodes`` counted episodes per replica on ``num_envs`` envs per replica; ``seed``: a single run's
-    (a seed batch's replicas carry their own); ``video_episodes`` extra episodes rendered every
-    ``frame_skip``-th step at ``width`` x ``height`` (unless ``env_kwargs`` sets them) into
-    ``EvalResult.videos``; ``render_episodes``: frames of the first counted episodes into ``EvalResult.frames``
-    (rendering needs ``MUJOCO_GL=egl`` or ``osmesa``).
+    ``seed``: a single run's (replicas carry their own); ``video_episodes`` extra episodes rendered every
+    ``frame_skip``-th step at ``width`` x ``height`` into ``EvalResult.videos``; ``render_episodes``: frames of the
+    first counted episodes into ``EvalResult.frames``; ``episode_noise=False`` (one replica): noise drawn in sequence
+    from a generator seeded once per evaluation.
     """
 
     def __init__(
@@ -159,22 +150,15 @@ class Evaluator:
         self._generator: torch.Generator | None = None
 
     def replicas(self, module: Any) -> list[Replica]:
-        """A seed batch's seeds (``module.seeds``), each in ``env_name``; a multi-task batch's (task, seed) pairs
-        (``module.task_ids``), each in its task's variant of ``env_name``; else the single run with this
-        evaluator's seed."""
+        """Each replica of a batched module in its task's variant of ``env_name``, else the single run."""
         if self.env_name is None:
             raise ValueError("env_name is not known yet: pass it, or let the callback's setup() take the datamodule's")
-        seeds = getattr(module, "seeds", None)
-        if not (isinstance(seeds, list | tuple) and seeds):
-            return [Replica("", int(self.seed), self.env_name)]
-        tasks = getattr(module, "task_ids", None) or [None] * len(seeds)
-        envs = [self.env_name if t is None else task_env_name(self.env_name, int(t)) for t in tasks]
-        return [Replica(key, int(s), env) for key, s, env in zip(module.replica_names, seeds, envs, strict=True)]
+        replicas = replicas_of(module) or [("", None, int(self.seed))]
+        return [Replica(k, s, self.env_name if t is None else task_env_name(self.env_name, t)) for k, t, s in replicas]
 
     def run(self, module: nn.Module, rank: int = 0, world_size: int = 1, render: bool = True) -> dict[str, EvalResult]:
         """This rank's share of one evaluation, per replica key (no gathering); ``render=False``: no frames or
-        videos (DDP ranks other than 0).  Every replica in its own env of one vector env, one policy call per
-        round for all of them."""
+        videos (DDP ranks other than 0)."""
         replicas = self.replicas(module)
         if not self.episode_noise and len(replicas) > 1:
             raise ValueError("a seed-batched module is evaluated with episode_noise=True (each seed's own noise)")
@@ -222,19 +206,11 @@ class Evaluator:
             )
         return {rep.key: result for rep, result in zip(replicas, results, strict=True)}
 
-    def close(self) -> None:
-        """Close the kept-alive vector env."""
-        self.envs.close()
-
-    def discard(self) -> None:
-        """Forget the vector env after a failed rollout."""
-        self.envs.discard()
-
     def __enter__(self) -> Evaluator:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.envs.close()
 
 
 def evaluate(module: nn.Module, env_name: str, **settings: Any) -> dict[str, EvalResult]:
@@ -244,12 +220,9 @@ def evaluate(module: nn.Module, env_name: str, **settings: Any) -> dict[str, Eva
 
 
 def gather(pl_module: Any, local: dict[str, EvalResult], num_episodes: int, world_size: int) -> dict[str, EvalResult]:
-    """Every rank's episodes of one evaluation, per replica key (a collective: call on every rank).
-
-    Each rank sends a table (replica, episode id, success, return, length) padded to the largest share
-    (padding rows have id -1); the wall time is the slowest rank's.  Float64 holds ids, lengths and OGBench
-    returns exactly (float32 on MPS, which has no float64).
-    """
+    """Every rank's episodes of one evaluation, per replica key (a collective): tables of (replica, episode id,
+    success, return, length) padded with id -1; the slowest rank's wall time. Float64 holds them exactly (float32
+    on MPS, which has no float64)."""
     dtype = torch.float32 if pl_module.device.type == "mps" else torch.float64
     table = np.full((math.ceil(len(local) * num_episodes / world_size), 5), -1.0)
     rows = [
@@ -281,9 +254,8 @@ def gather(pl_module: Any, local: dict[str, EvalResult], num_episodes: int, worl
 
 
 def report(trainer: Any, metrics: dict[str, float], step: int | None = None) -> None:
-    """Publish ``metrics`` in ``trainer.callback_metrics`` (Lightning's channel for a callback's numbers) and,
-    with ``step``, log them to every ``trainer.loggers`` entry from global rank 0 (also in ``on_train_end``,
-    where ``LightningModule.log`` is not allowed)."""
+    """Publish ``metrics`` in ``trainer.callback_metrics`` and, with ``step``, log them to every logger from global
+    rank 0 (also in ``on_train_end``, where ``LightningModule.log`` is not allowed)."""
     trainer.callback_metrics.update({k: torch.tensor(float(v), dtype=torch.float64) for k, v in metrics.items()})
     if step is not None and trainer.is_global_zero:
         for logger in trainer.loggers:

@@ -1,15 +1,6 @@
-"""Instruments for RQL's premise: does reversing the flow from a dataset chunk land on a virtual
-on-policy trajectory that ends at that chunk, so that every point on it may share the chunk's target?
-
-Pure functions of (policy, critic, batch) with no randomness of their own (the callback
-:mod:`rql_lightning.callbacks.premise_diagnostics` fixes the batch, depths and directions once):
-
-* :func:`round_trip_error` - reverse by ``d``, integrate forward back to ``f = 1`` with the same
-  ``F`` steps of size ``d / F``: how far the result is from the chunk (Euler error of both passes);
-* :func:`reversed_noise_stats` - at ``d = 1`` the reversed point should look like the flow's noise
-  ``N(0, I)``: its mean, std and :func:`sliced_w1_to_normal`;
-* :func:`q_along_trajectory` - the spread of ``Q(s, x_f, f)`` over ``f = 0, 1/F, ..., 1`` for one
-  chunk (which the shared target assumes small) against the spread of ``Q(s, a, 1)`` across chunks.
+"""Instruments for RQL's premise: does reversing the flow from a dataset chunk land on a virtual on-policy
+trajectory that ends at that chunk, so that every point on it may share the chunk's target? Pure functions of
+(policy, critic, batch); :mod:`rql_lightning.callbacks.premise_diagnostics` fixes the batch, depths and directions.
 """
 
 from __future__ import annotations
@@ -39,12 +30,8 @@ def round_trip_error(
 
 
 def sliced_w1_to_normal(x: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
-    """Sliced 1-D Wasserstein-1 distance of the samples ``x (N, D)`` to ``N(0, I)``.
-
-    ``directions (P, D)`` are unit vectors; along each, ``N(0, I)`` projects to ``N(0, 1)``, and the
-    W1 distance of the ``N`` sorted projections (mass ``1/N`` each) to ``N(0, 1)`` is computed exactly:
-    ``sum_i int_{q_i}^{q_{i+1}} |x_(i) - z| phi(z) dz`` between the normal's ``i/N`` quantiles.
-    Returns the mean over directions, a scalar (computed in float64)."""
+    """Sliced W1 distance of ``x (N, D)`` to ``N(0, I)``, mean over unit ``directions (P, D)``, exact per direction:
+    ``sum_i int_{q_i}^{q_{i+1}} |x_(i) - z| phi(z) dz`` between the normal's ``i/N`` quantiles (in float64)."""
     proj = (x.double() @ directions.double().T).sort(dim=0).values  # (N, P)
     n = proj.shape[0]
     levels = torch.arange(n + 1, dtype=torch.float64, device=x.device) / n  # Phi at the quantiles
@@ -72,10 +59,8 @@ def reversed_noise_stats(
 def q_along_trajectory(
     policy: FlowPolicy, critic: EnsembleMLP, obs: torch.Tensor, chunk: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """Ensemble-mean ``Q(s, x_f, f)`` at RQL's reversed states of depth ``k / F``, ``k = 0..F`` (``f = 1 - k/F``).
-
-    ``traj_std``: std over ``f`` per chunk, averaged over chunks; ``chunk_std``: std of ``Q(s, a, 1)``
-    across chunks; ``ratio``: the first over the second. All in one batched reversal."""
+    """Ensemble-mean ``Q(s, x_f, f)`` at reversed depths ``k / F``: ``traj_std`` (std over ``f``, mean over chunks),
+    against ``chunk_std`` (std of ``Q(s, a, 1)`` across chunks), and their ``ratio``; one batched reversal."""
     steps, b = policy.flow_steps, obs.shape[0]
     depth = (torch.arange(steps + 1, device=obs.device).float() / steps).repeat_interleave(b)  # (F+1)*B
     obs_r, chunk_r = obs.repeat(steps + 1, 1), chunk.repeat(steps + 1, 1)
@@ -89,9 +74,8 @@ def q_along_trajectory(
 def premise_diagnostics(
     policy: FlowPolicy, critic: EnsembleMLP, batch: ChunkBatch, depth: torch.Tensor, directions: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """Every diagnostic above on one batch, as scalar tensors named as logged (without ``diag/``).
-
-    ``depth (B,)`` is the ``d ~ U(0, 1)`` of the second round trip; ``directions (P, D)`` slice W1."""
+    """Every diagnostic above as scalar tensors named as logged (without ``diag/``); ``depth (B,)``: the second
+    round trip's ``d ~ U(0, 1)``."""
     obs, chunk = batch.observations, batch.action_chunks
     out: dict[str, torch.Tensor] = {}
     for tag, d in (("d1", torch.ones_like(depth)), ("du", depth)):

@@ -1,9 +1,6 @@
-"""Lightning's TensorBoard logger, with event-file writes the machine refuses as one line.
-
-TensorBoard writes its event file from a background thread and reports a failed write at a later call,
-wrapped in whatever that call raises (Lightning's ``log_metrics`` turns it into "you tried to log ... which
-is currently not supported"). Here every such failure is a :class:`~rql_lightning.file_writes.WriteRefusedError`
-naming the event file, the OS error and the last good checkpoint, which ``rql-train`` reports as one line.
+"""Lightning's TensorBoard logger, with event-file writes the machine refuses as one line: TensorBoard's background
+writer reports a failure at a later call, wrapped in whatever that raises; here it is a
+:class:`~rql_lightning.file_writes.WriteRefusedError` naming the event file, the OS error and the last good checkpoint.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""One training run from a composed config: datamodule -> module -> Trainer, and where things went.
-
-config -> datamodule (data/) -> module (modules/) -> Trainer with callbacks (eval,
-checkpoints) and loggers. Everything is built with ``hydra.utils.instantiate`` from the
-``_target_`` of its config group, so any piece can be swapped from the command line.
-"""
+"""One training run from a composed config: datamodule -> module -> Trainer with callbacks and loggers, each built by
+``hydra.utils.instantiate`` from its group's ``_target_`` (so any piece can be swapped from the command line)."""
 
 from __future__ import annotations
 
@@ -27,11 +23,8 @@ PAPER_BATCH_SIZE = 256
 
 
 def train(cfg: DictConfig, config_checked: bool = False) -> dict[str, Any]:
-    """Run one training job from a composed config; returns a summary of where things went.
-
-    ``config_checked``: the caller ran :func:`~rql_lightning.checks.check_config` on ``cfg`` (``rql-train``
-    checks every job of a sweep before launching any). What this machine can serve is checked here, where
-    the job runs."""
+    """Run one training job from a composed config; a summary of where things went. ``config_checked``: the caller
+    ran :func:`~rql_lightning.checks.check_config` (``rql-train`` checks a sweep's jobs before launching any)."""
     if not config_checked:
         check_config(cfg)
     check_machine(cfg)
@@ -47,8 +40,7 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
     explicit = ckpt_path not in (None, "last")
     if explicit and not Path(ckpt_path).expanduser().exists():
         raise UserError(f"ckpt_path={ckpt_path} does not exist; point it at a .ckpt (e.g. <run>/checkpoints/last.ckpt)")
-    # Imported here, not at module level, so that a bad command line is reported in a second
-    # instead of after torch and Lightning have loaded.
+    # Imported here, so that a bad command line is reported before torch and Lightning have loaded.
     import lightning as L
     from hydra.utils import instantiate
 
@@ -84,9 +76,8 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
 
 
 def check_env_spaces(cfg: DictConfig, datamodule: Any, obs_dim: int, action_dim: int) -> None:
-    """Before step 0, not at the first evaluation or online step: the evaluation env, and the online phase's, observe
-    and act in the data's dims (``callbacks.evaluation.env_name`` and ``online.env_name`` may name another env than
-    the data's). The env the data's dims were read from (``dims_env_name``) is not built again."""
+    """Before step 0: the evaluation env and the online phase's (which may name another env than the data's) observe
+    and act in the data's dims; the env the dims were read from (``dims_env_name``) is not built again."""
     own = getattr(datamodule, "eval_env_name", None)
     envs = {}  # the key that names the env -> the env
     evaluation = (cfg.get("callbacks") or {}).get("evaluation")
@@ -117,8 +108,8 @@ def check_env_spaces(cfg: DictConfig, datamodule: Any, obs_dim: int, action_dim:
 
 
 def replica_axis(cfg: DictConfig) -> dict[str, list[int]]:
-    """The module's replica axis (modules/base.py): none for one run; ``seeds`` for a seed batch; with ``task.ids``
-    one replica per (task, seed), task-major (``seeds`` else ``[seed]``), as the datamodule orders its batches."""
+    """The module's replica axis: none for one run; ``seeds`` for a seed batch; with ``task.ids`` one replica per
+    (task, seed), task-major, as the datamodule orders its batches."""
     seeds = [int(s) for s in cfg.seeds] if cfg.get("seeds") else None
     tasks = cfg.task.get("ids")
     if tasks is None:
@@ -179,13 +170,8 @@ def log_batch_semantics(world_size: int, datamodule: Any) -> None:
 
 
 def summarize(trainer: L.Trainer, cfg: DictConfig) -> dict[str, Any]:
-    """Where the run went, and its last evaluation: the ``eval/*`` numbers the evaluation callback
-    publishes in ``trainer.callback_metrics`` (see ``rql_lightning.callbacks.evaluation``).
-
-    A seed-batched run (``seeds=[...]``) records ``seeds`` as ``seed``, each seed's numbers under
-    ``per_seed`` (its ``seed<s>/eval/*``) and their mean over seeds as ``success_rate`` / ``return``; a multi-task
-    run (``task.ids``) records ``task.ids`` as ``task_id`` and its numbers under ``per_task`` (task -> seed ->
-    numbers, its ``task<t>/seed<s>/eval/*``), their mean over every replica as ``success_rate`` / ``return``."""
+    """Where the run went, and its last ``eval/*`` numbers; a batched run's per replica under ``per_seed`` (seed ->
+    numbers) or ``per_task`` (task -> seed -> numbers), their mean as ``success_rate`` / ``return``."""
     axis = replica_axis(cfg)
     seeds, tasks = axis.get("seeds", []), axis.get("task_ids")
     summary: dict[str, Any] = {"task": cfg.task.name, "task_id": cfg.task.ids or cfg.task.id}

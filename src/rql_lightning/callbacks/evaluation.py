@@ -1,23 +1,12 @@
-"""Periodic policy evaluation during training: when to evaluate, and publishing what the evaluator measured.
+"""Periodic policy evaluation during training: when to evaluate (:mod:`rql_lightning.evaluator` says what), and
+publishing it.
 
-What an evaluation is (replicas, episodes, noise, DDP gathering) is :mod:`rql_lightning.evaluator`; this
-callback schedules it and publishes it.
-
-Schedule
-    The schedule counts *training batches* (``trainer.fit_loop.total_batch_idx + 1`` in ``on_train_batch_end``),
-    not ``trainer.global_step``: under manual optimization ``global_step`` counts ``optimizer.step()`` calls
-    (2 per batch for a module with a critic and an actor optimizer).  The batch counter is restored from
-    checkpoints by Lightning's loop state and is the x-axis of the logged ``eval/*`` metrics.
-
-Published (Lightning's channel: ``trainer.callback_metrics``, which a ``ddp_spawn`` launcher copies back)
-    After every evaluation, per replica (``eval/*`` for a single run, ``seed<s>/eval/*`` per seed of a seed
-    batch, ``task<t>/seed<s>/eval/*`` per replica of a multi-task batch): ``eval/success_rate``,
-    ``eval/return``, ``eval/length``, ``eval/episodes``, ``eval/time_s``, also
-    logged to every ``trainer.loggers`` entry at x = batches (global rank 0), and ``eval/curve``: every
-    evaluation of the run so far, restored ones included, as a float64 ``(P, 4)`` tensor of rows ``(step,
-    success_rate, return, episodes)`` (also published at fit start, so a resumed run's curve is there before
-    its first evaluation).  With ``video_episodes > 0`` rank 0 logs the rendered episodes as the GIF
-    ``eval/video`` (:mod:`~rql_lightning.callbacks.video`).  The curve survives resume in this callback's state.
+The schedule counts training batches (``fit_loop.total_batch_idx + 1``), not ``global_step``, which counts
+``optimizer.step()`` calls (two per batch with a critic and an actor optimizer); it is the x of the ``eval/*`` logs.
+Per replica (``eval/*``, ``seed<s>/eval/*``, ``task<t>/seed<s>/eval/*``): ``success_rate``, ``return``, ``length``,
+``episodes``, ``time_s`` go to ``trainer.callback_metrics`` (which ``ddp_spawn`` copies back) and every logger;
+``eval/curve`` (float64 ``(P, 4)`` rows ``(step, success_rate, return, episodes)``, restored ones included) is
+published at fit start and after each evaluation; ``eval/video`` is a GIF (``video_episodes > 0``).
 """
 
 from __future__ import annotations
@@ -47,8 +36,7 @@ class EvalPoint(NamedTuple):
 
 @dataclass
 class EvalHistory:
-    """Evaluations of one replica: ``results`` of this process (full :class:`EvalResult`, frames of the latest
-    only) and ``restored`` summaries from the checkpoint it resumed from."""
+    """One replica's evaluations: this process's ``results`` (frames of the latest only) and ``restored`` ones."""
 
     results: list[tuple[int, EvalResult]] = field(default_factory=list)
     restored: list[EvalPoint] = field(default_factory=list)
@@ -76,18 +64,10 @@ class EvalHistory:
         self.restored = [EvalPoint(int(s), float(sr), float(ret), int(n)) for s, sr, ret, n in state]
 
 
-def _batches_done(trainer: L.Trainer) -> int:
-    """Training batches run so far, counting the current one (valid in on_train_batch_end / on_train_end)."""
-    return int(trainer.fit_loop.total_batch_idx) + 1
-
-
 class EvaluationCallback(L.Callback):
-    """Evaluate the module every ``every_n_steps`` training batches (``<= 0``: never) and at the end of training
-    (``at_train_end``, unless that batch count was just evaluated), on every DDP rank together.
-
-    ``env_name`` None: the datamodule's ``eval_env_name``.  ``video_fps``: playback rate of ``eval/video``.
-    The other arguments are the :class:`~rql_lightning.evaluator.Evaluator`'s (``video_frame_skip``,
-    ``video_width``, ``video_height``: its ``frame_skip``, ``width``, ``height``).
+    """Evaluate every ``every_n_steps`` training batches (``<= 0``: never) and ``at_train_end`` (unless just done), on
+    every DDP rank together; ``env_name`` None: the datamodule's. The other arguments are the
+    :class:`~rql_lightning.evaluator.Evaluator`'s (``video_*``: its ``frame_skip``, ``width``, ``height``).
     """
 
     def __init__(
@@ -132,8 +112,7 @@ class EvaluationCallback(L.Callback):
         return self._generate_state_key(seed=self.evaluator.seed)
 
     def state_dict(self) -> dict[str, Any]:
-        """The curves: a single run's as ``history``, a seed batch's as ``seeds`` (seed -> curve), a multi-task
-        batch's as ``replicas`` (``task<t>/seed<s>`` -> curve)."""
+        """The curves: a single run's as ``history``, a seed batch's as ``seeds``, a task batch's as ``replicas``."""
         seeds = {int(k.removeprefix("seed")): h.state_dict() for k, h in self.histories.items() if k[:4] == "seed"}
         replicas = {k: h.state_dict() for k, h in self.histories.items() if k[:4] == "task"}
         single = self.histories[""].state_dict() if "" in self.histories else []
@@ -148,10 +127,7 @@ class EvaluationCallback(L.Callback):
         for key, curve in curves.items():
             self.histories.setdefault(key, EvalHistory()).load_state_dict(curve)
 
-    # ------------------------------------------------------------------ hooks
-
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """With ``env_name=None`` take the datamodule's evaluation env (``eval_env_name``)."""
         if self.evaluator.env_name is None:
             name = getattr(getattr(trainer, "datamodule", None), "eval_env_name", None)
             if name is None:
@@ -168,26 +144,23 @@ class EvaluationCallback(L.Callback):
         self._publish_curves(trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        batches = _batches_done(trainer)
+        batches = int(trainer.fit_loop.total_batch_idx) + 1
         if self.every_n_steps > 0 and batches % self.every_n_steps == 0 and batches != self._last_eval_batch:
             self.evaluate(trainer, pl_module, batches)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        batches = _batches_done(trainer)
+        batches = int(trainer.fit_loop.total_batch_idx) + 1
         if self.at_train_end and batches > 0 and batches != self._last_eval_batch:
             self.evaluate(trainer, pl_module, batches)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        self.evaluator.discard()
+        self.evaluator.envs.discard()
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self.evaluator.close()
-
-    # ------------------------------------------------------------- evaluation
+        self.evaluator.envs.close()
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, batches: int) -> dict[str, EvalResult]:
-        """Evaluate now on every rank (a collective), gather, record and publish at x = ``batches``; the
-        gathered results per replica key."""
+        """Evaluate now on every rank (a collective), gather, record and publish at x = ``batches``."""
         self._last_eval_batch = batches
         zero = trainer.is_global_zero
         local = self.evaluator.run(pl_module, trainer.global_rank, trainer.world_size, render=zero)

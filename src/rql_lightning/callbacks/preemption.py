@@ -1,12 +1,8 @@
 """Stopping by a signal: SIGTERM, SIGUSR1 or Ctrl-C saves ``last.ckpt`` at the step reached and says how to resume.
 
-All three go through Lightning's SIGTERM path: its loop stops at the next step boundary (rank 0's flag is
-broadcast to every DDP rank, so all stop at the same step) with ``SIGTERMException``, and ``on_exception``
-saves ``<dirpath>/last.ckpt`` there. SIGUSR1 (the usual "time is almost up" signal of clusters) does the same
-outside SLURM; on SLURM Lightning keeps SIGUSR1 for its own requeue. SIGTERM and SIGUSR1 exit 0 (a cluster's
-requeue is not a failure); Ctrl-C exits 130, the shell's code for SIGINT. A second Ctrl-C quits at once,
-without saving: the checkpoint being written is abandoned and the previous one stays intact (atomic writes,
-``checkpointing.AtomicCheckpointIO``). ``rql-train ... resume=auto`` in the same run directory continues.
+All go through Lightning's SIGTERM path (every DDP rank stops at the same step boundary) and ``on_exception`` saves.
+SIGUSR1 does this outside SLURM only (SLURM's requeue keeps it). SIGTERM and SIGUSR1 exit 0, Ctrl-C 130; a second
+Ctrl-C quits at once without saving (atomic writes keep the previous checkpoint intact).
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
-"""Logs RQL's premise diagnostics (:mod:`rql_lightning.premise_measures`) and the validation losses under ``diag/``.
+"""``diag/*``: RQL's premise diagnostics (:mod:`rql_lightning.premise_measures`) and the validation losses.
 
-Every ``diag_every`` training batches (the evaluation callback's counter: batches done), on one FIXED
-held-out batch drawn once from the dataset's ``-val`` split, with fixed depths ``d ~ U(0, 1)``, slicing
-directions and loss draws, so the curves move only because the networks do. ``diag_every=0`` (the
-default) turns it off. On other batches the hook does integer arithmetic only: no tensor work and no
-host sync. On a diagnostics batch everything is computed without gradient, synced to the host once,
-sent to every ``trainer.loggers`` entry (global rank 0 only) and published in
-``trainer.callback_metrics``:
-
-``diag/round_trip_{mean,max}_{d1,du}``, ``diag/noise_{mean,std,sliced_w1}``,
-``diag/q_{traj_std,chunk_std,ratio}``, ``diag/val_critic_loss``, ``diag/val_actor_loss``.
-
-A module with replicas (``module.seeds``, ``module.replica(i)``) is ``R`` runs: each replica is measured as its
-single run would be (the same fixed batch and draws, that seed's weights) and logged as ``seed<s>/diag/*``.
+Every ``diag_every`` training batches (0: off), on one FIXED ``-val`` batch with fixed depths, slicing directions and
+loss draws, so the curves move only because the networks do; other batches cost integer arithmetic only, and a
+diagnostics batch one host sync. Logged from global rank 0 and published in ``trainer.callback_metrics``; a batched
+module's replicas each as their single run would be, as ``<replica key>/diag/*``.
 """
 
 from __future__ import annotations
@@ -24,6 +15,7 @@ from lightning.pytorch.utilities import move_data_to_device
 from rql_lightning.batch import ChunkBatch, Draws
 from rql_lightning.data.windows import sampler_from_arrays
 from rql_lightning.errors import UserError
+from rql_lightning.evaluator import report
 from rql_lightning.premise_measures import premise_diagnostics
 
 __all__ = ["DiagnosticsCallback"]
@@ -74,20 +66,11 @@ class DiagnosticsCallback(L.Callback):
         draws = Draws.sample(self.batch_size, policy.chunk_dim, policy.flow_steps, "cpu", g)  # the update's draws
         return move_data_to_device((batches, depth, directions, draws), pl_module.device)  # as Lightning moves batches
 
-    def due(self, trainer: L.Trainer) -> bool:
-        """Integer arithmetic only: is this batch one of the schedule's?"""
-        batches = int(trainer.fit_loop.total_batch_idx) + 1
-        return self.diag_every > 0 and batches % self.diag_every == 0 and trainer.is_global_zero
-
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
-        if not self.due(trainer):
-            return
-        metrics = self.measure(pl_module)
-        step = int(trainer.fit_loop.total_batch_idx) + 1
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=step)
-        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
-        self.latest = metrics
+        batches = int(trainer.fit_loop.total_batch_idx) + 1  # integer arithmetic only, unless a diagnostics batch
+        if self.diag_every > 0 and batches % self.diag_every == 0 and trainer.is_global_zero:
+            self.latest = self.measure(pl_module)
+            report(trainer, self.latest, step=batches)
 
     @torch.no_grad()
     def measure(self, pl_module) -> dict[str, float]:

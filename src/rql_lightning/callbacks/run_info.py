@@ -10,12 +10,12 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from rql_lightning.naming import class_path
 
-__all__ = ["data_identity", "git_state", "load_hydra_config", "method_name", "model_class", "replicas_of"]
+__all__ = ["data_identity", "git_state", "load_hydra_config", "method_name", "model_class"]
 
 
 def method_name(module: Any) -> str:
-    """The name tables use: the module's ``method_name`` (``model.name``, else its class's ``default_name``: every
-    built-in method has one), else the class name (a LightningModule of the user's own)."""
+    """The name tables use: the module's ``method_name`` (``model.name``, else its class's ``default_name``), else
+    the class name (a LightningModule of the user's own)."""
     name = getattr(module, "method_name", None)
     if isinstance(name, str) and name:
         return name
@@ -25,16 +25,6 @@ def method_name(module: Any) -> str:
 def model_class(module: Any) -> str:
     """The method's import path (with replicas too: one module class holds them all)."""
     return class_path(type(module))
-
-
-def replicas_of(module: Any) -> list[tuple[str, int | None, int]] | None:
-    """``(key, task, seed)`` of each replica of a batched module (``module.seeds``, with ``module.task_ids`` a task
-    per replica, else None; ``key`` is ``module.replica_names``'), None for a single run."""
-    seeds = getattr(module, "seeds", None)
-    if not (isinstance(seeds, list | tuple) and seeds and all(isinstance(s, int) for s in seeds)):
-        return None
-    tasks = getattr(module, "task_ids", None) or [None] * len(seeds)
-    return [(key, t, int(s)) for key, t, s in zip(module.replica_names, tasks, seeds, strict=True)]
 
 
 def data_identity(trainer: Any) -> dict[str, Any] | None:
@@ -51,25 +41,18 @@ def data_identity(trainer: Any) -> dict[str, Any] | None:
 
 
 def git_state(path: str | Path | None = None) -> tuple[str | None, bool | None]:
-    """``(HEAD commit, has uncommitted changes to tracked files)`` of the git checkout holding ``path``.
-
-    ``(None, None)`` when git is missing or ``path`` is not inside a checkout.
-    """
+    """``(HEAD commit, has uncommitted changes to tracked files)`` of the checkout holding ``path``; ``(None, None)``
+    when git is missing or ``path`` is not inside a checkout."""
     cwd = Path(path) if path is not None else Path(__file__).resolve().parent
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)
+
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
-        )
+        head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return None, None
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
+        status = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None, None
     dirty = bool(status.stdout.strip()) if status.returncode == 0 else None

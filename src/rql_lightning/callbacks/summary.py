@@ -1,49 +1,11 @@
-"""``summary.json``: one small machine-readable record per run, for ``rql-results`` and notebooks.
+"""``summary.json``: one small machine-readable record per run (fields: :meth:`RunSummaryCallback.summary`), for
+``rql-results`` and notebooks.
 
-What it holds (``<output_dir>/summary.json``)
-    ``task`` (environment name, e.g. ``cube-double``), ``task_id``, ``seed``, ``model`` (the method's short
-    name: ``model.name``, else ``rql``/``fql``/``bc``, see :func:`~rql_lightning.callbacks.run_info.method_name`)
-    and ``model_class`` (its import path), ``data`` (what the run trained on: the datamodule's ``identity()``,
-    keys ``source``, ``dataset``, ``path``, ``size_bytes``, ``fingerprint``, ``key``; ``null`` without one),
-    ``status`` (``running``, ``finished``, ``failed`` or ``interrupted``), ``step`` (``trainer.global_step``),
-    ``offline_steps`` / ``online_env_steps`` / ``online_updates`` (the phases of an offline-to-online run),
-    ``success_rate`` / ``return`` / ``eval_step`` of the last evaluation (``null`` before the first one),
-    ``curve`` (every evaluation: ``{"step", "success_rate", "return", "episodes"}``, with ``step`` in training
-    batches as in the :class:`~rql_lightning.callbacks.evaluation.EvaluationCallback` and its ``eval/*``
-    logs; a resumed run includes the evaluations stored in its checkpoint), ``eval_env``, ``ogbench_version`` and
-    ``success_timing`` (the evaluation env's effective one, ``eval.success_timing`` or the installed OGBench's
-    default: runs evaluated under different semantics are never pooled by ``rql-results``), ``wall_time_s``
-    (this process, from fit start), ``started_at`` / ``updated_at`` (UTC, ISO 8601), ``git_commit`` and
-    ``git_dirty`` (of the repository holding this source file, ``null`` when it is not a git checkout), and
-    ``config``.  The evaluations are the curve the evaluation callback publishes in ``trainer.callback_metrics``
-    (``eval/curve``, see :mod:`rql_lightning.callbacks.evaluation`); ``eval_env`` is
-    ``callbacks.evaluation.env_name`` of the config, else the datamodule's ``eval_env_name`` (``null`` when
-    nothing evaluates the run).
-
-When it is written
-    At fit start, after every evaluation, at train end and when training raises, so a crashed or killed run
-    still leaves its partial curve. Only global rank 0 writes, and each write replaces the file atomically
-    (:func:`~rql_lightning.file_writes.write_atomically`): a reader never sees half a file, and a write the
-    machine refuses stops the run with one line naming the file, the OS error and the last good checkpoint.
-    At train end the same record also goes to TensorBoard's HParams view (:meth:`RunSummaryCallback.log_hparams`).
-
-Seed-batched runs
-    A module with ``seeds`` (``rql-train seeds=[0,1,2]``) is ``S`` runs, so it leaves ``S`` records and no
-    ``<output_dir>/summary.json``: ``<output_dir>/seed<s>/summary.json`` with ``seed: s``, the curve of seed
-    ``s`` (its ``seed<s>/eval/curve``), the method's ``model`` and ``model_class``, ``config`` with ``seed: s``,
-    and ``seeds`` (the whole batch).
-    ``rql-results`` counts them as ``S`` seeds. The HParams view gets ``seed<s>/final/*``. A multi-task batch
-    (``task.ids``, one replica per task and seed) likewise leaves ``<output_dir>/task<t>/seed<s>/summary.json``
-    with ``task_id: t``, ``seed: s``, ``config`` with ``task.id: t`` (as that single run's), ``seeds`` and
-    ``task_ids`` (the whole batch, aligned), its ``task<t>/seed<s>/eval/curve``; the HParams view gets
-    ``task<t>/seed<s>/final/*``.
-
-Config
-    ``config`` is the run's configuration as a plain dict. Pass it explicitly, or leave it ``None`` and the
-    callback reads ``<output_dir>/.hydra/config.yaml``, which Hydra writes for every ``rql-train`` run
-    (single runs and multirun jobs), resolved with ``paths.output_dir`` set to ``output_dir``. A run composed
-    without Hydra's job machinery (``train(compose_config(...))``) has no such file: ``config`` is then
-    ``null``.
+Written by global rank 0, atomically, at fit start, after every evaluation, at train end and when training raises
+(a crashed run keeps its partial curve); a refused write stops the run with one line. At train end the record also
+goes to TensorBoard's HParams view. A batched module (``seeds``, ``task.ids``) is several runs: it writes
+``<output_dir>/<replica key>/summary.json`` each, with that run's ``seed``, ``task_id``, curve and config plus the
+whole batch's ``seeds`` (and ``task_ids``), and no top-level file.
 """
 
 from __future__ import annotations
@@ -60,17 +22,10 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
-from rql_lightning.callbacks.run_info import (
-    data_identity,
-    git_state,
-    load_hydra_config,
-    method_name,
-    model_class,
-    replicas_of,
-)
+from rql_lightning.callbacks.run_info import data_identity, git_state, load_hydra_config, method_name, model_class
 from rql_lightning.checkpointing import checkpoint_dir, last_good_line
 from rql_lightning.envs.make import ogbench_version, success_timing_of
-from rql_lightning.evaluator import metric_key
+from rql_lightning.evaluator import metric_key, replicas_of
 from rql_lightning.file_writes import WriteRefusedError, write_atomically
 
 __all__ = ["SUMMARY_FILENAME", "RunSummaryCallback"]
@@ -106,17 +61,8 @@ def _finite(x: Any) -> float | None:
 
 
 class RunSummaryCallback(L.Callback):
-    """Keep ``<output_dir>/summary.json`` up to date (see the module docstring for its fields).
-
-    Args:
-        output_dir: the run directory (``${paths.output_dir}``).
-        task: environment name (``${task.name}``).
-        task_id: single-task variant 1..5 (``${task.id}``).
-        seed: the run's seed (``${seed}``).
-        success_timing: ``${eval.success_timing}`` (null: the installed OGBench's default for the env).
-        config: the run's configuration; ``None`` reads ``<output_dir>/.hydra/config.yaml`` when it exists.
-        filename: name of the file written in ``output_dir``.
-    """
+    """Keep ``<output_dir>/summary.json`` up to date; the arguments are the config's ``paths.output_dir``,
+    ``task.name``, ``task.id``, ``seed``, ``eval.success_timing`` and the config itself (None: read it)."""
 
     def __init__(
         self,
@@ -146,8 +92,6 @@ class RunSummaryCallback(L.Callback):
         self._data: dict[str, Any] | None = None
         self._data_read = False
         self._written_evals = -1
-
-    # ------------------------------------------------------------------ hooks
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.monotonic()
@@ -179,20 +123,10 @@ class RunSummaryCallback(L.Callback):
         except WriteRefusedError:  # the run is already stopping for ``exception``: that is the one line to show
             pass
 
-    # ---------------------------------------------------------------- content
-
     @staticmethod
     def _num_evals(trainer: Any) -> int:
         metrics = getattr(trainer, "callback_metrics", None) or {}
         return sum(len(v) for k, v in metrics.items() if k.endswith("eval/curve"))
-
-    def paths(self, pl_module: Any) -> dict[str | None, Path]:
-        """Where the records go: ``{None: <output_dir>/summary.json}``, or one per replica of a batched module
-        (``<output_dir>/<replica key>/summary.json``)."""
-        replicas = replicas_of(pl_module)
-        if replicas is None:
-            return {None: self.path}
-        return {key: self.output_dir / key / self.path.name for key, _, _ in replicas}
 
     @staticmethod
     def _curve(trainer: Any, replica: str | None) -> list[dict[str, Any]] | None:
@@ -210,25 +144,18 @@ class RunSummaryCallback(L.Callback):
         node = ((self.config or {}).get("callbacks") or {}).get("evaluation") or {}
         return node.get("env_name") or getattr(getattr(trainer, "datamodule", None), "eval_env_name", None)
 
-    def _success_timing(self, trainer: Any) -> str | None:
-        env = self._eval_env(trainer)
-        return success_timing_of(env, self.success_timing) if env else self.success_timing
-
-    def _data_identity(self, trainer: Any) -> dict[str, Any] | None:
-        if not self._data_read:  # once per run: an identity may hash files
-            self._data, self._data_read = data_identity(trainer), True
-        return self._data
-
     def summary(
         self, trainer: L.Trainer, pl_module: L.LightningModule, status: str, replica: str | None = None
     ) -> dict[str, Any]:
-        """The record :meth:`write` stores (also usable on its own, e.g. in a notebook); ``replica``: that
-        replica's record of a batched module (its key: ``seed3``, ``task2/seed3``)."""
+        """The record :meth:`write` stores; ``replica``: that replica's of a batched module (``task2/seed3``).
+        ``config``: given, else ``<output_dir>/.hydra/config.yaml`` (``null`` without one)."""
         replicas = {key: (task, seed) for key, task, seed in replicas_of(pl_module) or []}
         task, seed = replicas[replica] if replica is not None else (None, None)
-        curve = self._curve(trainer, replica)
-        eval_env = None if curve is None else self._eval_env(trainer)
+        curve, env = self._curve(trainer, replica), self._eval_env(trainer)
+        eval_env = None if curve is None else env
         curve = curve or []
+        if not self._data_read:  # once per run: an identity may hash files
+            self._data, self._data_read = data_identity(trainer), True
         last = curve[-1] if curve else {}
         git_commit, git_dirty = self._git or (None, None)
         config = self.config if seed is None or self.config is None else {**self.config, "seed": seed}
@@ -244,7 +171,7 @@ class RunSummaryCallback(L.Callback):
             **batch,
             "model": method_name(pl_module),
             "model_class": model_class(pl_module),
-            "data": self._data_identity(trainer),
+            "data": self._data,
             "status": status,
             "step": int(trainer.global_step),
             **self._phase_steps(trainer),
@@ -253,8 +180,9 @@ class RunSummaryCallback(L.Callback):
             "return": last.get("return"),
             "eval_env": eval_env,
             "ogbench_version": ogbench_version(),
-            "success_timing": self._success_timing(trainer),
-            "curve": curve,
+            # runs under different semantics are never pooled
+            "success_timing": success_timing_of(env, self.success_timing) if env else self.success_timing,
+            "curve": curve,  # every evaluation, restored ones included, ``step`` in training batches
             "wall_time_s": round(time.monotonic() - self._start, 3) if self._start is not None else None,
             "started_at": self._started_at,
             "updated_at": _now(),
@@ -266,8 +194,7 @@ class RunSummaryCallback(L.Callback):
 
     @staticmethod
     def _phase_steps(trainer: L.Trainer) -> dict[str, int]:
-        """Updates on the offline data and, for an offline-to-online run, the online phase's environment
-        steps and updates, as the online phase publishes them in ``trainer.callback_metrics``."""
+        """Offline updates and the online phase's env steps and updates, as it publishes them."""
         metrics = getattr(trainer, "callback_metrics", None) or {}  # a stand-in trainer may have none
         if "online/env_steps" not in metrics:
             return {"offline_steps": int(trainer.global_step), "online_env_steps": 0, "online_updates": 0}
@@ -278,14 +205,14 @@ class RunSummaryCallback(L.Callback):
         }
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str) -> dict[str | None, dict]:
-        """Atomically (re)write the summary file(s) on global rank 0 and return the records written, by replica key
-        (:meth:`paths`). A write the machine refuses stops the run as one line (:class:`WriteRefusedError`, naming the
-        last good checkpoint); a record that cannot be made is a warning (then that record is left out)."""
+        """Atomically (re)write the summary file(s) on global rank 0; the records written, by replica key. A refused
+        write stops the run as one line (:class:`WriteRefusedError`); a record that cannot be made is a warning."""
         if not trainer.is_global_zero:
             return {}
         self._written_evals = self._num_evals(trainer)
         records = {}
-        for replica, path in self.paths(pl_module).items():
+        for replica in [key for key, _, _ in replicas_of(pl_module) or [(None, None, None)]]:
+            path = self.path if replica is None else self.output_dir / replica / self.path.name  # one per replica
             try:
                 record = self.summary(trainer, pl_module, status, replica)
                 text = json.dumps(record, indent=2, default=str) + "\n"
@@ -303,12 +230,9 @@ class RunSummaryCallback(L.Callback):
 
     @staticmethod
     def log_hparams(trainer: L.Trainer, pl_module: L.LightningModule, records: dict[str | None, dict]) -> None:
-        """The records' config (the module's hyperparameters without one) and final numbers to TensorBoard's
-        HParams view (``final/*``, or ``seed<s>/final/*`` per seed of a seed-batched run); a failure is a warning.
-
-        Lightning's ``TensorBoardLogger.log_hyperparams(params, metrics)`` writes the metrics as scalars at step 0,
-        so they get tags of their own and never touch the ``eval/*`` curves. Params are the config flattened to
-        ``group.key`` names (as on the command line), plus ``run.method`` and ``run.data``."""
+        """The config flattened to ``group.key`` names (plus ``run.method``, ``run.data``) and the final numbers
+        (``final/*``, per replica ``<key>/final/*``: Lightning writes them as scalars at step 0, so their own tags)
+        to TensorBoard's HParams view; a failure is a warning."""
         record = next(iter(records.values()))
         data = record["data"] or {}
         config = record["config"] or {"model": dict(getattr(pl_module, "hparams", {}))}

@@ -1,8 +1,5 @@
-"""Evaluation videos for TensorBoard: episodes tiled into one grid, written as an animated GIF image summary.
-
-The summary is the one ``SummaryWriter.add_video`` writes, encoded here with Pillow because ``add_video``
-silently writes nothing without ``moviepy<2``.
-"""
+"""Evaluation videos for TensorBoard: episodes tiled into one grid, an animated GIF image summary (encoded with
+Pillow: ``SummaryWriter.add_video`` silently writes nothing without ``moviepy<2``)."""
 
 from __future__ import annotations
 
@@ -32,10 +29,8 @@ def tile(videos: list[np.ndarray]) -> np.ndarray:
 
 
 def gif_summary(tag: str, frames: np.ndarray, fps: float, summary_cls: Any = None):
-    """A TensorBoard ``Summary`` holding ``frames`` ``(T, H, W, 3)`` uint8 as an animated GIF image.
-
-    ``summary_cls``: the ``Summary`` protobuf class of the writer's package (default: tensorboard's).
-    """
+    """A ``Summary`` (``summary_cls``: the writer package's, default tensorboard's) of ``frames (T, H, W, 3)``
+    uint8 as an animated GIF image."""
     from PIL import Image
 
     if summary_cls is None:
@@ -53,10 +48,7 @@ def gif_summary(tag: str, frames: np.ndarray, fps: float, summary_cls: Any = Non
 
 
 def log_video(loggers: Iterable[Any], tag: str, videos: list[np.ndarray], step: int, fps: float) -> None:
-    """Episodes side by side as one GIF ``tag`` at ``step`` in every TensorBoard logger of ``loggers``.
-
-    A failure is a warning: videos are optional, a run never fails on them.
-    """
+    """Episodes side by side as one GIF ``tag`` at ``step`` in every TensorBoard logger; a failure is a warning."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
     tensorboards = [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]

@@ -1,8 +1,4 @@
-"""Evaluation envs from a name: which gym id a name means, and building one wrapped env.
-
-The string rules (dataset name -> env id, the ``minari:`` prefix) live in :mod:`rql_lightning.naming`;
-this module adds what needs gymnasium's registry: whether the id exists, its time limit, the env itself.
-"""
+"""Evaluation envs from a name: what needs gymnasium's registry (the string rules are :mod:`rql_lightning.naming`)."""
 
 from __future__ import annotations
 
@@ -38,12 +34,8 @@ def _ogbench_registry() -> dict[str, Any]:
 
 
 def resolve_env_id(env_name: str) -> tuple[str, bool]:
-    """Map an OGBench single-task env id or dataset name to its gymnasium id.
-
-    Returns ``(env_id, is_dataset_name)``.  ``minari:<dataset id>`` names the evaluation env of a local
-    Minari dataset and is returned as is.  Raises :class:`UnknownEnvError` (a ``ValueError``) for anything
-    else that is not an OGBench single-task environment.
-    """
+    """``(gymnasium id, is_dataset_name)`` of an OGBench single-task env id or dataset name, or ``minari:<dataset>``
+    as is; :class:`UnknownEnvError` (a ``ValueError``) for anything else."""
     if is_minari_env_name(env_name):
         return env_name, False
     registry = _ogbench_registry()
@@ -95,15 +87,9 @@ def success_timing_of(env_name: str, requested: str | None = None) -> str | None
 
 
 def make_eval_env(env_name: str, **kwargs: Any) -> gymnasium.Env:
-    """Build one evaluation env (no dataset download), wrapped in :class:`EvalEnvWrapper`.
-
-    ``env_name`` is an env id (``cube-single-singletask-task1-v0``), a dataset name
-    (``cube-single-play-singletask-task1-v0``, built through ``ogbench.make_env_and_datasets(...,
-    env_only=True)``) or ``minari:<dataset id or folder>`` (the env Minari recovers, ``eval_env=True``).
-    ``kwargs`` go to ``gymnasium.make`` / the env constructor (e.g. ``max_episode_steps``, ``width``,
-    ``height``, ``success_timing``: None is the installed OGBench's default); gymnasium's passive env checker is
-    off unless ``disable_env_checker=False`` is given.
-    """
+    """One evaluation env (no dataset download) in :class:`EvalEnvWrapper`, of an env id, a dataset name or
+    ``minari:<dataset id or folder>`` (Minari's ``eval_env=True``); ``kwargs`` go to the env's constructor
+    (``success_timing=None``: the installed OGBench's default; the passive env checker is off by default)."""
     env_id, is_dataset_name = resolve_env_id(env_name)
     if kwargs.get("success_timing", "") is None:
         del kwargs["success_timing"]

@@ -1,73 +1,147 @@
-"""Vectorised, chunked rollouts of a policy for one or many replicas: which episode runs where, with which seed,
-counted how.
+"""Vectorised, chunked rollouts of a policy for one or many replicas: which episode runs where, with which seed.
 
-Replicas and seeding
-    ``env_names[r]`` and ``seeds[r]`` describe replica ``r`` (a run: one env, one seed).  Its episode ``k``
-    (``0 <= k < num_episodes``) is always reset with seed ``seeds[r] + k``, whichever worker runs it, so
-    per-episode results do not depend on ``num_envs`` or on the other replicas for a deterministic policy.
-    Every replica owns ``num_envs`` envs of one vector env and runs its own episodes on them in its own order,
-    as its run alone would; all envs step in lock-step, so one policy call per round serves every replica
-    (their envs must share observation and action spaces, as the tasks of one dataset do).
-
-Sharding (DDP)
-    With ``world_size = W`` and ``rank = r``, only the combined episodes ``i = replica * num_episodes + k`` with
-    ``i % W == r`` are run (seeds unchanged), balanced over all replicas, so the union over ranks is exactly
-    the single-process evaluation; each result then holds that rank's episodes (``EvalResult.episode_ids``).
-    Gathering the ranks' results is the caller's job (:func:`rql_lightning.evaluator.gather`).
-
-Action chunks
-    ``policy(obs)`` maps observations ``(N, *obs_shape)`` to chunks ``(N, H, act_dim)`` with
-    ``H >= chunk_size``; the first ``chunk_size`` actions are executed open loop (inside the env worker, see
-    :class:`~rql_lightning.envs.wrappers.ChunkStepWrapper`) before the policy is asked again for that
-    environment.  Envs advance one chunk per round, so each call batches all running environments (an episode
-    ending mid-chunk stops there and the env starts its next episode in the next round).  Actions are clipped
-    to ``[-1, 1]``.  Floating-point observations are passed as ``float32``.  With ``episode_info=True`` the
-    policy is called as ``policy(obs, replicas, episode_ids, chunk_indices)``: each row's replica (rows grouped
-    by replica, in order), episode and how many chunks that episode has already taken, so a stochastic policy
-    can draw its noise from a stream per (replica, episode, chunk) and give results that depend neither on
-    ``num_envs`` nor on the sharding.
-
-Episode accounting
-    The vector env runs with ``AutoresetMode.DISABLED``; finished environments are reset explicitly with the
-    next episode's seed, so each episode is counted exactly once and exactly ``num_episodes`` are run.  An
-    environment with no episodes left keeps stepping with zero actions (the vector API steps all
-    environments together) and its output is ignored.  Success is ``info["success"]`` at an episode's last
-    step; the return is the sum of its rewards (summed per chunk in the worker, then over chunks: identical
-    to a per-step sum for OGBench's integer rewards).
-
-Rendering
-    ``render_episodes=R`` records frames (see :mod:`rql_lightning.envs.wrappers`) of each replica's first ``R``
-    counted episodes on this rank into ``EvalResult.frames``; ``video_episodes=V`` runs ``V`` *extra* episodes
-    per replica (ids ``num_episodes .. num_episodes + V - 1``, seeded like the others), records them into
-    ``EvalResult.videos`` and leaves them out of every statistic (the reference implementation's
-    ``num_video_episodes``).  Rendering is slow: keep ``R``/``V`` small and ``frame_skip`` > 1.
+Replica ``r``'s episode ``k`` is always reset with seed ``seeds[r] + k`` (whichever env runs it), and with
+``episode_info`` the policy learns each row's (replica, episode, chunk index) to seed its noise, so results depend
+neither on ``num_envs``, the other replicas nor the DDP sharding (rank ``r`` of ``W`` runs the combined episodes
+``replica * num_episodes + k`` equal to ``r`` mod ``W``; :func:`rql_lightning.evaluator.gather` joins them).
+Each replica steps its own ``num_envs`` envs of one vector env in lock-step, one policy call per round; a chunk's
+first ``chunk_size`` actions (clipped to ``[-1, 1]``) run open loop in the worker. Autoreset is off: each finished
+env is reset explicitly with its next episode's seed, so exactly ``num_episodes`` are counted; idle envs step zeros.
+``video_episodes`` extra episodes per replica (ids ``num_episodes..``) are rendered but never counted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium
 import numpy as np
 
-from rql_lightning.envs.make import resolve_env_id
-from rql_lightning.envs.result import EvalResult
-from rql_lightning.envs.vector import EvalEnvs
+from rql_lightning.envs.make import make_eval_env, resolve_env_id
+from rql_lightning.envs.wrappers import ChunkStepWrapper
 
-__all__ = ["Policy", "evaluate_policy"]
+__all__ = ["EvalEnvs", "EvalResult", "Policy", "evaluate_policy"]
 
 Policy = Callable[..., Any]  # (obs) or, with episode_info, (obs, replicas, episode_ids, chunk_indices) -> chunks
 
 
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):  # torch.Tensor without importing torch here
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
+@dataclass
+class EvalResult:
+    """Outcome of an evaluation, per-episode arrays ordered by episode id (rates NaN when it holds no episode)."""
+
+    success_rate: float
+    mean_return: float
+    num_episodes: int
+    episode_successes: np.ndarray  # (E,) bool
+    episode_returns: np.ndarray  # (E,) float64
+    episode_lengths: np.ndarray  # (E,) int64
+    frames: list[np.ndarray] = field(default_factory=list)  # (T', H, W, 3) uint8 per recorded counted episode
+    wall_time_s: float = 0.0
+    episode_ids: np.ndarray | None = None  # (E,) int64, each episode's seed offset; None means arange(E)
+    videos: list[np.ndarray] = field(default_factory=list)  # the extra video episodes (in no statistic)
+
+    def __post_init__(self) -> None:
+        if self.episode_ids is None:
+            self.episode_ids = np.arange(self.num_episodes, dtype=np.int64)
+
+    @property
+    def mean_length(self) -> float:
+        return float(np.mean(self.episode_lengths)) if self.num_episodes else float("nan")
+
+    def summary(self) -> str:
+        return (
+            f"success_rate={self.success_rate:.3f} return={self.mean_return:.2f} "
+            f"length={self.mean_length:.1f} episodes={self.num_episodes} ({self.wall_time_s:.1f}s)"
+        )
+
+    @classmethod
+    def from_episodes(cls, episode_ids, successes, returns, lengths, **extra: Any) -> EvalResult:
+        """Build a result from per-episode arrays (any order; sorted by episode id here)."""
+        order = np.argsort(np.asarray(episode_ids), kind="stable")
+        ids = np.asarray(episode_ids, dtype=np.int64)[order]
+        succ = np.asarray(successes, dtype=bool)[order]
+        ret = np.asarray(returns, dtype=np.float64)[order]
+        n = len(ids)
+        return cls(
+            success_rate=float(succ.mean()) if n else float("nan"),
+            mean_return=float(ret.mean()) if n else float("nan"),
+            num_episodes=n,
+            episode_successes=succ,
+            episode_returns=ret,
+            episode_lengths=np.asarray(lengths, dtype=np.int64)[order],
+            episode_ids=ids,
+            **extra,
+        )
+
+
+def _chunk_env(env_name: str, kwargs: dict[str, Any], chunk_size: int, frame_skip: int) -> gymnasium.Env:
+    """A vector-env worker's env (picklable through ``functools.partial``): whole chunks per step."""
+    env = make_eval_env(env_name, **kwargs)
+    env.info_keys = ("success",)
+    env.frame_skip = max(1, int(frame_skip))
+    return ChunkStepWrapper(env, chunk_size)
+
+
+class EvalEnvs:
+    """One vector env kept alive between evaluations (workers cost ~1 s each), rebuilt when what it was built for
+    changes and dropped after a failed rollout. Reuse changes no result: every episode is reset with its own seed.
+
+    One env is a ``SyncVectorEnv``, more an ``AsyncVectorEnv`` (``context``: the start method). ``builds`` counts
+    builds; ``recording``: some env may still record frames from the last rollout.
+    """
+
+    def __init__(self, context: str | None = None):
+        self.context = context
+        self.builds = 0
+        self.recording = False
+        self._envs: gymnasium.vector.VectorEnv | None = None
+        self._spec: tuple | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._envs is not None
+
+    def get(self, env_names: Sequence[str], chunk_size: int, env_kwargs: dict[str, Any], frame_skip: int):
+        """One env per name (sharing spaces): the current vector env if built for the same, else a new one."""
+        spec = (tuple(env_names), int(chunk_size), dict(env_kwargs), int(frame_skip))
+        if self._envs is not None and spec == self._spec:
+            return self._envs
+        self.close()
+        factories = [functools.partial(_chunk_env, n, dict(env_kwargs), chunk_size, frame_skip) for n in env_names]
+        mode = gymnasium.vector.AutoresetMode.DISABLED
+        if len(factories) == 1:
+            envs = gymnasium.vector.SyncVectorEnv(factories, autoreset_mode=mode)
+        else:
+            envs = gymnasium.vector.AsyncVectorEnv(factories, autoreset_mode=mode, context=self.context)
+        self._envs, self._spec, self.recording = envs, spec, False
+        self.builds += 1
+        return envs
+
+    def close(self) -> None:
+        envs, self._envs, self._spec = self._envs, None, None
+        if envs is not None:
+            envs.close()
+
+    def discard(self) -> None:
+        """Forget the vector env after a failed rollout (a worker may be left mid-step), closing what still closes."""
+        with contextlib.suppress(Exception):
+            self.close()  # forgets the env before closing it
+
+    def __enter__(self) -> EvalEnvs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _policy_chunks(policy: Policy, obs: np.ndarray, chunk_size: int, act_dim: int, *info: np.ndarray) -> np.ndarray:
-    out = _to_numpy(policy(obs, *info))
+    out = policy(obs, *info)
+    out = np.asarray(out.detach().cpu().numpy() if hasattr(out, "detach") else out)  # a torch tensor too
     n = obs.shape[0]
     if out.ndim == 2 and chunk_size == 1:
         out = out[:, None, :]
@@ -101,22 +175,15 @@ def evaluate_policy(
     envs: EvalEnvs | None = None,
 ) -> list[EvalResult]:
     """Roll out ``policy`` for ``num_episodes`` episodes of each replica (``env_names[r]``, ``seeds[r]``) on
-    ``num_envs`` parallel envs per replica (see module docstring); one result per replica.
+    ``num_envs`` envs per replica; one result per replica, of this ``rank``'s share only.
 
-    One env in all runs in-process; more use one subprocess per env (``context``: multiprocessing start
-    method, platform default if None).  At most one env per episode is created.  ``env_kwargs`` are passed to
-    :func:`~rql_lightning.envs.make.make_eval_env`.  ``rank``/``world_size``: run only this rank's share.
-    ``render_episodes``: record the first ones of each replica's share; ``video_episodes``: extra recorded
-    episodes outside the statistics; ``frame_skip``: record every n-th step.  ``episode_info``: call
-    ``policy(obs, replicas, episode_ids, chunk_indices)``.  ``envs``: a holder that keeps the vector env alive
-    for the next call (closed by its owner); None builds one for this call only.
+    ``render_episodes``: frames of each replica's first ones; ``frame_skip``: record every n-th step.
+    ``episode_info``: call ``policy(obs, replicas, episode_ids, chunk_indices)``. ``envs``: a holder that keeps
+    the vector env alive for the next call (closed by its owner); None builds one for this call only.
     """
-    if num_episodes < 1:
-        raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
-    if num_envs < 1:
-        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    for name, value in (("num_episodes", num_episodes), ("num_envs", num_envs), ("chunk_size", chunk_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
     if video_episodes < 0 or frame_skip < 1:

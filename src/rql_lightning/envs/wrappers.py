@@ -1,20 +1,10 @@
 """Wrappers of evaluation envs: deterministic resets, optional frames, whole action chunks per step.
 
-Determinism
-    OGBench's manipulation envs take two "settling" steps with ``action_space.sample()`` inside ``reset``;
-    that action space is built fresh on every access and cannot be seeded, so the MuJoCo solver warm-start
-    left behind differs between runs (observations then differ at the 1e-14 level).  :class:`EvalEnvWrapper`
-    zeroes ``MjData.qacc_warmstart`` after every reset, which makes rollouts bitwise reproducible.  The warm
-    start only seeds the constraint solver's iterations, so the dynamics are unchanged beyond solver tolerance.
-
-Frames
-    Frames come from ``env.unwrapped.render()`` (the ``front`` camera, ``width``/``height`` env kwargs,
-    200x200 by default): one after the reset, then one after every ``frame_skip``-th step and after the last
-    step (``T + 1`` frames for a ``T``-step episode with ``frame_skip=1``).  Software rendering (EGL or OSMesa
-    on llvmpipe) takes 0.1-0.2 s a frame.  MuJoCo offscreen rendering needs a GL backend chosen *before*
-    MuJoCo is imported: on a headless machine launch with ``MUJOCO_GL=egl`` (or ``osmesa``, Debian package
-    ``libosmesa6``).  If rendering fails, a warning is issued and the frames stay empty; evaluation itself is
-    unaffected.
+OGBench's resets take settling steps with an unseedable ``action_space.sample()``, leaving a MuJoCo solver warm
+start that differs between runs (observations then differ at 1e-14): :class:`EvalEnvWrapper` zeroes
+``MjData.qacc_warmstart`` after every reset, which makes rollouts bitwise reproducible. Rendering needs a GL
+backend chosen before MuJoCo is imported (headless: ``MUJOCO_GL=egl`` or ``osmesa``); if it fails, a warning,
+and the frames stay empty.
 """
 
 from __future__ import annotations
@@ -29,13 +19,9 @@ __all__ = ["ChunkStepWrapper", "EvalEnvWrapper"]
 
 
 class EvalEnvWrapper(gymnasium.Wrapper):
-    """Outermost wrapper of evaluation envs: deterministic resets and optional frame recording.
-
-    ``record`` (settable through ``VectorEnv.set_attr``) makes the next episodes store a rendered frame after
-    the reset, after every ``frame_skip``-th step and after the episode's last step; :meth:`take_frames`
-    returns them as a ``(T, H, W, 3)`` uint8 array and clears them.
-    ``info_keys``, if not None, restricts step/reset infos to those keys (OGBench infos carry ~20 arrays per
-    step, and batching/pickling them costs about as much as the simulation step itself).
+    """Outermost wrapper: deterministic resets; ``record`` (``VectorEnv.set_attr``) stores a frame after the reset,
+    every ``frame_skip``-th step and the last step, for :meth:`take_frames` (``(T, H, W, 3)`` uint8). ``info_keys``
+    keeps only those infos (batching OGBench's ~20 arrays a step costs as much as the step itself).
     """
 
     def __init__(self, env: gymnasium.Env, info_keys: tuple[str, ...] | None = None, frame_skip: int = 1):
@@ -46,12 +32,6 @@ class EvalEnvWrapper(gymnasium.Wrapper):
         self._t = 0
         self._frames: list[np.ndarray] = []
         self._render_failed = False
-
-    def _zero_warmstart(self) -> None:
-        data = getattr(self.env.unwrapped, "_data", None)
-        warmstart = getattr(data, "qacc_warmstart", None)
-        if warmstart is not None:
-            warmstart[:] = 0.0
 
     def _capture(self) -> None:
         if not self.record or self._render_failed:
@@ -76,7 +56,9 @@ class EvalEnvWrapper(gymnasium.Wrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        self._zero_warmstart()
+        warmstart = getattr(getattr(self.env.unwrapped, "_data", None), "qacc_warmstart", None)
+        if warmstart is not None:
+            warmstart[:] = 0.0
         self._frames = []
         self._t = 0
         self._capture()
@@ -97,12 +79,8 @@ class EvalEnvWrapper(gymnasium.Wrapper):
 
 
 class ChunkStepWrapper(gymnasium.Wrapper):
-    """Takes a whole action chunk ``(h, act_dim)`` per ``step``, executed open loop in the worker.
-
-    Stops early when the episode ends; the reward is the sum over the steps taken and ``info["steps"]`` their
-    number, ``info`` otherwise that of the last step.  One vector-env round trip per chunk instead of per step
-    (inter-process messaging costs 0.1-0.3 ms a step, a sizeable share of a ~1 ms MuJoCo step).
-    """
+    """A whole chunk ``(h, act_dim)`` per ``step``, run open loop in the worker (one round trip per chunk, not per
+    step); stops at the episode's end, the reward summed and ``info["steps"]`` the steps taken."""
 
     def __init__(self, env: gymnasium.Env, chunk_size: int):
         super().__init__(env)

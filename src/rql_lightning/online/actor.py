@@ -1,10 +1,5 @@
-"""The one environment process of the online phase: it executes a chunk while training goes on.
-
-The trainer sends a chunk of ``h`` actions and keeps updating; the worker process executes them one
-step at a time (as the release's ``ActionChunkingWrapper`` pops one action per ``env.step``), stops at
-the episode's end (the rest of the chunk is dropped, as the release clears its queue on reset), resets
-with the seed it was given, and sends back what each step recorded. The trainer waits only when it
-needs the next observation, i.e. when the chunk's steps take longer than the updates they pay for.
+"""The one environment process of the online phase: it executes a chunk while training goes on, one step at a time
+(as the release's ``ActionChunkingWrapper``), dropping the rest at an episode's end and resetting with the given seed.
 """
 
 from __future__ import annotations
@@ -20,12 +15,8 @@ from rql_lightning.envs.make import make_eval_env
 
 @dataclass
 class ChunkSteps:
-    """What executing one chunk recorded, one row per step taken (``n <= h``).
-
-    observations (n, O): the state each action was taken in.  actions (n, A): the actions executed.
-    rewards, terminated, truncated, success (n,): the env's per-step outcome.
-    next_observation (O,): the state to act in next, the reset's when the episode ended.
-    """
+    """What executing one chunk recorded, one row per step taken (``n <= h``): the state each action was taken in,
+    the action, the env's outcome; ``next_observation``: the state to act in next (the reset's after an episode)."""
 
     observations: np.ndarray
     actions: np.ndarray
@@ -40,28 +31,9 @@ class ChunkSteps:
         return bool(self.terminated[-1] or self.truncated[-1])
 
 
-def run_chunk(env, observation: np.ndarray, actions: np.ndarray, reset_seed: int) -> ChunkSteps:
-    """Execute ``actions (h, A)`` from ``observation``; reset with ``reset_seed`` if the episode ends."""
-    rows: dict[str, list] = {
-        k: [] for k in ("observations", "actions", "rewards", "terminated", "truncated", "success")
-    }
-    for action in actions:
-        rows["observations"].append(observation)
-        observation, reward, terminated, truncated, info = env.step(action)
-        rows["actions"].append(action)
-        rows["rewards"].append(float(reward))
-        rows["terminated"].append(bool(terminated))
-        rows["truncated"].append(bool(truncated))
-        rows["success"].append(float(info.get("success", 0.0)))
-        if terminated or truncated:
-            observation, _ = env.reset(seed=int(reset_seed))
-            break
-    arrays = {k: np.asarray(v) for k, v in rows.items()}
-    return ChunkSteps(**arrays, next_observation=np.asarray(observation))
-
-
 def _serve(conn, env_name: str, env_kwargs: dict[str, Any]) -> None:
-    """The worker's loop: ``("reset", seed)`` -> observation; ``("chunk", actions, seed)`` -> ChunkSteps."""
+    """The worker's loop: ``("reset", seed)`` -> observation; ``("chunk", actions, reset seed)`` -> ChunkSteps (the
+    actions one step at a time, the rest dropped at the episode's end, then a reset with the seed)."""
     env = make_eval_env(env_name, **env_kwargs)
     env.info_keys = ("success",)
     observation = None
@@ -73,10 +45,17 @@ def _serve(conn, env_name: str, env_kwargs: dict[str, Any]) -> None:
             if message[0] == "reset":
                 observation, _ = env.reset(seed=int(message[1]))
                 conn.send(np.asarray(observation))
-            else:
-                steps = run_chunk(env, observation, message[1], message[2])
-                observation = steps.next_observation
-                conn.send(steps)
+                continue
+            steps = []  # (observation, action, reward, terminated, truncated, success) per step taken
+            for action in message[1]:
+                next_observation, reward, terminated, truncated, info = env.step(action)
+                success = float(info.get("success", 0.0))
+                steps.append((observation, action, float(reward), bool(terminated), bool(truncated), success))
+                observation = next_observation
+                if terminated or truncated:
+                    observation, _ = env.reset(seed=int(message[2]))
+                    break
+            conn.send(ChunkSteps(*(np.asarray(column) for column in zip(*steps, strict=True)), np.asarray(observation)))
     finally:
         env.close()
         conn.close()

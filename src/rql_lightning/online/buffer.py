@@ -1,17 +1,7 @@
-"""The replay buffer: the offline rows plus every online transition, one growing set of rows.
-
-Rows keep OGBench's regular layout (``observations``, ``actions``, ``rewards``, ``terminals``, ``masks``;
-``terminals`` set on each episode's last transition), so windows mean exactly what they mean offline
-(:mod:`rql_lightning.data.windows`, the one place that decides it). The rows after the last terminal are
-the episode still in progress; its windows are those whose ``h + 1`` rows exist already.
-
-Memory: the buffer starts as the offline tensors themselves (no copy). The online part grows
-geometrically by what is added (at most twice the rows added so far, never past ``planned_rows``):
-nothing is preallocated for rows that may never come.
-
-Which rows a batch sees: every append is a *commit* visible from a given batch index on. Batch ``k``
-is drawn from the rows committed for ``k`` whenever Lightning happens to fetch it, so a batch is a
-function of (seed, rank, ``k``) and the buffer's history, not of prefetching.
+"""The replay buffer: the offline rows (the offline tensors themselves, no copy) plus every online transition, in
+OGBench's layout, so windows mean what they mean offline (:mod:`rql_lightning.data.windows`). The online part grows
+geometrically, never past ``planned_rows``. Every append is a commit visible from a batch index on, so batch ``k`` is
+a function of (seed, rank, ``k``) and the buffer's history, not of Lightning's prefetching.
 """
 
 from __future__ import annotations
@@ -26,11 +16,8 @@ MIN_GROWTH = 1024  # rows: the online part's first allocation
 
 
 class ReplayBuffer:
-    """Offline rows, then online rows, on the sampling device; a window source for ``WindowStream``.
-
-    ``offline``: the datamodule's sampler (its tensors become the buffer's first rows).
-    ``planned_rows``: the most online rows this run will add (``online.steps``), a cap on growth.
-    """
+    """Offline rows (``offline``: the datamodule's sampler), then at most ``planned_rows`` online rows, on the
+    sampling device; a window source for ``WindowStream``."""
 
     def __init__(self, offline: WindowSampler, planned_rows: int) -> None:
         self.chunk_size = offline.chunk_size
@@ -41,7 +28,6 @@ class ReplayBuffer:
         self._commits: list[tuple[int, int]] = [(-(2**62), self.rows)]  # (visible from batch, rows), in order
         self._view: tuple[int, WindowSampler] | None = None
 
-    # ----- what it holds ------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return self._data["observations"].device
@@ -63,7 +49,6 @@ class ReplayBuffer:
         lo, hi = self.offline_rows + start, self.offline_rows + (self.online_rows if stop is None else stop)
         return {name: self._data[name][lo:hi].cpu().numpy() for name in FIELDS}
 
-    # ----- adding ------------------------------------------------------------------------------
     def _grow(self, needed: int) -> None:
         online_capacity = self.capacity - self.offline_rows
         want = max(needed, min(self.planned_rows, max(MIN_GROWTH, 2 * online_capacity)))
@@ -96,7 +81,6 @@ class ReplayBuffer:
         self._commits.append((int(visible_from), self.rows))
         self._view = None
 
-    # ----- what a batch sees -------------------------------------------------------------------
     def visible_rows(self, index: int) -> int:
         """Rows batch ``index`` is drawn from: those of the last commit visible to it."""
         rows = self._commits[0][1]

@@ -1,25 +1,10 @@
-"""The online phase as a callback: after ``offline_steps`` updates, act, store, and keep updating.
+"""The online phase as a callback (docs/online.md): after ``offline_steps`` updates, act, store, and keep updating.
 
-Schedule (in updates, Lightning's ``global_step``): the online phase is updates
-``offline_steps .. offline_steps + steps * utd - 1``, ``utd`` per environment step. Before each of
-them the callback settles the env: the chunk in flight is collected once the updates it pays for are
-due, and the next chunk is sampled with the current weights and sent, so the env executes chunk
-``c + 1`` while the updates for chunk ``c``'s steps run. Every update is paid for by committed steps
-(online updates done < ``utd`` x transitions stored), and exactly ``steps`` transitions are stored.
-
-Transitions committed before update ``u`` are seen by batches ``>= u + 2`` (Lightning has already
-fetched batch ``u + 1`` by then), whenever a batch is actually fetched (:mod:`.buffer`).
-
-Reported as evaluations are (:func:`rql_lightning.evaluator.report`): ``online/env_steps``,
-``online/offline_steps``, ``online/online_updates``, ``online/episodes``, ``online/buffer_size`` and
-``online/wait_s`` (time spent waiting for the env) in ``trainer.callback_metrics``; at each episode's end
-``online/episode_return``, ``online/episode_success``, ``online/episode_length``, ``online/buffer_size`` and
-``online/env_steps`` also to every ``trainer.loggers`` entry.
-
-Checkpoints: the key ``"online"`` holds the counters, the env's RNG state (the episode index, which
-seeds every reset) and the names of the segment files (:mod:`.segments`) beside the checkpoint that
-hold the online transitions. A checkpoint never lists a segment that is gone: when one has vanished since
-the last save, every online row (all in memory) is written again.
+Online updates are ``offline_steps .. offline_steps + steps * utd - 1``; before each, the chunk in flight is
+collected once the updates it pays for are due, and the next is sampled with the current weights and sent, so the env
+runs chunk ``c + 1`` while chunk ``c``'s updates run. Transitions committed before update ``u`` reach batches
+``>= u + 2`` (Lightning has fetched ``u + 1`` already). Exploration: a module's ``explore_chunks(obs, noise)``, else
+the online flow where the evaluation policy is the base class's EMA flow (RQL, BC), else its own (FQL's one-step).
 """
 
 from __future__ import annotations
@@ -30,6 +15,7 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 
 from rql_lightning.checkpointing import checkpoint_dir
 from rql_lightning.data.windows import WindowSampler
@@ -38,19 +24,40 @@ from rql_lightning.evaluator import report
 from rql_lightning.modules.base import FlowQModule
 from rql_lightning.online.actor import ChunkSteps, EnvActor
 from rql_lightning.online.buffer import ReplayBuffer
-from rql_lightning.online.explore import chunk_noise, explore_chunk, reset_seed
 from rql_lightning.online.segments import SEGMENT_DIR, read_segments, write_segment
+from rql_lightning.seeding import EXPLORE_STREAM, RESET_STREAM, seeded_generator, stream_seed
 
 CHECKPOINT_KEY = "online"
 _COUNTERS = ("env_steps", "chunks", "episodes", "episodes_done", "episode_steps", "episode_return")
 
 
-class OnlinePhase(L.Callback):
-    """``steps`` environment steps with ``utd`` updates each, after ``offline_steps`` offline updates.
+def chunk_noise(seed: int, chunk: int, chunk_dim: int) -> torch.Tensor:
+    """``x_0 (1, D)`` of online chunk ``chunk``, drawn on the CPU (the same numbers on any device)."""
+    return torch.randn(1, chunk_dim, generator=seeded_generator(seed, 0, chunk, EXPLORE_STREAM))
 
-    ``env_name``: the env to act in (None: the datamodule's ``eval_env_name``); ``sparse``: map rewards
-    to ``-(r != 0)`` as the offline data was (None: the datamodule's ``sparse``).
-    """
+
+def reset_seed(seed: int, episode: int) -> int:
+    """The env seed of online episode ``episode``."""
+    return stream_seed(seed, 0, episode, RESET_STREAM) % 2**31
+
+
+@torch.no_grad()
+def explore_chunk(module: FlowQModule, observation: np.ndarray, noise: torch.Tensor) -> np.ndarray:
+    """One chunk to execute, ``(h, A)``, for ``observation (O,)``."""
+    obs = torch.as_tensor(observation, dtype=torch.float32, device=module.device).unsqueeze(0)
+    noise = noise.to(module.device)
+    if hasattr(module, "explore_chunks"):
+        chunks = module.explore_chunks(obs, noise)
+    elif type(module).sample_chunks is FlowQModule.sample_chunks:
+        chunks = module.policy.split_chunk(module.policy.sample(obs, noise))
+    else:
+        chunks = module.sample_chunks(obs, noise)
+    return chunks[0].float().cpu().numpy()
+
+
+class OnlinePhase(L.Callback):
+    """``steps`` environment steps with ``utd`` updates each, after ``offline_steps`` offline updates, in ``env_name``
+    (None: the datamodule's); ``sparse``: rewards as ``-(r != 0)`` (None: as the datamodule's)."""
 
     def __init__(
         self,
@@ -80,7 +87,6 @@ class OnlinePhase(L.Callback):
     def total_steps(self) -> int:
         return self.offline_steps + self.steps * self.utd
 
-    # ----- setup and teardown --------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
@@ -118,7 +124,6 @@ class OnlinePhase(L.Callback):
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._close()
 
-    # ----- the schedule --------------------------------------------------------------------------
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int):
         done = trainer.global_step - self.offline_steps  # online updates done
         if done < 0 or (self.env_steps >= self.steps and self.actor is None):
@@ -166,21 +171,18 @@ class OnlinePhase(L.Callback):
         self.episode_return += float(steps.rewards.sum())
         self._observation = steps.next_observation
         if steps.episode_ended:
-            self._end_episode(trainer, float(steps.success[-1]))
+            metrics = {
+                "online/episode_return": self.episode_return,
+                "online/episode_success": float(steps.success[-1]),
+                "online/episode_length": float(self.episode_steps),
+                "online/buffer_size": float(self.buffer.rows),
+                "online/env_steps": float(self.env_steps),
+            }
+            report(trainer, metrics, step=trainer.global_step)
+            self.episodes += 1
+            self.episodes_done += 1
+            self.episode_steps, self.episode_return = 0, 0.0
         self._publish(trainer, trainer.global_step)
-
-    def _end_episode(self, trainer: L.Trainer, success: float) -> None:
-        metrics = {
-            "online/episode_return": self.episode_return,
-            "online/episode_success": success,
-            "online/episode_length": float(self.episode_steps),
-            "online/buffer_size": float(self.buffer.rows),
-            "online/env_steps": float(self.env_steps),
-        }
-        report(trainer, metrics, step=trainer.global_step)
-        self.episodes += 1
-        self.episodes_done += 1
-        self.episode_steps, self.episode_return = 0, 0.0
 
     def _publish(self, trainer: L.Trainer, updates_done: int) -> None:
         values = {
@@ -193,7 +195,6 @@ class OnlinePhase(L.Callback):
         }
         report(trainer, values)
 
-    # ----- checkpoints ---------------------------------------------------------------------------
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         own = (checkpoint_dir(trainer) / SEGMENT_DIR).resolve()
         vanished = not all((own / name).is_file() for name in self._segments)  # e.g. its directory was removed
@@ -240,8 +241,7 @@ class OnlinePhase(L.Callback):
 
 
 def online_phase(cfg: Any) -> OnlinePhase | None:
-    """The online phase of ``cfg``'s ``online`` node, whose values :func:`rql_lightning.checks.check_config` checked
-    with every other setting; None when ``online.steps=0`` (the default): the run is the offline run, unchanged."""
+    """The online phase of ``cfg``'s (checked) ``online`` node; None when ``online.steps=0`` (an offline run)."""
     node = cfg.get("online") or {}
     if not node.get("steps", 0):
         return None

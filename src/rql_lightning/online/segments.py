@@ -1,12 +1,6 @@
-"""Online transitions on disk, beside the checkpoints: immutable segment files, written atomically.
-
-Online rows only grow, so a checkpoint saves just the rows added since the previous one, as one
-``.npz`` segment named by its row range and a digest of its content (two runs that share a range but
-not its rows, e.g. after resuming from an older checkpoint, never overwrite each other). The
-checkpoint lists its segments; the weights file holds no transitions. Each segment is written to a
-temporary file in the same directory, fsynced, then renamed: a reader never sees half a segment, and
-a checkpoint is written only after every segment it lists is on disk. A write the machine refuses stops the
-run as one line naming the segment, the OS error and the last good checkpoint (:mod:`rql_lightning.file_writes`).
+"""Online transitions beside the checkpoints: immutable ``.npz`` segments (the rows since the previous save, named
+by row range and content digest, so two histories never overwrite each other), written atomically before the
+checkpoint that lists them (:mod:`rql_lightning.file_writes`).
 """
 
 from __future__ import annotations
@@ -33,11 +27,10 @@ def write_segment(directory: Path, start: int, arrays: dict[str, np.ndarray]) ->
     path = directory / name
     if path.exists():  # same range, same content
         return name
-
-    def last_good() -> str:  # the checkpoint that lists this segment is written after it, beside its directory
-        return last_good_line(directory.parent)
-
-    write_atomically(path, lambda f: f.write(raw), what="the online transitions", state=last_good)
+    last_good = directory.parent  # the checkpoint that lists this segment is written after it, beside its directory
+    write_atomically(
+        path, lambda f: f.write(raw), what="the online transitions", state=lambda: last_good_line(last_good)
+    )
     return name
 
 
