@@ -54,9 +54,9 @@ def singletask(dataset: str, task: int = 1) -> str:
 
 def synthesize(dataset: str, rows: int, path: Path) -> None:
     """An OGBench-format file of ``rows`` random rows (episodes of 1001 rows, the last one terminal)."""
-    from rql_lightning.data.ogbench_datamodule import make_singletask_env
+    import ogbench
 
-    env = make_singletask_env(singletask(dataset))
+    env = ogbench.make_env_and_datasets(singletask(dataset), env_only=True)
     u = env.unwrapped
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     nq, nv = u._model.nq, u._model.nv
@@ -88,18 +88,19 @@ def measure(variant: str, dataset: str, path: str, batch_size: int, chunk_size: 
     import torch
 
     from rql_lightning.data.dataset_checks import ACTION_CLIP_EPS
-    from rql_lightning.data.ogbench_datamodule import load_npz, make_singletask_env
+    from rql_lightning.data.ogbench_datamodule import load_npz, task_env
     from rql_lightning.data.windows import OfflineArrays, sampler_from_arrays
 
     name = singletask(dataset)
-    env = make_singletask_env(name)
+    with task_env(name) as env:  # built before the measurement: the loader keeps it for the process
+        pass
     if tasks > 1:  # load_npz builds each task's env in turn (one alive at a time): counted in the peak
         name, env = [singletask(dataset, t) for t in range(1, tasks + 1)], None
     before = rss_mb()
     t0 = time.perf_counter()
     if variant == "ours":
-        train = load_npz(Path(path), name, env)
-        val = load_npz(Path(path.replace(".npz", "-val.npz")), name, env)
+        train = load_npz(Path(path), name)
+        val = load_npz(Path(path.replace(".npz", "-val.npz")), name)
     else:
         tr, va = ogbench.make_env_and_datasets(name, dataset_path=path, dataset_only=True, cur_env=env)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from contextlib import suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,8 @@ from rql_lightning.file_writes import write_atomically
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write to a temporary file in the same directory, fsync, then ``os.replace`` (:func:`write_atomically`).
-
-    A crash, kill or second Ctrl-C mid-write leaves the previous checkpoint of that name intact and no
-    temporary file behind; a reader never sees a truncated checkpoint. A write the machine refuses is a
-    :class:`~rql_lightning.file_writes.WriteRefusedError` naming the path, the OS error and the last good checkpoint.
-    """
+    """Checkpoints written whole (:func:`write_atomically`): a crash mid-write leaves the previous one intact; a
+    refused write names the last good checkpoint."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -28,21 +25,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = Path(path)
-
-        def last_good() -> str:  # this process's newest, else the newest on disk beside it
-            return last_good_line(path.parent, self.last_saved)
-
-        write_atomically(path, lambda f: torch.save(checkpoint, f), what="the checkpoint", state=last_good)
+        state = partial(last_good_line, path.parent, self.last_saved)  # this process's newest, else the disk's
+        write_atomically(path, lambda f: torch.save(checkpoint, f), what="the checkpoint", state=state)
         self.last_saved = (path, checkpoint.get("global_step"))
 
 
 def last_good_checkpoint(directory: str | Path) -> tuple[Path, int | None] | None:
-    """The newest complete checkpoint in ``directory``: the highest step among the ``*.ckpt`` that load (only
-    atomic writes put files there, so one that loads is whole), ``last.ckpt`` on a tie; None when none does."""
+    """The highest-step ``*.ckpt`` in ``directory`` that loads (so is whole), ``last.ckpt`` on a tie; or None."""
     found = []
     for path in Path(directory).glob("*.ckpt"):
-        step = _saved_step(path)
-        if step is not None:
+        with suppress(Exception):  # a checkpoint that does not load is not a good one
+            step = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
             found.append((step, path.name == "last.ckpt", path))
     if not found:
         return None
@@ -51,8 +44,7 @@ def last_good_checkpoint(directory: str | Path) -> tuple[Path, int | None] | Non
 
 
 def last_good_line(directory: str | Path, known: tuple[Path, int | None] | None = None) -> str:
-    """``the last good checkpoint is <path> (step N)`` for a refusal's message: ``known`` (this process's
-    newest save), else :func:`last_good_checkpoint` of ``directory``."""
+    """``the last good checkpoint is <path> (step N)``: ``known`` (this process's newest), else the disk's."""
     if known is not None and not known[0].is_file():  # removed since: what the disk holds now
         known = None
     good, step = known or last_good_checkpoint(directory) or (None, None)
@@ -69,16 +61,8 @@ def checkpoint_dir(trainer: Any) -> Path:
     return Path(trainer.default_root_dir) / "checkpoints"
 
 
-def _saved_step(path: Path) -> int | None:
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
-    except Exception:  # noqa: BLE001 (a checkpoint that does not load is not a good one)
-        return None
-
-
 def resume_command(run_dir: str | Path) -> str:
-    """The command that continues this run from ``<run_dir>``'s ``last.ckpt``: the run's own overrides (Hydra's
-    record of them, when Hydra started it), with the run directory fixed and ``resume=auto``."""
+    """The command that continues this run: its own Hydra overrides, ``hydra.run.dir=<run_dir>`` and ``resume=auto``."""
     overrides = ["..."]
     with suppress(Exception):  # not started by Hydra (a test, a notebook): the placeholder stays
         from hydra.core.hydra_config import HydraConfig
@@ -90,12 +74,8 @@ def resume_command(run_dir: str | Path) -> str:
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint, plus: ``last.ckpt`` always holds the final step of a run.
-
-    ModelCheckpoint writes ``last.ckpt`` only alongside a periodic checkpoint, so a run whose
-    ``max_steps`` is not a multiple of ``every_n_train_steps`` would end without its final
-    weights on disk (and a resumed run that saved nothing would keep the old ``last.ckpt``).
-    """
+    """ModelCheckpoint whose ``last.ckpt`` always holds the final step (Lightning's writes it only beside a periodic
+    checkpoint, so ``max_steps`` off the ``every_n_train_steps`` grid would end without the final weights)."""
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.save_last and self._last_global_step_saved != trainer.global_step:

@@ -1,19 +1,6 @@
-"""Checks of what the user asked for, each rule in one place, before anything heavy starts.
-
-Three kinds, by where they can run:
-
-- :func:`check_config`: every setting against its declared contract (:data:`SETTINGS`: type, range, fix) and
-  the rules between settings. It reads the config only, so ``rql-train`` runs it on every job of a sweep
-  before Hydra launches or submits any (``cli/train.py``).
-- :func:`check_overrides`: a key that only reads another (``model.alpha: ${task.alpha}``) is not set apart
-  on the command line; the user sets the key it reads.
-- :func:`check_machine`: devices, precision and the sampling device this machine and torch build can serve;
-  run where the job runs (a SLURM login node has no GPU).
-
-Files the user points at (the run directory, a checkpoint) are checked here too. Each failure is a
-:class:`~rql_lightning.errors.UserError` ``<key>=<value> <what is wrong>; <what to do>``, printed as one line;
-``docs/errors.md`` lists every case.
-"""
+"""Checks of what the user asked for, each rule in one place, before anything heavy starts: config, command line,
+machine, run directory and checkpoint. Each failure is one :class:`~rql_lightning.errors.UserError` line
+``<key>=<value> <what is wrong>; <what to do>``; docs/errors.md lists every case."""
 
 from __future__ import annotations
 
@@ -27,20 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rql_lightning.checkpoint_fit import fit_problem
 from rql_lightning.errors import UserError
 
 PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "16", "bf16")
 PRECISIONS += (64, 32, 16)  # the integer spellings Lightning accepts
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 VIRTUAL_STATES = ("reversal", "interpolation", "forward")  # losses.VIRTUAL_STATES (a test keeps them equal)
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+DATA_KEYS = ("obs_dim", "action_dim")
+TOP_LEVEL_KEYS = ("seeds", "task_ids")  # settings of the run, not of model.*
+_NET_KEYS = ("chunk_size", "flow_steps", "num_critics", "actor_hidden_dims", "critic_hidden_dims", "critic_layer_norm")
+SHAPE_KEYS = DATA_KEYS + _NET_KEYS + TOP_LEVEL_KEYS  # a checkpoint only fits a run that agrees on all of them
+MODULE_CLASS_KEY = "module_class"  # written into every checkpoint by FlowQModule.on_save_checkpoint
+# An exported replica's origin (modules/seed_export.py): its run's env and protocol wherever the file lies.
+EXPORTED_FROM = "exported_from"
+IGNORED = {"name"}  # a label, free to change across a resume
 
 
 @dataclass(frozen=True)
 class Setting:
-    """A setting's contract. ``low``/``high`` bound numbers (``open_low``/``open_high``: strictly);
-    ``choices`` lists allowed values; ``special`` values are allowed besides the range (e.g. -1)."""
+    """A setting's contract: a range (``open_*``: strict), or ``choices``; ``special`` values allowed besides."""
 
     key: str
     kind: type
@@ -69,9 +61,6 @@ class Setting:
             return "must be a number"
         if isinstance(value, float) and not math.isfinite(value):
             return "must be finite"
-        return self._range_problem(value)
-
-    def _range_problem(self, value: float) -> str | None:
         too_low = self.low is not None and (value <= self.low if self.open_low else value < self.low)
         too_high = self.high is not None and (value >= self.high if self.open_high else value > self.high)
         if not (too_low or too_high):
@@ -79,16 +68,6 @@ class Setting:
         lo = "" if self.low is None else f"{'>' if self.open_low else '>='} {self.low:g}"
         hi = "" if self.high is None else f"{'<' if self.open_high else '<='} {self.high:g}"
         return f"must be {' and '.join(p for p in (lo, hi) if p)}"
-
-    def out_of_range(self) -> Any:
-        """A value this setting refuses (for the property test over the table)."""
-        if self.choices is not None:
-            return "not-a-choice"
-        if self.kind is bool:
-            return 3
-        if self.low is not None:
-            return self.low if self.open_low else self.low - 1
-        return self.high if self.open_high else self.high + 1
 
 
 def _unit(key: str, hint: str, **kw: Any) -> Setting:
@@ -136,7 +115,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trainer.max_steps", int, "a positive number of steps (or -1 for no limit)", low=1, special=(-1,)),
     Setting("trainer.log_every_n_steps", int, "log every n >= 1 steps", low=1),
     Setting("trainer.num_nodes", int, "at least one node", low=1),
-    Setting("trainer.accelerator", str, "cpu, gpu or auto", choices=ACCELERATORS),
+    Setting("trainer.accelerator", str, "cpu, gpu or auto", choices=("auto", "cpu", "gpu", "cuda", "mps")),
     Setting("trainer.precision", str, "32-true is the paper's; bf16-mixed on recent GPUs", choices=PRECISIONS),
     Setting("eval.episodes", int, "0 disables evaluation; the paper uses 50", low=0),
     Setting("eval.every_n_steps", int, "0 evaluates only at the end; the paper: every 100000", low=0),
@@ -168,48 +147,22 @@ def _select(cfg: Any, key: str) -> tuple[bool, Any]:
 _ALIAS = re.compile(r"\$\{([\w.]+)\}")  # a value that only reads another key: ${task.alpha}
 
 
-def source_key(cfg: Any, key: str) -> str:
-    """The key a value was set at: ``model.expectile`` is ``${task.expectile}``, so a bad value there is
-    reported as ``task.expectile`` (what the user typed)."""
+def _alias_of(cfg: Any, key: str) -> str | None:
+    """The key that ``key``'s raw value only reads (``${task.alpha}``), or None."""
     from omegaconf import OmegaConf
 
-    for _ in range(10):  # follow a chain of plain interpolations
-        parent, _, leaf = key.rpartition(".")
-        node = OmegaConf.select(cfg, parent) if parent else cfg
-        raw = node._get_node(leaf)._value() if OmegaConf.is_dict(node) and leaf in node else None
-        match = _ALIAS.fullmatch(raw) if isinstance(raw, str) else None
-        if not match:
-            return key
-        key = match.group(1)
-    return key
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    raw = node._get_node(leaf)._value() if OmegaConf.is_dict(node) and leaf in node else None
+    match = _ALIAS.fullmatch(raw) if isinstance(raw, str) else None
+    return match.group(1) if match else None
 
 
-def _distinct_seeds(seeds: Any) -> bool:
-    """``seeds`` (seeds as a batch axis) is a non-empty list of distinct integers >= 0."""
-    if not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) != len(seeds):
+def _distinct(values: Any, bad) -> bool:
+    """A non-empty list of distinct values, none of them ``bad``."""
+    if not isinstance(values, list) or not values or len(set(map(str, values))) != len(values):
         return False
-    return all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
-
-
-def _check_task_ids(task_ids: Any, online_steps: int) -> None:
-    """``task.ids``: several tasks of one dataset as replicas (one per task and seed), offline only."""
-    (task_id,) = [s for s in SETTINGS if s.key == "task.id"]
-    if (
-        not isinstance(task_ids, list)
-        or not task_ids
-        or len(set(map(str, task_ids))) != len(task_ids)
-        or any(task_id.problem(t) for t in task_ids)
-    ):
-        raise UserError(
-            f"task.ids={_show(task_ids)} must be a non-empty list of distinct task ids, each "
-            f"{int(task_id.low)}..{int(task_id.high)}; e.g. task.ids=[1,2,3,4,5], or task.ids=null for the one task.id"
-        )
-    if online_steps:
-        raise UserError(
-            f"task.ids={_show(task_ids)} with online.steps={online_steps}: a multi-task run is offline only (the "
-            "online phase steps one environment); fine-tune one run per task (rql-train -m task.id=1,2 "
-            "online.steps=...), or drop online.steps"
-        )
+    return not any(bad(v) for v in values)
 
 
 def _show(value: Any) -> str:
@@ -227,23 +180,24 @@ class OversubscribedWarning(UserWarning):
 
 
 def check_config(cfg: Any) -> None:
-    """Every setting within its contract (:data:`SETTINGS`), then the rules between settings. Reads the config
-    only (no torch, no machine), so a sweep's every job is checked before any is launched."""
+    """Every setting within its contract (:data:`SETTINGS`), then the rules between settings (config only)."""
     for setting in SETTINGS:
         present, value = _select(cfg, setting.key)
         if not present:
             continue
         problem = setting.problem(value)
         if problem:
-            raise UserError(f"{source_key(cfg, setting.key)}={_show(value)} {problem}; {setting.hint}")
+            key = setting.key
+            for _ in range(10):  # the key the user set: model.expectile reads ${task.expectile}
+                key = _alias_of(cfg, key) or key
+            raise UserError(f"{key}={_show(value)} {problem}; {setting.hint}")
     for key in ("model.actor_hidden_dims", "model.critic_hidden_dims"):
         present, dims = _select(cfg, key)
-        if present and (
-            not isinstance(dims, list) or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims)
-        ):
+        bad = not isinstance(dims, list) or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims)
+        if present and bad:
             raise UserError(f"{key}={_show(dims)} must be a list of positive layer widths; e.g. {key}=[512,512]")
     seeds = _select(cfg, "seeds")[1]
-    if seeds is not None and not _distinct_seeds(seeds):
+    if seeds is not None and not _distinct(seeds, lambda s: isinstance(s, bool) or not isinstance(s, int) or s < 0):
         raise UserError(
             f"seeds={_show(seeds)} must be a non-empty list of distinct non-negative integers; "
             "e.g. seeds=[0,1,2,3], or seeds=null for the single run of seed="
@@ -254,7 +208,18 @@ def check_config(cfg: Any) -> None:
     steps = (cfg.get("online") or {}).get("steps", 0)
     task_ids = _select(cfg, "task.ids")[1]
     if task_ids is not None:
-        _check_task_ids(task_ids, steps)
+        (task_id,) = [s for s in SETTINGS if s.key == "task.id"]
+        if not _distinct(task_ids, task_id.problem):
+            raise UserError(
+                f"task.ids={_show(task_ids)} must be a non-empty list of distinct task ids, each {int(task_id.low)}.."
+                f"{int(task_id.high)}; e.g. task.ids=[1,2,3,4,5], or task.ids=null for the one task.id"
+            )
+        if steps:
+            raise UserError(
+                f"task.ids={_show(task_ids)} with online.steps={steps}: a multi-task run is offline only (the "
+                "online phase steps one environment); fine-tune one run per task (rql-train -m task.id=1,2 "
+                "online.steps=...), or drop online.steps"
+            )
         if "task_ids" not in (cfg.get("data") or {}):
             raise UserError(
                 f"task.ids={_show(task_ids)} with data={cfg.data.get('_target_')}: that data source reads one "
@@ -273,12 +238,9 @@ def check_config(cfg: Any) -> None:
 
 
 def check_overrides(overrides: Sequence[str]) -> None:
-    """Refuse a command-line value for a key that only reads another key (``model.alpha: ${task.alpha}``,
-    ``callbacks.evaluation.num_episodes: ${eval.episodes}``): the two would then disagree. The user sets the
-    key it reads (``task.alpha=0.3``), once. Which keys read others is what the configs say, composed with
-    the command line's group choices (``model=fql`` reads ``task.fql.alpha``)."""
+    """Refuse a command-line value for a key that only reads another (``model.alpha: ${task.alpha}``): the two
+    would disagree. Which keys read others is what the configs say under the command line's group choices."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     values = [o for o in parsed if not (o.is_delete() or o.is_add()) and "." in o.key_or_group]
@@ -287,17 +249,12 @@ def check_overrides(overrides: Sequence[str]) -> None:
         return
     base = _compose_cached(tuple(o.input_line for o in parsed if o not in values))  # the configs' own values
     for override in values:
-        parent, _, leaf = override.key_or_group.rpartition(".")
-        node = OmegaConf.select(base, parent)
-        if not OmegaConf.is_dict(node) or leaf not in node:
-            continue  # a key the config lacks: Hydra reports it
-        raw = node._get_node(leaf)._value()
-        alias = _ALIAS.fullmatch(raw) if isinstance(raw, str) else None
+        alias = _alias_of(base, override.key_or_group)  # None for a key the config lacks: Hydra reports it
         if alias:
             value = override.value()
             raise UserError(
-                f"{override.key_or_group}={_show(value)} sets apart a value the config reads from {alias.group(1)}; "
-                f"set {alias.group(1)}={_show(value)} instead"
+                f"{override.key_or_group}={_show(value)} sets apart a value the config reads from {alias}; "
+                f"set {alias}={_show(value)} instead"
             )
 
 
@@ -310,64 +267,43 @@ def _compose_cached(overrides: tuple[str, ...]) -> Any:
 
 
 def check_machine(cfg: Any) -> None:
-    """Devices, precision and a sampling device this machine and this torch build can serve. Run where the
-    job runs: a sweep submitted from a login node without a GPU is checked on the GPU node."""
-    accelerator = cfg.trainer.get("accelerator", "auto")
-    check_devices(accelerator, cfg.trainer.get("devices", 1))
-    check_sampling_device(str(cfg.data.get("device", "cpu")))
-    check_precision(accelerator, cfg.trainer.get("precision", "32-true"))
-
-
-def check_precision(accelerator: str, precision: Any) -> None:
-    """fp16 needs a GPU (Lightning would silently switch a CPU run to bf16); bf16 needs one that has it."""
+    """Devices, precision and ``data.device`` this machine and torch build can serve; run where the job runs."""
     import torch
 
-    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    name = str(precision)
+    accelerator, devices = cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("devices", 1)
+    gpus = torch.cuda.device_count()
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and gpus > 0)
+    if isinstance(devices, int) and devices != -1:  # "auto", lists of ids and -1 are resolved by Lightning
+        if devices < 1:
+            raise UserError(f"trainer.devices={devices} must be >= 1")
+        if accelerator in ("gpu", "cuda") and gpus == 0:
+            raise UserError("trainer.accelerator=gpu but no GPU is visible; use trainer.accelerator=cpu")
+        if on_gpu and devices > gpus:
+            raise UserError(f"trainer.devices={devices} but only {gpus} GPU(s) are visible; use trainer.devices={gpus}")
+        cores = os.cpu_count() or 1
+        if not on_gpu and devices > cores:
+            warnings.warn(
+                f"trainer.devices={devices} CPU processes on {cores} cores: oversubscribed, so each rank runs slower; "
+                "it still trains correctly (use trainer.devices<=%d for speed)" % cores,
+                OversubscribedWarning,
+                stacklevel=2,
+            )
+    device = str(cfg.data.get("device", "cpu"))  # where windows are sampled
+    if device.startswith("cuda") and torch.version.cuda is None:
+        raise UserError(
+            f"data.device={device} but this torch build has no CUDA (torch {torch.__version__}); "
+            "use data.device=cpu, or install a CUDA build (make install TORCH_SPEC=torch)"
+        )
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"data.device={device} but no GPU is visible; use data.device=cpu")
+    # fp16 needs a GPU (Lightning would silently switch a CPU run to bf16); bf16 needs one that has it
+    name = str(cfg.trainer.get("precision", "32-true"))
     if not on_gpu and name.startswith("16"):
         raise UserError(
             f"trainer.precision={name} is not supported on CPU; use trainer.precision=bf16-mixed or 32-true"
         )
     if on_gpu and name.startswith("bf16") and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
         raise UserError(f"trainer.precision={name} needs a GPU with bfloat16 (Ampere or newer); use 32-true")
-
-
-def check_sampling_device(device: str) -> None:
-    """``data.device``: where windows are sampled; CUDA needs a CUDA build of torch and a visible GPU."""
-    import torch
-
-    if not device.startswith("cuda"):
-        return
-    if torch.version.cuda is None:
-        raise UserError(
-            f"data.device={device} but this torch build has no CUDA (torch {torch.__version__}); "
-            "use data.device=cpu, or install a CUDA build (make install TORCH_SPEC=torch)"
-        )
-    if not torch.cuda.is_available():
-        raise UserError(f"data.device={device} but no GPU is visible; use data.device=cpu")
-
-
-def check_devices(accelerator: str, devices: Any) -> None:
-    import torch
-
-    gpus = torch.cuda.device_count()
-    wants_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and gpus > 0)
-    if not isinstance(devices, int) or devices == -1:
-        return  # "auto", lists of ids and -1 are resolved by Lightning
-    if devices < 1:
-        raise UserError(f"trainer.devices={devices} must be >= 1")
-    if accelerator in ("gpu", "cuda") and gpus == 0:
-        raise UserError("trainer.accelerator=gpu but no GPU is visible; use trainer.accelerator=cpu")
-    if wants_gpu and devices > gpus:
-        raise UserError(f"trainer.devices={devices} but only {gpus} GPU(s) are visible; use trainer.devices={gpus}")
-    cores = os.cpu_count() or 1
-    if not wants_gpu and devices > cores:
-        warnings.warn(
-            f"trainer.devices={devices} CPU processes on {cores} cores: oversubscribed, so each rank runs slower; "
-            "it still trains correctly (use trainer.devices<=%d for speed)" % cores,
-            OversubscribedWarning,
-            stacklevel=2,
-        )
 
 
 def check_output_dir(path: str | Path) -> None:
@@ -385,9 +321,7 @@ def check_output_dir(path: str | Path) -> None:
 
 
 def check_run_dir_arguments(argv: list[str]) -> None:
-    """Before Hydra starts: the run/sweep directory given on the command line (or the current
-    directory, where ``outputs/`` goes) must be creatable. Hydra creates it itself and would
-    report a failure as a traceback."""
+    """Before Hydra starts (it would report a traceback): the run/sweep directory given, or ``.``, is creatable."""
     targets = [a.split("=", 1)[1] for a in argv if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
     for target in targets or ["."]:
         if "${" in target:
@@ -401,8 +335,10 @@ def check_run_dir_arguments(argv: list[str]) -> None:
             )
 
 
-def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
-    """A Lightning checkpoint from disk (memory-mapped), or a one-line UserError saying why not."""
+def read_checkpoint(
+    ckpt_path: str | Path, run_hparams: dict[str, Any] | None = None, module_class: str | None = None
+) -> dict[str, Any]:
+    """A Lightning checkpoint from disk (memory-mapped) that fits ``run_hparams`` if given, or a one-line UserError."""
     import torch
 
     path = Path(ckpt_path).expanduser()
@@ -416,16 +352,52 @@ def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "global_step" not in ckpt:
         raise UserError(f"ckpt_path={ckpt_path} is not a Lightning checkpoint of rql-train; point it at a .ckpt")
+    problem = None if run_hparams is None else fit_problem(ckpt, run_hparams, module_class)
+    if problem:
+        raise UserError(f"ckpt_path={ckpt_path} {problem}")
     return ckpt
 
 
-def check_checkpoint(
-    ckpt_path: str | Path, run_hparams: dict[str, Any] | None = None, module_class: str | None = None
-) -> None:
-    """The checkpoint is readable and fits this run (:func:`rql_lightning.checkpoint_fit.fit_problem`)."""
-    ckpt = read_checkpoint(ckpt_path)
-    if run_hparams is None:
-        return
-    problem = fit_problem(ckpt, run_hparams, module_class)
-    if problem:
-        raise UserError(f"ckpt_path={ckpt_path} {problem}")
+def fit_problem(checkpoint: dict[str, Any], run_hparams: dict[str, Any], module_class: str | None) -> str | None:
+    """What keeps ``checkpoint`` from fitting a run with ``run_hparams`` (one line), or None. Also run by
+    :meth:`FlowQModule.on_load_checkpoint` on what Lightning resolves (``resume=auto``) before any weight loads."""
+    saved = checkpoint.get("hyper_parameters") or {}
+    saved_class = checkpoint.get(MODULE_CLASS_KEY)
+    if module_class and saved_class and saved_class != module_class:
+        return (
+            f"was written by {saved_class}, this run builds {module_class}; resume with the model it was trained "
+            "with (its run's .hydra/config.yaml names it), or drop ckpt_path to start a new run"
+        )
+    if not saved_class:  # older checkpoints: hyperparameters of another method mean another class
+        foreign = sorted((set(saved) ^ set(run_hparams)) - IGNORED)
+        if foreign:
+            return (
+                f"was written by another model class (hyperparameters {', '.join(foreign)} differ); resume with "
+                "the model it was trained with, or drop ckpt_path to start a new run"
+            )
+    # a single run's hyperparameters have no seeds (no replica axis): absent is None
+    both = [k for k in SHAPE_KEYS if (k in saved and k in run_hparams) or k in TOP_LEVEL_KEYS]
+    differ = [k for k in both if _plain(saved.get(k)) != _plain(run_hparams.get(k))]
+    if not differ:
+        return None
+    where = "; ".join(
+        f"{_config_key(k)}={_plain(saved.get(k))} in the checkpoint, {_plain(run_hparams.get(k))} here" for k in differ
+    )
+    if saved.get("seeds") and not run_hparams.get("seeds"):
+        task = " --task <task id>" if saved.get("task_ids") else ""
+        where += f" (one replica of it: python -m rql_lightning.modules.seed_export <ckpt> <seed> <out.ckpt>{task})"
+    data_hint = " (obs/action dims come from the data: another task or dataset)" if set(differ) & set(DATA_KEYS) else ""
+    return (
+        f"does not fit this run: {where}{data_hint}; resume with the checkpoint's settings (its run's "
+        ".hydra/config.yaml lists them), or drop ckpt_path to start a new run"
+    )
+
+
+def _config_key(hparam: str) -> str:
+    if hparam == "task_ids":
+        return "task.ids (the replicas' tasks)"
+    return hparam if hparam in DATA_KEYS + TOP_LEVEL_KEYS else f"model.{hparam}"
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple | list) else value

@@ -1,12 +1,6 @@
-"""Files written whole, and writes the machine refuses as one line.
-
-Every file a run or a command writes in one piece (checkpoints, ``summary.json``, online transition
-segments, generated datasets) goes through :func:`write_atomically`: a temporary file in the same
-directory, fsync, then :func:`os.replace`, so a reader never sees half a file and a crash leaves the
-previous version intact. A write the machine refuses (disk full, quota, file size limit, permissions, a
-directory that vanished) is a :class:`WriteRefusedError`: one line naming the file, the OS error, what is
-still good, and what to do (docs/errors.md).
-"""
+"""Files written whole (a temporary file beside, fsync, :func:`os.replace`: a reader never sees half a file), and a
+write the machine refuses (disk full, quota, permissions, ...) as one line naming the file, the OS error, what is
+still good and what to do: :class:`WriteRefusedError` (docs/errors.md)."""
 
 from __future__ import annotations
 
@@ -57,8 +51,7 @@ def refusal(what: str, path: str | Path, err: OSError, state: str, then: str = R
 
 
 class _Recorder:
-    """The file as the writer sees it, keeping the OS error of a failed ``write``: torch's serializer reports
-    one only as ``[enforce fail at inline_container.cc] unexpected pos``, without the reason."""
+    """The file, keeping the OS error of a failed ``write`` (torch's serializer reports only ``unexpected pos``)."""
 
     def __init__(self, file: IO[bytes]) -> None:
         self.file = file
@@ -83,12 +76,8 @@ def write_atomically(
     state: Callable[[], str],
     then: str = RESUME,
 ) -> None:
-    """``writer(file)`` fills a temporary file beside ``path``, which then replaces ``path`` whole.
-
-    A refused write removes the temporary file and raises :class:`WriteRefusedError` (``what`` names the
-    file's kind, ``state()`` what is still good, ``then`` how to go on); other errors of ``writer`` pass
-    through unchanged.
-    """
+    """``writer(file)`` fills a temporary file beside ``path``, which then replaces it whole; a refused write is a
+    :class:`WriteRefusedError` (``what`` the file's kind, ``state()`` what is still good, ``then`` how to go on)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     recorder = None

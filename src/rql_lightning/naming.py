@@ -1,15 +1,7 @@
-"""Naming rules, each written once: what an OGBench or Minari name or path means (no file is read), and how a run's
-records name its method, module class and data.
-
-OGBench names a single-task variant ``<env>-<kind>-singletask-task<N>-<version>``
-(``cube-single-play-singletask-task1-v0``): its dataset file is ``<env>-<kind>-<version>.npz``
-(``cube-single-play-v0.npz``, validation split ``cube-single-play-v0-val.npz`` beside it) and it is
-evaluated in the gym env ``<env>-singletask-task<N>-<version>`` (``cube-single-singletask-task1-v0``).
-100M-transition variants are directories of shards ``<dataset>-NNN.npz`` (each with its ``-val.npz``).
-A Minari dataset's evaluation env is written ``minari:<dataset id or folder>``.
-
-Imports nothing of ours, so every layer (data, envs, modules, callbacks, results) can use it.
-"""
+"""Naming rules, each written once (no file is read): what an OGBench or Minari name or path means, and how a run's
+records name its method, module class and data. OGBench's ``cube-single-play-singletask-task1-v0`` trains on
+``cube-single-play-v0.npz`` (and ``-val.npz``) and is evaluated in ``cube-single-singletask-task1-v0``; 100M
+datasets are directories of shards ``<dataset>-NNN.npz``; a Minari dataset's env is ``minari:<id or folder>``."""
 
 from __future__ import annotations
 
@@ -20,15 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-# ----- where data lives -------------------------------------------------------------------------
 DATA_DIR_ENV = "OGBENCH_DATA_DIR"  # ogbench's own variable
 DEFAULT_DATA_DIR = "~/.ogbench/data"  # ogbench's own default
-GENERATED_DIR_ENV = "RQL_DATA_DIR"  # where generate_if_missing caches generated files
-DEFAULT_GENERATED_DIR = "~/.cache/rql-lightning/data"
+DEFAULT_GENERATED_DIR = "~/.cache/rql-lightning/data"  # generate_if_missing's cache (conf: $RQL_DATA_DIR)
 MINARI_ROOT_ENV = "MINARI_DATASETS_PATH"  # Minari's own variable
 DEFAULT_MINARI_ROOT = "~/.minari/datasets"  # Minari's own default
 
-# ----- file and env names -----------------------------------------------------------------------
 NPZ_SUFFIX = ".npz"
 VAL_SUFFIX = "-val.npz"
 SHARD_INDEX_WIDTH = 3
@@ -43,20 +32,11 @@ _VERSION_SUFFIX = re.compile(r"-v\d+$")
 
 @dataclass(frozen=True)
 class SingleTask:
-    """The parts of ``<dataset prefix>-singletask-task<N>-<version>``."""
+    """``<prefix>-singletask-task<N>-<version>``: its task, dataset file name and evaluation env's gym id."""
 
-    prefix: str  # cube-single-play
     task: int
-    version: str  # v0
-
-    @property
-    def dataset(self) -> str:
-        return f"{self.prefix}-{self.version}"
-
-    @property
-    def env(self) -> str:
-        env = self.prefix.rsplit("-", 1)[0]  # drop the data kind (play, navigate, ...)
-        return f"{env}-singletask-task{self.task}-{self.version}"
+    dataset: str  # cube-single-play-v0
+    env: str  # cube-single-singletask-task1-v0
 
 
 def parse_singletask(name: str) -> SingleTask:
@@ -64,7 +44,9 @@ def parse_singletask(name: str) -> SingleTask:
     m = _SINGLETASK.match(name) if isinstance(name, str) else None
     if m is None:
         raise ValueError(f"'{name}' is not an OGBench single-task name like 'cube-single-play-singletask-task1-v0'")
-    return SingleTask(m["dataset"], int(m["task"]), m["version"])
+    task, version = int(m["task"]), m["version"]
+    env = m["dataset"].rsplit("-", 1)[0]  # drop the data kind (play, navigate, ...)
+    return SingleTask(task, f"{m['dataset']}-{version}", f"{env}-singletask-task{task}-{version}")
 
 
 def dataset_name_of(singletask_name: str) -> str:
@@ -95,29 +77,17 @@ def dataset_env_name(dataset_name: str) -> str:
 
 def base_dataset_name(path: str | Path) -> str:
     """``.../cube-single-play-v0-007-val.npz`` -> ``cube-single-play-v0`` (shard and val suffixes dropped)."""
-    name = Path(path).name
-    stem = name[: -len(NPZ_SUFFIX)] if name.endswith(NPZ_SUFFIX) else name
-    if stem.endswith("-val"):
-        stem = stem[: -len("-val")]
-    return _SHARD_SUFFIX.sub("", stem)
+    return _SHARD_SUFFIX.sub("", Path(path).name.removesuffix(NPZ_SUFFIX).removesuffix("-val"))
 
 
-# ----- paths -------------------------------------------------------------------------------------
 def default_data_dir() -> Path:
     """Where OGBench keeps datasets: ``$OGBENCH_DATA_DIR`` if set, else ``~/.ogbench/data``."""
     return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
 
 
-def default_generated_dir() -> Path:
-    """Where generated files are cached: ``$RQL_DATA_DIR`` if set, else ``~/.cache/rql-lightning/data``."""
-    return Path(os.environ.get(GENERATED_DIR_ENV) or DEFAULT_GENERATED_DIR).expanduser()
-
-
 def minari_root(data_dir: str | Path | None = None) -> Path:
     """The Minari datasets root: ``data_dir``, else ``$MINARI_DATASETS_PATH``, else ``~/.minari/datasets``."""
-    if data_dir:
-        return Path(data_dir).expanduser()
-    return Path(os.environ.get(MINARI_ROOT_ENV) or DEFAULT_MINARI_ROOT).expanduser()
+    return Path(data_dir or os.environ.get(MINARI_ROOT_ENV) or DEFAULT_MINARI_ROOT).expanduser()
 
 
 @contextlib.contextmanager
@@ -145,10 +115,6 @@ def val_path_of(path: str | Path) -> Path:
     return path.with_name(path.name[: -len(NPZ_SUFFIX)] + VAL_SUFFIX)
 
 
-def is_val_path(path: str | Path) -> bool:
-    return Path(path).name.endswith(VAL_SUFFIX)
-
-
 def shard_path(directory: str | Path, dataset_name: str, index: int) -> Path:
     """``<directory>/<dataset>-NNN.npz``: shard ``index`` of a 100M-style dataset."""
     return Path(directory) / f"{dataset_name}-{index:0{SHARD_INDEX_WIDTH}d}{NPZ_SUFFIX}"
@@ -159,10 +125,9 @@ def list_shards(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.glob(f"*{NPZ_SUFFIX}") if not is_val_path(p))
+    return sorted(p for p in directory.glob(f"*{NPZ_SUFFIX}") if not p.name.endswith(VAL_SUFFIX))
 
 
-# ----- Minari -----------------------------------------------------------------------------------
 def minari_id_of(dataset_name: str, task: int) -> str:
     """The id ``rql-data generate --format minari`` gives: ``rql/cube-single-play-task1-v0``."""
     return f"rql/{_VERSION_SUFFIX.sub('', dataset_name)}-task{task}-v0"
@@ -186,7 +151,6 @@ def parse_minari_id(dataset_id: str) -> tuple[str, int] | None:
     return (f"{m['prefix']}-v0", int(m["task"])) if m else None
 
 
-# ----- a run's records ---------------------------------------------------------------------------
 # The built-in methods' short names by module class, for records that name only the class (older summaries).
 METHOD_NAMES = {"RQLModule": "rql", "FQLModule": "fql", "FlowBCModule": "bc"}
 
@@ -197,7 +161,6 @@ def class_path(cls: type) -> str:
 
 
 def data_key(source: str, dataset: str, fingerprint: str | None = None, path: str | None = None) -> str:
-    """``<source>:<dataset>#<fingerprint>``, the data's identity; ``@<path>`` instead where no fingerprint is known
-    (records from before fingerprints), nothing where neither is."""
+    """``<source>:<dataset>#<fingerprint>``, the data's identity (``@<path>`` in records without a fingerprint)."""
     suffix = f"#{fingerprint}" if fingerprint else f"@{path}" if path else ""
     return f"{source}:{dataset}{suffix}"

@@ -1,14 +1,7 @@
-"""One writer per run directory: ``<run dir>/.rql-lock`` names the process that writes there.
-
-Two ``rql-train`` processes in one directory (a requeued job whose previous copy still runs) would resume
-from, and overwrite, each other's checkpoints. The lock is created atomically (``O_CREAT | O_EXCL``) before
-the run writes anything of its own (checkpoints, ``summary.json``, logger files, online transitions; Hydra's
-``.hydra/`` and its log file are written before any of our code runs) and removed when the run ends, by
-success, exception or signal. A lock whose holder is gone is taken over with a warning: on this host when
-its pid no longer runs (or now names another process), on another host when its heartbeat, rewritten every
-``heartbeat_s`` seconds, is older than ``stale_after_s``. Under DDP only the launching process (global
-rank 0) takes it: the other ranks are the same run.
-"""
+"""One writer per run directory: ``<run dir>/.rql-lock`` (created with ``O_CREAT | O_EXCL`` before the run writes
+anything of its own, removed when it ends) names the writing process; a second ``rql-train`` there would overwrite
+its checkpoints. A lock whose holder is gone (this host: its pid no longer runs; another: its heartbeat is older
+than ``stale_after_s``) is taken over with a warning. Under DDP only global rank 0 takes it."""
 
 from __future__ import annotations
 
@@ -37,8 +30,7 @@ class RunDirBusy(UserError):
 
 
 def is_rank_zero_process() -> bool:
-    """Global rank 0 of a launch, from the variables launchers set (torchrun, Lightning's, SLURM); a plain run
-    sets none of them."""
+    """Global rank 0 of a launch, from the variables launchers set (torchrun, Lightning's, SLURM)."""
     return all(os.environ.get(name, "0") == "0" for name in _RANK_VARIABLES)
 
 
@@ -60,10 +52,6 @@ def _running_here(pid: int, pid_start: str | None) -> bool:
         pass  # exists, owned by another user
     now = _process_start(pid)
     return pid_start is None or now is None or now == pid_start
-
-
-def _clock(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
 class RunLock:
@@ -149,7 +137,7 @@ class RunLock:
         if not holder:
             return f"the run directory {self.run_dir} is being locked by another rql-train ({self.path}); {fix}"
         beat = time.time() - float(holder["heartbeat"])
-        started = _clock(float(holder.get("started", holder["heartbeat"])))
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(holder.get("started", holder["heartbeat"]))))
         if holder["host"] != socket.gethostname():
             fix += f" (taken over once its heartbeat is older than run_lock.stale_after_s={self.stale_after_s:g})"
         return (

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
-from rql_lightning.checks import check_checkpoint, check_config, check_machine, check_output_dir
+from rql_lightning.checks import check_config, check_machine, check_output_dir, read_checkpoint
 from rql_lightning.errors import UserError
 from rql_lightning.naming import class_path
 from rql_lightning.run_lock import hold_run_dir
@@ -63,7 +63,7 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
     datamodule.seeds = [int(s) for s in cfg.seeds] if cfg.get("seeds") else None  # its task_ids: data.task_ids
     if explicit:  # checked now, before data is loaded; "last" is checked by the module as Lightning loads it
         cls = type(model)
-        check_checkpoint(ckpt_path, dict(model.hparams), class_path(cls))
+        read_checkpoint(ckpt_path, dict(model.hparams), class_path(cls))
         ckpt_path = str(Path(ckpt_path).expanduser())
     callbacks = make_callbacks(cfg)
     online = online_phase(cfg)  # None unless online.steps > 0: then trainer.max_steps + steps x utd updates

@@ -12,7 +12,7 @@ import stat
 import pytest
 import torch
 
-from rql_lightning.checks import check_checkpoint, check_config, check_machine
+from rql_lightning.checks import check_config, check_machine, read_checkpoint
 from rql_lightning.config import compose_config
 from rql_lightning.errors import UserError
 from rql_lightning.training import train
@@ -110,15 +110,15 @@ def test_checkpoint_from_another_task_or_corrupt(tmp_path):
     hp = {"obs_dim": 40, "action_dim": 5, "chunk_size": 5}
     torch.save({"hyper_parameters": hp, "state_dict": {}, "global_step": 3}, other)
     with pytest.raises(UserError, match=r"does not fit this run: obs_dim=40 in the checkpoint, 28 here \(obs/action"):
-        check_checkpoint(other, {**hp, "obs_dim": 28})
+        read_checkpoint(other, {**hp, "obs_dim": 28})
     corrupt = tmp_path / "corrupt.ckpt"
     corrupt.write_bytes(other.read_bytes()[:100])
     with pytest.raises(UserError, match="is not a readable checkpoint"):
-        check_checkpoint(corrupt, {"obs_dim": 28})
+        read_checkpoint(corrupt, {"obs_dim": 28})
     not_lightning = tmp_path / "weights.pt"
     torch.save({"weights": torch.zeros(2)}, not_lightning)
     with pytest.raises(UserError, match="is not a Lightning checkpoint"):
-        check_checkpoint(not_lightning)
+        read_checkpoint(not_lightning)
 
 
 def test_config_checks_accept_the_defaults():

@@ -18,7 +18,6 @@ from rql_lightning.config import compose_config
 from rql_lightning.data.dataset_checks import DatasetNotFoundError
 from rql_lightning.data.ogbench_datamodule import (
     OGBenchDataModule,
-    OGBenchDataModuleBase,
     ShardedOGBenchDataModule,
     load_singletask,
 )
@@ -65,7 +64,7 @@ def offline(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
 
 
-def config_datamodule(tmp_path, *overrides: str) -> OGBenchDataModuleBase:
+def config_datamodule(tmp_path, *overrides: str) -> OGBenchDataModule:
     cfg = compose_config([f"paths.output_dir={tmp_path / 'run'}", *overrides])
     return instantiate(cfg.data, _convert_="all")
 

@@ -13,6 +13,7 @@ from rql_lightning.data.generate import (
     generate_play_dataset,
 )
 from rql_lightning.data.generate.play_protocol import EpisodeCollector
+from rql_lightning.naming import DATA_DIR_ENV
 
 CUBE_SINGLE = "cube-single-play-v0"
 CUBE_SINGLE_OB_DIM = 28
@@ -169,7 +170,7 @@ def test_cli_generate_and_info(tmp_path, capsys, cube_single):
 
 def test_cli_info_missing_file_is_one_line(tmp_path, monkeypatch, capsys):
     # docs/errors.md row 56
-    monkeypatch.setenv(cli.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     with pytest.raises(SystemExit) as exc:
         cli.main(["info", CUBE_SINGLE])
     assert exc.value.code == 2
@@ -183,8 +184,7 @@ def test_cli_info_missing_file_is_one_line(tmp_path, monkeypatch, capsys):
 def test_worker_failure_raises_instead_of_hanging():
     from concurrent.futures.process import BrokenProcessPool
 
-    from rql_lightning.data.generate.collect import collect_in_pool
-    from rql_lightning.data.generate.play_protocol import EpisodeSpec
+    from rql_lightning.data.generate.play_protocol import EpisodeSpec, collect_in_pool
 
     episodes = collect_in_pool("not-a-dataset", 0, TINY_STEPS, [EpisodeSpec(0, 0)], workers=1)
     with pytest.raises(BrokenProcessPool):

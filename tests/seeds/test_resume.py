@@ -70,7 +70,7 @@ def test_resume_with_other_seeds_is_refused_in_one_line(runs, cube_single_datase
 
 @pytest.mark.slow
 def test_a_seed_batched_checkpoint_resumed_as_one_run_points_to_the_export(cube_single_dataset, tmp_path):
-    from rql_lightning.checks import check_checkpoint
+    from rql_lightning.checks import read_checkpoint
     from rql_lightning.errors import UserError
 
     base = [f"data.dataset_path={cube_single_dataset}", *TINY, "eval.episodes=0"]
@@ -85,4 +85,4 @@ def test_a_seed_batched_checkpoint_resumed_as_one_run_points_to_the_export(cube_
         )
         with pytest.raises(UserError, match=expected.replace("[", r"\[").replace("]", r"\]")):
             train(cfg)
-    check_checkpoint(ckpt)  # readable as a checkpoint on its own
+    read_checkpoint(ckpt)  # readable as a checkpoint on its own

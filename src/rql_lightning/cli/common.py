@@ -15,36 +15,29 @@ USAGE_EXIT_CODE = 2
 INTERRUPTED_EXIT_CODE = 128 + signal.SIGINT  # a shell's code for a command stopped by Ctrl-C
 
 
-def fail(message: str) -> None:
-    """Print one ``error:`` line and exit 2 (no traceback)."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(USAGE_EXIT_CODE) from None
+INTERRUPTED = (  # a Ctrl-C that stopped without a checkpoint of its own
+    "interrupted: stopped without saving this step; the run's last.ckpt, if any, is the previous checkpoint "
+    "and intact (resume=auto continues from it)"
+)
 
 
-def interrupted() -> None:
-    """Print one line for a Ctrl-C that stopped without a checkpoint of its own and exit 130 (no traceback)."""
-    print(
-        "interrupted: stopped without saving this step; the run's last.ckpt, if any, is the previous checkpoint "
-        "and intact (resume=auto continues from it)",
-        file=sys.stderr,
-        flush=True,
-    )
-    raise SystemExit(INTERRUPTED_EXIT_CODE) from None
+def fail(message: str, code: int = USAGE_EXIT_CODE) -> None:
+    """Print one line (``error: <message>``, or :data:`INTERRUPTED` as is) and exit, without a traceback."""
+    print(message if message == INTERRUPTED else f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code) from None
 
 
 def user_errors_as_one_line(fn: Callable[[], T]) -> T:
-    """Run ``fn``; a :class:`UserError` (raised directly or inside Hydra's instantiation) becomes one line, and
-    so does a Ctrl-C that stopped it without saving: before training, or a second one during the save
-    (Lightning answers a Ctrl-C it catches with ``sys.exit(1)``)."""
+    """Run ``fn``; a :class:`UserError` (also inside Hydra's instantiation) or an unsaved Ctrl-C becomes one line."""
     from hydra.errors import InstantiationException
 
     try:
         return fn()
     except KeyboardInterrupt:
-        interrupted()
+        fail(INTERRUPTED, INTERRUPTED_EXIT_CODE)
     except SystemExit as exit_:
         if exit_.code == 1 and isinstance(exit_.__context__, KeyboardInterrupt):
-            interrupted()
+            fail(INTERRUPTED, INTERRUPTED_EXIT_CODE)
         raise
     except UserError as err:
         fail(str(err))
@@ -57,8 +50,7 @@ def user_errors_as_one_line(fn: Callable[[], T]) -> T:
 
 
 def silence_unactionable_warnings() -> None:
-    """Noise a user cannot act on: OGBench's float64 space bounds, GLFW without a display (MuJoCo falls
-    back to offscreen rendering), and a Lightning-internal deprecation."""
+    """Noise a user cannot act on: OGBench's float64 bounds, GLFW without a display, a Lightning deprecation."""
     warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32.*")
     warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing.*")
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")

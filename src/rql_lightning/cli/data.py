@@ -1,14 +1,6 @@
 """``rql-data``: download OGBench datasets, generate OGBench-format play datasets offline, inspect dataset files.
 
-Examples::
-
-    rql-data download puzzle-4x4-play-100m-v0                        # 100 shards into <data dir>/<dataset>/
-    rql-data generate cube-single-play-v0 --num-transitions 1000000 --workers 2
-    rql-data info cube-single-play-v0 --task 1
-    rql-data generate cube-single-play-v0 --format minari --task 1   # a Minari dataset instead of .npz files
-    rql-data info rql/cube-single-play-task1-v0 --minari            # a Minari dataset under the Minari root
-
-Parsing and printing only; the work is in :mod:`rql_lightning.data`. Mistakes are one ``error:`` line, exit 2.
+rql-data generate cube-single-play-v0 --format minari --task 1   # a Minari dataset instead of .npz files
 """
 
 from __future__ import annotations
@@ -17,31 +9,103 @@ import argparse
 import sys
 from pathlib import Path
 
+from rql_lightning import naming
 from rql_lightning.cli.common import user_errors_as_one_line
 from rql_lightning.data.dataset_checks import DataConfigError
 from rql_lightning.data.download import OGBENCH_DATASET_URL, download_dataset
 from rql_lightning.data.generate import DEFAULT_VAL_FRACTION, SUPPORTED_DATASETS, generate_play_dataset
-from rql_lightning.naming import (
-    DATA_DIR_ENV,
-    DEFAULT_DATA_DIR,
-    VAL_SUFFIX,
-    base_dataset_name,
-    dataset_file,
-    default_data_dir,
-    minari_id_of,
-    minari_root,
-)
-
-# OGBench's own play datasets hold 1000 episodes of 1001 steps (~1M transitions).
-DEFAULT_NUM_TRANSITIONS = 1_000_000
-# Every OGBench manipulation environment defines tasks 1..5 for its single-task variants.
-NUM_SINGLETASK_TASKS = 5
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _add_data_dir(parser: argparse.ArgumentParser, what: str) -> None:
+    default = f"${naming.DATA_DIR_ENV} or {naming.DEFAULT_DATA_DIR}"
+    parser.add_argument("--data-dir", type=Path, default=None, help=f"{what} (default: {default})")
+
+
+def _check_positive(**counts: int | None) -> None:
+    """Each count given (not None) is >= 1, else one line naming its flag."""
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise DataConfigError(f"--{name.replace('_', '-')}={value} must be >= 1; pass a positive count")
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    _check_positive(num_transitions=args.num_transitions, workers=args.workers, shards=args.shards)
+    generate = dict(
+        seed=args.seed, num_workers=args.workers, progress=not args.no_progress, val_fraction=args.val_fraction
+    )
+    if args.format == "minari":
+        from rql_lightning.data.minari_export import generate_minari_dataset
+
+        if args.shards > 1:
+            raise DataConfigError(
+                f"--shards={args.shards} with --format minari: a Minari dataset is one; drop --shards"
+            )
+        root = naming.minari_root(args.data_dir)
+        dataset_id = args.dataset_id or naming.minari_id_of(args.dataset_name, args.task)
+        ds = generate_minari_dataset(args.dataset_name, args.task, dataset_id, root, args.num_transitions, **generate)
+        print(f"wrote Minari dataset {dataset_id} ({ds.total_episodes} episodes, {ds.total_steps} steps) in {root}")
+        print(f"train on it with: rql-train data=minari data.dataset_id={dataset_id} data.data_dir={root}")
+        return 0
+    data_dir = (args.data_dir or naming.default_data_dir()).expanduser()
+    name = args.dataset_name
+    target = data_dir / name if args.shards > 1 else naming.dataset_file(data_dir, name)
+    path = generate_play_dataset(name, target, args.num_transitions, num_shards=args.shards, **generate)
+    if args.shards > 1:
+        print(f"{args.shards} shards (each with its -val.npz) are in {path}")
+    else:
+        print(f"wrote {path} and {path.name[: -len('.npz')]}{naming.VAL_SUFFIX}")
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    _check_positive(shards=args.shards)
+    data_dir = (args.data_dir or naming.default_data_dir()).expanduser()
+    path = download_dataset(
+        args.dataset, data_dir, base_url=args.base_url, shards=args.shards, progress=not args.no_progress
+    )
+    print(f"{args.dataset} is in {path}")
+    if path.is_dir():
+        command = f"rql-train data.data_kind=100m_shards data.dataset={args.dataset} data.data_dir={data_dir}"
+        print(f"train on it with: {command}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from rql_lightning.data.dataset_summary import looks_like_minari, relabel_stats, resolve_dataset, summarise
+
+    if args.minari or looks_like_minari(args.dataset, args.data_dir):  # as the trainer sees it, after conversion
+        import numpy as np
+
+        from rql_lightning.data.minari_datamodule import MinariDataModule
+
+        dm = MinariDataModule(args.dataset, chunk_size=1, data_dir=args.data_dir)
+        arrays = dm.load_arrays()
+        rows = [("dataset", f"{args.dataset} (Minari, {naming.minari_root(args.data_dir) / args.dataset})")]
+        rows += [("transitions", len(arrays)), ("episodes", dm.dataset.total_episodes)]
+        rows += [("obs dim", arrays.observations.shape[1]), ("action dim", arrays.actions.shape[1])]
+        rows.append(("eval env", f"{dm.eval_env_gym_id} (recovered by Minari)"))
+        terminal = float(np.mean(arrays.masks == 0))
+        r_min, r_max = float(arrays.rewards.min()), float(arrays.rewards.max())
+        rows.append(("rewards", f"range [{r_min:g}, {r_max:g}], terminal-state rate {terminal:.4f}"))
+    else:
+        path, files = resolve_dataset(args.dataset, args.data_dir)
+        s = summarise(files)
+        rows = [("dataset", f"{path}" + (f" ({len(files)} shards)" if len(files) > 1 else ""))]
+        rows += [("transitions", s.transitions), ("episodes", s.episodes)]
+        rows += [("obs dim", s.obs_dim), ("action dim", s.action_dim)]
+        if args.task is not None:
+            success_rate, r_min, r_max = relabel_stats(naming.base_dataset_name(files[0]), files, args.task)
+            rows.append((f"task {args.task}", f"success rate {success_rate:.4f}, reward range [{r_min:g}, {r_max:g}]"))
+    for label, value in rows:
+        print(f"{label + ':':<13}{value}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``rql-data`` console script; returns the exit status (2: one ``error:`` line)."""
     parser = argparse.ArgumentParser(prog="rql-data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    tasks = range(1, NUM_SINGLETASK_TASKS + 1)
+    tasks = range(1, 6)  # every OGBench manipulation env's single-task variants
 
     gen = sub.add_parser("generate", help="generate a play dataset with OGBench's scripted oracles")
     gen.add_argument(
@@ -53,7 +117,7 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--num-transitions",
         type=int,
-        default=DEFAULT_NUM_TRANSITIONS,
+        default=1_000_000,  # OGBench's own play datasets: 1000 episodes of 1001 steps
         help="train transitions to collect (rounded up to whole 1001-step episodes)",
     )
     _add_data_dir(gen, "output directory")
@@ -112,108 +176,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="DATASET is a Minari id under the Minari root (--data-dir, else $MINARI_DATASETS_PATH); "
         "assumed when no such file exists but the Minari dataset does",
     )
-    return parser
-
-
-def _add_data_dir(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument(
-        "--data-dir", type=Path, default=None, help=f"{what} (default: ${DATA_DIR_ENV} or {DEFAULT_DATA_DIR})"
-    )
-
-
-def _check_positive(**counts: int | None) -> None:
-    """Each count given (not None) is >= 1, else one line naming its flag."""
-    for name, value in counts.items():
-        if value is not None and value < 1:
-            raise DataConfigError(f"--{name.replace('_', '-')}={value} must be >= 1; pass a positive count")
-
-
-def _cmd_generate_minari(args: argparse.Namespace, **generate) -> int:
-    from rql_lightning.data.minari_export import generate_minari_dataset
-
-    if args.shards > 1:
-        raise DataConfigError(f"--shards={args.shards} with --format minari: a Minari dataset is one; drop --shards")
-    root = minari_root(args.data_dir)
-    dataset_id = args.dataset_id or minari_id_of(args.dataset_name, args.task)
-    ds = generate_minari_dataset(args.dataset_name, args.task, dataset_id, root, args.num_transitions, **generate)
-    print(f"wrote Minari dataset {dataset_id} ({ds.total_episodes} episodes, {ds.total_steps} steps) in {root}")
-    print(f"train on it with: rql-train data=minari data.dataset_id={dataset_id} data.data_dir={root}")
-    return 0
-
-
-def _cmd_generate(args: argparse.Namespace) -> int:
-    _check_positive(num_transitions=args.num_transitions, workers=args.workers, shards=args.shards)
-    generate = dict(
-        seed=args.seed, num_workers=args.workers, progress=not args.no_progress, val_fraction=args.val_fraction
-    )
-    if args.format == "minari":
-        return _cmd_generate_minari(args, **generate)
-    data_dir = (args.data_dir or default_data_dir()).expanduser()
-    name = args.dataset_name
-    target = data_dir / name if args.shards > 1 else dataset_file(data_dir, name)
-    path = generate_play_dataset(name, target, args.num_transitions, num_shards=args.shards, **generate)
-    if args.shards > 1:
-        print(f"{args.shards} shards (each with its -val.npz) are in {path}")
-    else:
-        print(f"wrote {path} and {path.name[: -len('.npz')]}{VAL_SUFFIX}")
-    return 0
-
-
-def _cmd_download(args: argparse.Namespace) -> int:
-    _check_positive(shards=args.shards)
-    data_dir = (args.data_dir or default_data_dir()).expanduser()
-    path = download_dataset(
-        args.dataset, data_dir, base_url=args.base_url, shards=args.shards, progress=not args.no_progress
-    )
-    print(f"{args.dataset} is in {path}")
-    if path.is_dir():
-        command = f"rql-train data.data_kind=100m_shards data.dataset={args.dataset} data.data_dir={data_dir}"
-        print(f"train on it with: {command}")
-    return 0
-
-
-def _cmd_info_minari(args: argparse.Namespace) -> int:
-    """Summarise a Minari dataset as the trainer sees it (after conversion and validation)."""
-    import numpy as np
-
-    from rql_lightning.data.minari_datamodule import MinariDataModule
-
-    dm = MinariDataModule(args.dataset, chunk_size=1, data_dir=args.data_dir)
-    arrays = dm.load_arrays()
-    ds = dm.dataset
-    print(f"dataset:     {args.dataset} (Minari, {minari_root(args.data_dir) / args.dataset})")
-    print(f"transitions: {len(arrays)}")
-    print(f"episodes:    {ds.total_episodes}")
-    print(f"obs dim:     {arrays.observations.shape[1]}")
-    print(f"action dim:  {arrays.actions.shape[1]}")
-    print(f"eval env:    {dm.eval_env_gym_id} (recovered by Minari)")
-    terminal = float(np.mean(arrays.masks == 0))
-    r_min, r_max = float(arrays.rewards.min()), float(arrays.rewards.max())
-    print(f"rewards:     range [{r_min:g}, {r_max:g}], terminal-state rate {terminal:.4f}")
-    return 0
-
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    from rql_lightning.data.dataset_summary import looks_like_minari, relabel_stats, resolve_dataset, summarise
-
-    if args.minari or looks_like_minari(args.dataset, args.data_dir):
-        return _cmd_info_minari(args)
-    path, files = resolve_dataset(args.dataset, args.data_dir)
-    s = summarise(files)
-    print(f"dataset:     {path}" + (f" ({len(files)} shards)" if len(files) > 1 else ""))
-    print(f"transitions: {s.transitions}")
-    print(f"episodes:    {s.episodes}")
-    print(f"obs dim:     {s.obs_dim}")
-    print(f"action dim:  {s.action_dim}")
-    if args.task is not None:
-        success_rate, r_min, r_max = relabel_stats(base_dataset_name(files[0]), files, args.task)
-        print(f"task {args.task}:      success rate {success_rate:.4f}, reward range [{r_min:g}, {r_max:g}]")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``rql-data`` console script; returns the exit status (2: one ``error:`` line)."""
-    args = _build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     command = {"generate": _cmd_generate, "download": _cmd_download, "info": _cmd_info}[args.command]
     return user_errors_as_one_line(lambda: command(args))
 

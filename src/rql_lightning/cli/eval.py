@@ -14,12 +14,6 @@ from rql_lightning.config import CONF_DIR
 USAGE = "rql-eval ckpt_path=<run>/checkpoints/last.ckpt [eval.episodes=50] [eval.video_episodes=2]"
 
 
-def _run_dir(ckpt_path: str) -> str:
-    from rql_lightning.checkpoint_eval import run_dir_of
-
-    return str(run_dir_of(ckpt_path))
-
-
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def _hydra_main(cfg: DictConfig) -> float:
     silence_unactionable_warnings()
@@ -31,16 +25,12 @@ def _hydra_main(cfg: DictConfig) -> float:
         lambda: evaluate_checkpoint(
             cfg.ckpt_path,
             HydraConfig.get().runtime.output_dir,
-            episodes=cfg.eval.episodes,
-            num_envs=cfg.eval.num_envs,
-            video_episodes=cfg.eval.video_episodes,
             env_name=cfg.env_name,
             seed=cfg.seed,
             device=cfg.device,
             model_class=cfg.get("model_class"),
-            video_frame_skip=cfg.eval.video_frame_skip,
-            video_size=(cfg.eval.video_width, cfg.eval.video_height),
             replica=cfg.get("replica"),
+            **cfg.eval,  # episodes, num_envs, video_episodes, video_frame_skip, video_width, video_height
         )
     )
     print(
@@ -63,14 +53,12 @@ def main() -> None:
     ckpt = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith(("ckpt_path=", "+ckpt_path="))]
     if not ckpt or not ckpt[-1]:
         fail(f"ckpt_path is required; usage: {USAGE}")
-    path = Path(ckpt[-1]).expanduser()
-    if not path.is_file():
-        fail(f"ckpt_path={ckpt[-1]} does not exist; point it at a .ckpt (e.g. <run>/checkpoints/last.ckpt)")
-    from rql_lightning.checks import check_checkpoint
+    from rql_lightning.checkpoint_eval import run_dir_of
+    from rql_lightning.checks import read_checkpoint
 
-    user_errors_as_one_line(lambda: check_checkpoint(path))
+    user_errors_as_one_line(lambda: read_checkpoint(ckpt[-1]))
     if not OmegaConf.has_resolver("rql_run_dir"):
-        OmegaConf.register_new_resolver("rql_run_dir", _run_dir)
+        OmegaConf.register_new_resolver("rql_run_dir", lambda path: str(run_dir_of(path)))
     _hydra_main()
 
 

@@ -22,8 +22,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"Finished {summary['task']} task {summary['task_id']} (seed {summary['seed']}) at step {summary['step']}."
     ]
     if "success_rate" in summary:
-        mean = " (mean over tasks and seeds)" if summary.get("per_task") else ""
-        mean = mean or (" (mean over seeds)" if summary.get("per_seed") else "")
+        mean = " (mean over seeds)" if summary.get("per_seed") else ""
+        mean = " (mean over tasks and seeds)" if summary.get("per_task") else mean
         lines.append(f"  success rate: {summary['success_rate']:.2f}   return: {summary['return']:.1f}{mean}")
     replicas = {(None, seed): numbers for seed, numbers in (summary.get("per_seed") or {}).items()}
     for task, per_seed in (summary.get("per_task") or {}).items():
@@ -58,42 +58,32 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return summary.get("success_rate")
 
 
-# Flags that make Hydra print instead of running a job: nothing to check up front.
+# Flags that make Hydra print instead of running a job, or compose another primary config: nothing to check up front.
 _NOT_A_RUN = ("-c", "--cfg", "-p", "--package", "-h", "--help", "--hydra-help", "-i", "--info")
-_OWN_PRIMARY = ("-cp", "--config-path", "-cn", "--config-name")
-_MULTIRUN = ("-m", "--multirun")
+_NOT_A_RUN += ("-cp", "--config-path", "-cn", "--config-name")
 
 
 def check_before_hydra(argv: list[str]) -> None:
-    """Compose and check every job's config before Hydra creates a directory, rewrites an existing run's
-    ``.hydra/config.yaml``, or launches or submits a sweep's first job: a bad value never touches a run,
-    and a bad combination of a sweep is one line naming it, before any job exists.
-
-    A single run is also checked against this machine; a sweep's jobs are checked against theirs when they
-    start (a SLURM login node has no GPU). Composition problems themselves (an unknown group option, a typo
-    in a key) are left to Hydra, which reports them; ``--config-dir`` is searched as Hydra would."""
+    """Check every job's config before Hydra writes a directory or launches a sweep's first job (a single run also
+    against this machine; a sweep's jobs where they start). Composition errors are left to Hydra to report."""
     from rql_lightning.checks import check_config, check_machine, check_overrides
     from rql_lightning.config import compose_config
 
     flags = [a.split("=", 1)[0] for a in argv if a.startswith("-")]
-    if any(f in _NOT_A_RUN or f in _OWN_PRIMARY for f in flags):
+    if any(f in _NOT_A_RUN for f in flags):
         return
-    overrides, extra_dirs, i = [], [], 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg in ("-cd", "--config-dir") and i + 1 < len(argv):
-            extra_dirs.append(argv[i + 1])
-            i += 2
-            continue
+    overrides, extra_dirs, args = [], [], iter(argv)
+    for arg in args:
+        if arg in ("-cd", "--config-dir"):
+            arg = f"--config-dir={next(args, '')}"
         if arg.startswith("--config-dir="):
             extra_dirs.append(arg.split("=", 1)[1])
         elif not arg.startswith("-"):
             overrides.append(arg)
-        i += 1
     if extra_dirs:
         paths = ",".join(f"file://{os.path.abspath(d)}" for d in extra_dirs)
         overrides.append(f"hydra.searchpath=[{paths}]")
-    multirun = any(f in _MULTIRUN for f in flags)
+    multirun = any(f in ("-m", "--multirun") for f in flags)
     try:
         jobs = sweep_jobs(overrides) if multirun else [([], overrides)]
         composed = [(swept, job, compose_config(job)) for swept, job in jobs]
@@ -112,10 +102,8 @@ def check_before_hydra(argv: list[str]) -> None:
 
 
 def sweep_jobs(overrides: list[str]) -> list[tuple[list[str], list[str]]]:
-    """Every job of a multirun as ``(its swept values, its overrides)``: the command line's sweeps
-    (``a=1,2``, ``range``, ``choice``, ``glob`` over a group) and the sweeper's ``hydra.sweeper.params``
-    (Optuna's search space: each choice, and an interval's two ends), crossed as Hydra's basic sweeper
-    crosses them. A sweeper that samples tries a subset of these."""
+    """Every job of a multirun as ``(its swept values, its overrides)``: the command line's sweeps and the sweeper's
+    ``hydra.sweeper.params`` (each choice, an interval's two ends), crossed as Hydra's basic sweeper does."""
     import itertools
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -147,12 +135,7 @@ def sweep_jobs(overrides: list[str]) -> list[tuple[list[str], list[str]]]:
 
 
 def train_main() -> None:
-    """Console script ``rql-train``.
-
-    Hydra reports a bad command line or config (unknown group option, key not in the config,
-    unparsable override) as a short message and exits 1, the same code as a crash; we exit 2
-    for those, like our own usage errors.
-    """
+    """Console script ``rql-train``; Hydra's own usage errors (exit 1, like a crash) exit 2 like ours."""
     from hydra.errors import CompactHydraException, InstantiationException
 
     try:

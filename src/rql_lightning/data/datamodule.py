@@ -1,30 +1,6 @@
-"""The DataModule contract every source follows: an offline dataset as an endless stream of window batches.
-
-Lightning's order, and what each step may do here:
-
-* :meth:`WindowDataModule.dims` - ``(obs_dim, action_dim)`` before anything is loaded (from the env's
-  spaces, a file's header, a Minari dataset's spaces), so the model can be built first;
-* ``prepare_data`` - makes sure the data exists (download, generation); Lightning runs it on local
-  rank 0 only, so it sets no state;
-* ``setup`` - loads and validates (:mod:`rql_lightning.data.dataset_checks`) and moves the arrays to the
-  sampling device once; the dataloader then yields :class:`~rql_lightning.batch.ChunkBatch` es
-  sampled on that device, so a GPU step never waits on a host-to-device copy;
-* :meth:`WindowDataModule.identity` - what the run trained on, as a small JSON-safe record
-  ``{source, dataset, path, size_bytes, fingerprint, key}``; results key runs by
-  ``key = "<source>:<dataset>#<fingerprint>"`` so different data never pools. The fingerprint hashes
-  each file's size and its first and last MiB (:func:`fingerprint`): it tells apart any two files a run
-  could plausibly train on (a 100k vs a 1M generated file, an official download vs a local generation)
-  while reading at most 2 MiB a file, cheap for GB files and shard directories.
-
-Replicas: a batched run trains several runs in one (``modules/seeds.py``): ``seeds`` (set by training.py) and
-``task_ids`` (tasks of one dataset, column ``c`` of the rewards and masks being task ``task_ids[c]``) make
-:attr:`WindowDataModule.replicas`, and every batch is then ``(R, B, ...)``, one per replica.
-
-Batch size: ``batch_size`` is per rank (Lightning's convention); ``global_batch_size`` instead splits
-one batch of that size across the ranks (:meth:`WindowDataModule.per_rank_batch_size`).
-
-Sources: :class:`ArrayDataModule` (arrays in memory), :mod:`rql_lightning.data.ogbench_datamodule`
-(one OGBench file or a directory of 100M-style shards) and :mod:`rql_lightning.data.minari_datamodule`.
+"""The DataModule contract every source follows: ``dims()`` before any load (the model is built first), ``setup``
+moves the arrays to the sampling device once (a step never waits on a copy), ``identity()`` keys results by
+``<source>:<dataset>#<fingerprint>`` so different data never pools (the fingerprint reads at most 2 MiB a file).
 """
 
 from __future__ import annotations
@@ -39,13 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rql_lightning.data.dataset_checks import ACTION_TOLERANCE, DataConfigError, check_transitions, check_windows
-from rql_lightning.data.windows import (
-    OfflineArrays,
-    WindowSampler,
-    WindowStream,
-    resolve_device,
-    sampler_from_arrays,
-)
+from rql_lightning.data.windows import OfflineArrays, WindowSampler, WindowStream, resolve_device, sampler_from_arrays
 from rql_lightning.naming import data_key
 
 FINGERPRINT_BYTES = 1 << 20  # read from each end of each file
@@ -53,12 +23,8 @@ FINGERPRINT_HEX = 12
 
 
 class WindowDataModule(L.LightningDataModule):
-    """Serves window batches from in-memory arrays; subclasses say where the arrays come from.
-
-    Subclasses implement :meth:`load_arrays` (train arrays in OGBench's layout), :meth:`dims` and
-    :meth:`identity`; this class puts the arrays on the sampling device and streams batches seeded
-    by (seed, rank, step).
-    """
+    """Serves window batches seeded by (seed, rank, step); subclasses define :meth:`load_arrays`, :meth:`dims` and
+    :meth:`identity`. ``batch_size`` is per rank; ``global_batch_size`` splits one batch across the ranks."""
 
     def __init__(
         self,
@@ -86,15 +52,13 @@ class WindowDataModule(L.LightningDataModule):
 
     @property
     def replicas(self) -> list[tuple[int, int]] | None:
-        """``(task column, seed)`` of each replica of a batched run, task-major: ``[(c, s) for c in columns for s
-        in seeds]`` (task ``task_ids[c]``; ``seeds`` else ``[seed]``); None for a single run (no ``seeds``, no
-        ``task_ids``). Batch row ``r`` of every ``(R, B, ...)`` batch is replica ``r`` of this list."""
+        """``(task column, seed)`` of each replica of a batched run, task-major (row ``r`` of every ``(R, B, ...)``
+        batch); None for a single run."""
         if self.seeds is None and self.task_ids is None:
             return None
         columns = range(len(self.task_ids)) if self.task_ids is not None else [0]
         return [(c, int(s)) for c in columns for s in (self.seeds if self.seeds is not None else [self.seed])]
 
-    # ----- what subclasses say -----------------------------------------------------------------
     def load_arrays(self) -> OfflineArrays:
         raise NotImplementedError("a WindowDataModule subclass defines load_arrays()")
 
@@ -118,7 +82,6 @@ class WindowDataModule(L.LightningDataModule):
     def action_dim(self) -> int:
         return self.dims()[1]
 
-    # ----- batch size ---------------------------------------------------------------------------
     def per_rank_batch_size(self, world_size: int = 1) -> int:
         """Windows each rank draws per step: ``global_batch_size // world_size``, else ``batch_size``."""
         if self.global_batch_size is None:
@@ -131,10 +94,9 @@ class WindowDataModule(L.LightningDataModule):
         return self.global_batch_size // world_size
 
     def _windows_per_step(self) -> int:
-        """Windows drawn from the dataset per step (the batch checked against the dataset's size)."""
+        """Windows drawn from the dataset per step (checked against its size)."""
         return self.global_batch_size if self.global_batch_size is not None else self.batch_size
 
-    # ----- Lightning hooks -----------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self.train_sampler is not None:
             return
@@ -158,16 +120,6 @@ class WindowDataModule(L.LightningDataModule):
         return DataLoader(stream, batch_size=None, num_workers=0, generator=torch.Generator())
 
 
-def data_files(path: str | Path) -> list[Path]:
-    """The files under ``path`` (itself when a file), sorted, hidden ones (temp files) skipped."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        return []
-    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-
-
 def fingerprint(files: Iterable[Path], root: Path | None = None) -> str:
     """A short hash of each file's size, first and last MiB (and its name below ``root`` when given)."""
     digest = hashlib.blake2b(digest_size=FINGERPRINT_HEX // 2)
@@ -184,35 +136,31 @@ def fingerprint(files: Iterable[Path], root: Path | None = None) -> str:
     return digest.hexdigest()
 
 
-def files_identity(source: str, dataset: str, path: str | Path, files: list[Path]) -> dict:
-    """:func:`identity_record` of the data at ``path`` (a file or directory) that ``files`` hold (e.g. no
-    ``-val``): their total size and :func:`fingerprint` (with their names below a directory)."""
-    path = Path(path)
-    fp = fingerprint(files, path if path.is_dir() else None) if files else "missing"
-    return identity_record(source, dataset, path, sum(f.stat().st_size for f in files), fp)
-
-
-def identity_record(source: str, dataset: str, path: Path | None, size_bytes: int, fp: str) -> dict:
-    """The record :meth:`WindowDataModule.identity` returns; ``key`` (what results pool runs by) from the rest."""
+def identity_record(
+    source: str, dataset: str, path: str | Path | None, files: Sequence[Path] = (), arrays: OfflineArrays | None = None
+) -> dict:
+    """What :meth:`WindowDataModule.identity` returns for ``arrays``, or for the ``files`` of ``path`` (e.g. no
+    ``-val``: their names below a directory hashed too); ``key`` (what results pool runs by) from the rest."""
+    if arrays is not None:  # like a file's: each array's shape, dtype, first and last MiB
+        digest = hashlib.blake2b(digest_size=FINGERPRINT_HEX // 2)
+        for name, a in vars(arrays).items():
+            raw = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+            digest.update(f"{name}{a.shape}{a.dtype}".encode())
+            digest.update(raw[:FINGERPRINT_BYTES].tobytes())
+            digest.update(raw[-FINGERPRINT_BYTES:].tobytes())
+        size, fp = int(arrays.nbytes), digest.hexdigest()
+    else:
+        path = Path(path)
+        size = sum(f.stat().st_size for f in files)
+        fp = fingerprint(files, path if path.is_dir() else None) if files else "missing"
     return {
         "source": source,
         "dataset": dataset,
         "path": str(path) if path is not None else None,
-        "size_bytes": size_bytes,
+        "size_bytes": size,
         "fingerprint": fp,
         "key": data_key(source, dataset, fp),
     }
-
-
-def arrays_fingerprint(arrays: OfflineArrays) -> str:
-    """Like a file's fingerprint: each array's shape, dtype, first and last MiB."""
-    digest = hashlib.blake2b(digest_size=FINGERPRINT_HEX // 2)
-    for name, a in vars(arrays).items():
-        raw = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
-        digest.update(f"{name}{a.shape}{a.dtype}".encode())
-        digest.update(raw[:FINGERPRINT_BYTES].tobytes())
-        digest.update(raw[-FINGERPRINT_BYTES:].tobytes())
-    return digest.hexdigest()
 
 
 class ArrayDataModule(WindowDataModule):
@@ -244,7 +192,7 @@ class ArrayDataModule(WindowDataModule):
         return int(self.arrays.observations.shape[1]), int(self.arrays.actions.shape[1])
 
     def identity(self) -> dict:
-        return identity_record(self.source, self.name, None, int(self.arrays.nbytes), arrays_fingerprint(self.arrays))
+        return identity_record(self.source, self.name, None, arrays=self.arrays)
 
     def load_arrays(self) -> OfflineArrays:
         a = self.arrays

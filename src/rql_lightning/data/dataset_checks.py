@@ -1,22 +1,7 @@
-"""What makes a dataset unusable, and the checks that find it before training sees it.
+"""What makes a dataset unusable, checked before training sees it (a NaN found at load, not as a NaN loss hours in).
 
-A bad dataset otherwise surfaces far from its cause: a NaN as a NaN loss hours in, a missing terminal
-as windows that straddle two episodes, a shard with a column fewer a thousand steps in. Each check
-raises a :class:`DatasetError` subclass (a ``UserError``: the CLI prints it as one ``error:`` line and
-exits 2) whose message names the source (file, shard directory, Minari id or config key), what is
-wrong and what to do.
-
-Checks, in the order loaders run them:
-
-* :func:`check_npz_keys` - the file is a readable ``.npz`` holding the keys the loader needs, none of
-  them pickled objects (read from the array headers, :func:`npz_headers`: nothing loaded);
-* :func:`check_same_layout` - every file of a set (the shards of a directory, a file and its
-  ``-val.npz``) holds those keys with the same per-row shape and dtype, from the headers alone;
-* :func:`check_transitions` - per-row arrays: 2-D observations/actions of one length, not empty,
-  finite, actions within ``[-1, 1]`` up to ``action_tolerance``, the last row closing an episode,
-  and dims equal to the environment's spaces when one is at hand;
-* :func:`check_windows` - given the run's ``chunk_size`` and ``batch_size``: some episode is long
-  enough for a valid window, and the batch is not larger than the dataset.
+Each check raises a :class:`DatasetError` (a ``UserError``: one ``error:`` line, exit 2) naming the source, what is
+wrong and what to do; loaders run them in the order they are defined here.
 """
 
 from __future__ import annotations
@@ -34,7 +19,6 @@ ACTION_CLIP_EPS = 1e-5  # then clipped to [-1 + eps, 1 - eps] (the reference's c
 ArrayHeader = tuple[tuple[int, ...], np.dtype]
 
 
-# ----- what can be wrong ------------------------------------------------------------
 class DatasetError(UserError, ValueError):
     """A dataset cannot be trained on as it is; the message says which one and how to fix it."""
 
@@ -79,19 +63,10 @@ class DataConfigError(DatasetError):
     """A ``data.*`` setting that cannot work (unknown kind, batch not divisible by the ranks, bad counts)."""
 
 
-class DatasetExistsError(DatasetError, FileExistsError):
-    """Writing a dataset would overwrite one that exists."""
-
-
 class DownloadError(DatasetError):
     """A download failed, stopped short or delivered a file that is not a dataset; nothing partial was named."""
 
 
-class ShardMismatchError(DatasetFormatError):
-    """Files of one dataset (shards, a file and its ``-val.npz``) disagree on a column's shape or dtype."""
-
-
-# ----- what an .npz holds, from its headers ----------------------------------------
 def npz_headers(path: str | Path) -> dict[str, ArrayHeader]:
     """``{key: (shape, dtype)}`` of every array in ``path``; raises what ``zipfile``/numpy raise on a bad file."""
     headers = {}
@@ -100,21 +75,13 @@ def npz_headers(path: str | Path) -> dict[str, ArrayHeader]:
             if not member.endswith(".npy"):
                 continue
             with archive.open(member) as f:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-                else:
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                fmt = np.lib.format
+                read = fmt.read_array_header_1_0 if fmt.read_magic(f) == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = read(f)
             headers[member[: -len(".npy")]] = (tuple(shape), np.dtype(dtype))
     return headers
 
 
-def row_dim(header: ArrayHeader) -> int:
-    """Features per row of a ``(rows, ...)`` array."""
-    return int(np.prod(header[0][1:], dtype=np.int64))
-
-
-# ----- checks ----------------------------------------------------------------------
 def check_npz_keys(path, required: Iterable[str], fix: str) -> dict[str, ArrayHeader]:
     """The array headers of ``path`` (an ``.npz``); raises if it is unreadable, lacks a key, or pickles objects."""
     try:
@@ -143,9 +110,8 @@ def check_npz_keys(path, required: Iterable[str], fix: str) -> dict[str, ArrayHe
 def check_same_layout(
     paths: Sequence[Path], required: Iterable[str], fix: str, row_shapes: dict[str, tuple[int, ...]] | None = None
 ) -> dict[str, ArrayHeader]:
-    """Every file of ``paths`` passes :func:`check_npz_keys`, holds the keys of ``row_shapes`` (the env's
-    spaces) with those per-row shapes, and every other ``required`` key with the per-row shape and dtype of
-    the first file; returns the first file's headers. Headers only: milliseconds a file, nothing loaded."""
+    """Every file of ``paths`` holds the ``row_shapes`` (the env's spaces) and every ``required`` key with the first
+    file's per-row shape and dtype; returns the first file's headers (headers only: nothing loaded)."""
     required, row_shapes = list(required), row_shapes or {}
     first = None
     for path in paths:
@@ -160,15 +126,11 @@ def check_same_layout(
         for key in required:
             (shape, dtype), (want, want_dtype) = headers[key], first[key]
             if shape[1:] != want[1:] or dtype != want_dtype:
-                raise ShardMismatchError(
+                raise DatasetFormatError(
                     f"{path}: {key} has per-row shape {shape[1:]} and dtype {dtype}, but {paths[0].name} has "
                     f"{want[1:]} and {want_dtype}; every file of a dataset holds the same columns. To fix: {fix}"
                 )
     return first
-
-
-def _first_bad_row(mask: np.ndarray) -> int:
-    return int(np.flatnonzero(mask.reshape(len(mask), -1).any(axis=1))[0])
 
 
 def check_transitions(
@@ -183,10 +145,7 @@ def check_transitions(
     action_shape: Sequence[int] | None = None,
     fix: str = "regenerate or re-download the dataset",  # completes "...; to fix: <fix>"
 ) -> None:
-    """Validate per-row arrays before any conversion (``terminals`` marks each episode's last row).
-
-    ``obs_shape``/``action_shape``: the environment's space shapes, when an environment is at hand.
-    """
+    """Validate per-row arrays before any conversion; ``obs_shape``/``action_shape``: the env's spaces, if at hand."""
     n = len(terminals)
     if n == 0 or len(observations) == 0:
         raise EmptyDatasetError(f"{source} holds no transitions; to fix: {fix}")
@@ -208,7 +167,7 @@ def check_transitions(
             continue
         bad = ~np.isfinite(arr)
         if bad.any():
-            row = _first_bad_row(bad)
+            row = int(np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))[0])
             raise NonFiniteDataError(
                 f"{source}: {int(bad.sum())} NaN/inf value(s) in {name} (first at row {row}). "
                 f"Drop those episodes, or to fix: {fix}"
@@ -234,22 +193,14 @@ def check_transitions(
             )
 
 
-def episode_lengths(terminals: np.ndarray) -> np.ndarray:
-    """Transitions per episode (episodes end at rows where ``terminals`` is set)."""
-    ends = np.flatnonzero(np.asarray(terminals) > 0)
-    return np.diff(np.concatenate([[-1], ends]))
-
-
 def check_windows(source: str, terminals: np.ndarray, chunk_size: int, batch_size: int) -> None:
-    """Some episode fits a valid ``chunk_size`` window, and ``batch_size`` is within the dataset's size.
-
-    A window from step ``t`` is valid when at most one of ``terminals[t .. t+h-1]`` is set, which needs
-    an episode of at least ``h`` transitions (and the sampler starts windows only in episodes of >= 2).
-    """
+    """Some episode fits a valid ``chunk_size`` window (one of at least ``h`` transitions, and the sampler starts
+    windows only in episodes of >= 2), and ``batch_size`` is within the dataset's size."""
     n = len(terminals)
     if n == 0:
         raise EmptyDatasetError(f"{source} holds no transitions")
-    longest = int(episode_lengths(terminals).max(initial=0))
+    ends = np.flatnonzero(np.asarray(terminals) > 0)
+    longest = int(np.diff(np.concatenate([[-1], ends])).max(initial=0))  # transitions per episode
     need = max(chunk_size, 2)
     if longest < need:
         raise ChunkTooLongError(

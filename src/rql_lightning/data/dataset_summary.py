@@ -1,8 +1,4 @@
-"""What ``rql-data info`` reports: a dataset file, shard directory or Minari dataset, summarised.
-
-Library functions only (the command line lives in :mod:`rql_lightning.cli.data`); each problem is a
-one-line :class:`~rql_lightning.data.dataset_checks.DatasetError`.
-"""
+"""What ``rql-data info`` (:mod:`rql_lightning.cli.data`) reports: a dataset file, shard directory or Minari dataset."""
 
 from __future__ import annotations
 
@@ -13,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rql_lightning.data.dataset_checks import DataConfigError, DatasetNotFoundError, check_npz_keys, row_dim
+from rql_lightning.data.dataset_checks import DataConfigError, DatasetNotFoundError, check_npz_keys
 from rql_lightning.data.generate.play_protocol import SUPPORTED_DATASETS, quiet_sim_warnings
 from rql_lightning.data.minari_datamodule import has_minari
-from rql_lightning.data.ogbench_datamodule import load_npz, make_singletask_env
+from rql_lightning.data.ogbench_datamodule import load_npz
 from rql_lightning.naming import (
     NPZ_SUFFIX,
     base_dataset_name,
@@ -67,7 +63,7 @@ def summarise(files: list[Path]) -> Summary:
             terminals = data["terminals"]
         transitions += len(terminals)
         episodes += int(np.count_nonzero(terminals))
-        obs_dim, action_dim = row_dim(headers["observations"]), row_dim(headers["actions"])
+        obs_dim, action_dim = (int(np.prod(headers[k][0][1:], dtype=np.int64)) for k in ("observations", "actions"))
     return Summary(transitions, episodes, obs_dim, action_dim)
 
 
@@ -80,20 +76,16 @@ def relabel_stats(name: str, files: list[Path], task: int) -> tuple[float, float
         singletask_name = singletask_name_of(name, task)
     except ValueError as err:
         raise DataConfigError(f"cannot infer the environment: {err}; name the file <dataset>-vN.npz") from None
-    with warnings.catch_warnings():
-        quiet_sim_warnings()
-        env = make_singletask_env(singletask_name)
     successes = steps = 0
     r_min, r_max = np.inf, -np.inf
-    try:
+    with warnings.catch_warnings():
+        quiet_sim_warnings()
         for file in files:
-            arrays = load_npz(file, singletask_name, env)
+            arrays = load_npz(file, singletask_name)
             successes += int(np.count_nonzero(arrays.masks == 0))
             steps += len(arrays)
             r_min = min(r_min, float(arrays.rewards.min()))
             r_max = max(r_max, float(arrays.rewards.max()))
-    finally:
-        env.close()
     return successes / max(steps, 1), r_min, r_max
 
 

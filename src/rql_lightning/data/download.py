@@ -1,13 +1,6 @@
-"""Getting OGBench data onto disk: the files where OGBench publishes them, and the commands an error suggests.
-
-OGBench publishes ``<url>/<dataset>.npz`` and ``<dataset>-val.npz`` for a 1M-transition dataset, and for a
-100M one a folder ``<url>/<dataset>/`` (``puzzle-4x4-play-100m-v0/``) of 100 shards named after the
-unsized dataset (``puzzle-4x4-play-v0-000.npz`` .. ``-099.npz``, each with its ``-val.npz``): the layout
-the code reads, so ``rql-data download`` recreates it under ``<data_dir>``. A 100M dataset is ~100 GB,
-so :func:`download_file` resumes: bytes go to ``<file>.part`` (continued with an HTTP ``Range`` request),
-and the file gets its name only once it has every byte the server announced and its array headers read
-back; a partial or corrupt file is never taken for a complete one. The 1M files a training run fetches
-by itself (``data.download=true``) go through ogbench's own downloader (:func:`fetch_official`).
+"""Getting OGBench data onto disk, and the commands an error suggests. A 100M dataset (~100 GB of shards) resumes
+``<file>.part`` with HTTP ``Range`` and names a file only once it is whole and its headers read back
+(:func:`download_file`); 1M files fetched by training go through ogbench's own downloader (:func:`fetch_official`).
 """
 
 from __future__ import annotations
@@ -35,21 +28,15 @@ CHUNK_BYTES = 1 << 20
 
 
 def official_files(dataset: str, shards: int | None = None) -> list[str]:
-    """The files OGBench publishes for ``dataset``, as paths below both the URL and the data dir.
-
-    A sized name (``puzzle-4x4-play-100m-v0``) is a folder of shards (the first ``shards`` of them, default
-    all 100), each with its ``-val.npz``; any other name is one file and its ``-val.npz``.
-    """
+    """The files OGBench publishes for ``dataset``, as paths below both the URL and the data dir: a sized name
+    (``puzzle-4x4-play-100m-v0``) is a folder of shards (the first ``shards``, default 100), each with its
+    ``-val.npz``."""
     m = _SIZED.match(dataset)
     if m is None:
         return [f"{dataset}.npz", f"{dataset}{VAL_SUFFIX}"]
-    stem = f"{m['stem']}-{m['version']}"
     count = OGBENCH_100M_SHARDS if shards is None else shards
-    files = []
-    for i in range(count):
-        shard = shard_path(dataset, stem, i)
-        files += [shard.as_posix(), val_path_of(shard).as_posix()]
-    return files
+    shards_ = [shard_path(dataset, f"{m['stem']}-{m['version']}", i) for i in range(count)]
+    return [p.as_posix() for shard in shards_ for p in (shard, val_path_of(shard))]
 
 
 def download_file(url: str, dest: Path, *, progress: bool = True, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:

@@ -1,22 +1,6 @@
-"""Windows of a local Minari dataset (``data=minari data.dataset_id=<id>``), as the same per-transition arrays.
-
-Minari stores episodes: ``T + 1`` observations and ``T`` actions/rewards/terminations/truncations each.
-The conversion to OGBench's regular layout (:class:`~rql_lightning.data.windows.OfflineArrays`):
-
-* ``observations``: each episode's first ``T`` (its final observation starts no transition; windows
-  clamp to the episode's last step, exactly as with OGBench files);
-* ``actions``, ``rewards``: as stored; ``masks = 1 - terminations`` (0: the episode reached a terminal
-  state, no bootstrapping); ``terminals``: 1 on each episode's last transition.
-
-Datasets live under the Minari root (:func:`rql_lightning.naming.minari_root`: ``data_dir`` if given,
-else ``$MINARI_DATASETS_PATH``, else ``~/.minari/datasets``, Minari's own rule). Writing OGBench play
-data as Minari: :mod:`rql_lightning.data.minari_export`. Evaluation environment:
-:meth:`MinariDataModule.eval_env` (``dataset.recover_environment(eval_env=True)``);
-:attr:`MinariDataModule.eval_env_name` names it ``minari:<folder>`` for the evaluation callback.
-
-``generate_if_missing`` works for the ids ``rql-data generate --format minari`` writes
-(``rql/<play dataset>-task<N>-v0``): the dataset is generated with OGBench's oracles, so
-``experiment=quickstart data=minari data.dataset_id=rql/cube-single-play-task1-v0`` runs offline.
+"""Windows of a local Minari dataset (``data=minari``): an episode's ``T + 1`` observations give ``T`` rows, its
+masks are ``1 - terminations``. ``generate_if_missing`` works for the ``rql/<play dataset>-task<N>-v0`` ids that
+``rql-data generate --format minari`` writes (:mod:`rql_lightning.data.minari_export`), so a run needs no network.
 """
 
 from __future__ import annotations
@@ -27,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rql_lightning.data.datamodule import WindowDataModule, data_files, files_identity
+from rql_lightning.data.datamodule import WindowDataModule, identity_record
 from rql_lightning.data.dataset_checks import (
     ACTION_CLIP_EPS,
     ACTION_TOLERANCE,
@@ -86,7 +70,7 @@ def open_minari(dataset_id: str, data_dir: str | Path | None = None, download: b
     return minari.MinariDataset(str(path))
 
 
-def box_shape(space, what: str, dataset_id: str) -> tuple[int, ...]:
+def box_dim(space, what: str, dataset_id: str) -> int:
     import gymnasium
 
     if not isinstance(space, gymnasium.spaces.Box) or len(space.shape) != 1:
@@ -94,32 +78,11 @@ def box_shape(space, what: str, dataset_id: str) -> tuple[int, ...]:
             f"Minari dataset {dataset_id}: the {what} space is {space}; windows need flat Box {what}s. "
             f"Flatten them (gymnasium.spaces.flatten / FlattenObservation) into a new dataset first"
         )
-    return space.shape
-
-
-def episode_problem(ep: Any, obs_dim: int, action_dim: int) -> str | None:
-    """What keeps a Minari episode from being ``T >= 1`` transitions of the dataset's widths, or None."""
-    t = len(ep.rewards)
-    if t == 0:
-        return f"episode {ep.id} is empty (no step)"
-    lengths = {"observations": t + 1, "actions": t, "terminations": t}
-    wrong = [f"{len(getattr(ep, k))} {k}" for k, n in lengths.items() if len(getattr(ep, k)) != n]
-    if wrong:
-        return (
-            f"episode {ep.id} has {', '.join(wrong)} for {t} rewards (Minari episodes hold T + 1 observations and "
-            "T of the rest)"
-        )
-    widths = {"observations": obs_dim, "actions": action_dim}
-    for key, width in widths.items():
-        shape = np.shape(getattr(ep, key))[1:]
-        if shape != (width,):
-            return f"episode {ep.id} has {key} of shape {shape}, the dataset's space ({width},)"
-    return None
+    return int(space.shape[0])
 
 
 def episodes_to_arrays(episodes: Iterable[Any], total_steps: int, obs_dim: int, action_dim: int) -> OfflineArrays:
-    """Minari episodes (``T + 1`` observations, ``T`` of the rest) -> one row per transition. An empty or malformed
-    episode is a :class:`DatasetFormatError` naming it: skipping it would train on less than the dataset says."""
+    """Minari episodes -> one row per transition; a malformed episode is an error (skipping it would train on less)."""
     obs = np.empty((total_steps, obs_dim), np.float32)
     actions = np.empty((total_steps, action_dim), np.float32)
     rewards = np.empty(total_steps, np.float32)
@@ -127,10 +90,20 @@ def episodes_to_arrays(episodes: Iterable[Any], total_steps: int, obs_dim: int, 
     masks = np.empty(total_steps, np.float32)
     row = 0
     for ep in episodes:
-        problem = episode_problem(ep, obs_dim, action_dim)
-        if problem:
-            raise DatasetFormatError(problem)
         t = len(ep.rewards)
+        if t == 0:
+            raise DatasetFormatError(f"episode {ep.id} is empty (no step)")
+        lengths = {"observations": t + 1, "actions": t, "terminations": t}
+        wrong = [f"{len(getattr(ep, k))} {k}" for k, n in lengths.items() if len(getattr(ep, k)) != n]
+        if wrong:
+            raise DatasetFormatError(
+                f"episode {ep.id} has {', '.join(wrong)} for {t} rewards (Minari episodes hold T + 1 observations and "
+                "T of the rest)"
+            )
+        for key, width in {"observations": obs_dim, "actions": action_dim}.items():
+            shape = np.shape(getattr(ep, key))[1:]
+            if shape != (width,):
+                raise DatasetFormatError(f"episode {ep.id} has {key} of shape {shape}, the dataset's space ({width},)")
         if row + t > total_steps:
             raise DatasetFormatError(f"episodes hold more steps than the dataset's total_steps={total_steps}")
         obs[row : row + t] = np.asarray(ep.observations[:-1])
@@ -189,10 +162,8 @@ class MinariDataModule(WindowDataModule):
             return
         generated = parse_minari_id(self.dataset_id)
         if self.generate_if_missing and generated is not None:
-            dataset_name, task = generated
             generate_minari_dataset(
-                dataset_name,
-                task,
+                *generated,
                 self.dataset_id,
                 self.data_dir,
                 self.generate_transitions,
@@ -204,21 +175,19 @@ class MinariDataModule(WindowDataModule):
     def dims(self) -> tuple[int, int]:
         """From the dataset's spaces (its metadata; no episode is read)."""
         ds = self.open()
-        obs_shape = box_shape(ds.observation_space, "observation", self.dataset_id)
-        action_shape = box_shape(ds.action_space, "action", self.dataset_id)
-        return int(obs_shape[0]), int(action_shape[0])
+        obs_dim = box_dim(ds.observation_space, "observation", self.dataset_id)
+        return obs_dim, box_dim(ds.action_space, "action", self.dataset_id)
 
     def identity(self) -> dict:
-        folder = minari_folder(self.dataset_id, self.data_dir)
-        return files_identity(self.source, self.dataset_id, folder, data_files(folder / "data"))
+        folder = minari_folder(self.dataset_id, self.data_dir)  # its files, sorted, hidden (temp) ones skipped
+        files = sorted(p for p in (folder / "data").rglob("*") if p.is_file() and not p.name.startswith("."))
+        return identity_record(self.source, self.dataset_id, folder, files)
 
     def load_arrays(self) -> OfflineArrays:
-        ds = self.open()
-        obs_shape = box_shape(ds.observation_space, "observation", self.dataset_id)
-        action_shape = box_shape(ds.action_space, "action", self.dataset_id)
+        ds, (obs_dim, action_dim) = self.open(), self.dims()
         fix = f"rebuild the dataset (minari delete {self.dataset_id}, then write it again)"
         try:
-            arrays = episodes_to_arrays(ds.iterate_episodes(), ds.total_steps, obs_shape[0], action_shape[0])
+            arrays = episodes_to_arrays(ds.iterate_episodes(), ds.total_steps, obs_dim, action_dim)
         except DatasetFormatError as err:
             raise DatasetFormatError(f"{self.describe_source()}: {err}; {fix}") from None
         check_transitions(
@@ -228,8 +197,8 @@ class MinariDataModule(WindowDataModule):
             arrays.terminals,
             arrays.rewards,
             action_tolerance=self.action_tolerance,
-            obs_shape=obs_shape,
-            action_shape=action_shape,
+            obs_shape=(obs_dim,),
+            action_shape=(action_dim,),
             fix=fix,
         )
         np.clip(arrays.actions, -1 + self.action_clip_eps, 1 - self.action_clip_eps, out=arrays.actions)
@@ -237,7 +206,6 @@ class MinariDataModule(WindowDataModule):
             arrays.rewards = -(arrays.rewards != 0).astype(np.float32)
         return arrays
 
-    # ----- evaluation ------------------------------------------------------------------------
     @property
     def eval_env_gym_id(self) -> str | None:
         """Gym id of the dataset's evaluation env (its collection env if none is recorded)."""

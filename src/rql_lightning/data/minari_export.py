@@ -1,12 +1,6 @@
-"""OGBench play data written as a Minari dataset, relabelled for one task.
-
-:func:`write_play_dataset_as_minari` relabels an OGBench-format play file for one task with ogbench
-and stores ``rewards`` = the task reward, ``terminations`` = task success (OGBench's ``masks == 0``)
-and ``truncations`` on each episode's last step (play episodes end at the time limit and do not stop
-at success). Loading it back gives exactly the arrays the OGBench path gives.
-:func:`generate_minari_dataset` generates the play file first (``rql-data generate --format minari``,
-and ``generate_if_missing`` for an ``rql/...`` id). Only ``minari.create_dataset_from_buffers`` is
-used (``minari.DataCollector`` would pull in jax).
+"""OGBench play data written as a Minari dataset relabelled for one task (``rewards`` the task reward,
+``terminations`` task success, ``truncations`` each episode's end): loading it back gives the OGBench path's arrays.
+Only ``minari.create_dataset_from_buffers`` is used (``minari.DataCollector`` would pull in jax).
 """
 
 from __future__ import annotations
@@ -17,11 +11,21 @@ from pathlib import Path
 
 import numpy as np
 
-from rql_lightning.data.dataset_checks import DatasetExistsError, check_npz_keys, check_transitions
+from rql_lightning.data.dataset_checks import DatasetError, check_transitions
 from rql_lightning.data.generate.files import DEFAULT_VAL_FRACTION, generate_play_dataset
 from rql_lightning.data.generate.play_protocol import quiet_sim_warnings
-from rql_lightning.data.ogbench_datamodule import make_singletask_env, read_compact, required_keys
+from rql_lightning.data.ogbench_datamodule import read_compact, task_env
 from rql_lightning.naming import dataset_file, eval_env_name_of, minari_root, minari_root_env, singletask_name_of
+
+
+def refuse_existing(dataset_id: str, data_dir: str | Path | None) -> Path:
+    """The Minari root, once it is clear ``dataset_id`` is not there yet."""
+    root = minari_root(data_dir)
+    if (root / dataset_id).exists():
+        raise DatasetError(
+            f"{root / dataset_id} exists; delete it (minari delete {dataset_id}) or pick another --dataset-id"
+        )
+    return root
 
 
 def write_play_dataset_as_minari(
@@ -29,28 +33,18 @@ def write_play_dataset_as_minari(
     singletask_name: str,
     dataset_id: str,
     data_dir: str | Path | None = None,
-    description: str | None = None,
 ):
-    """Write an OGBench-format play file, relabelled for one task, as the Minari dataset ``dataset_id``.
-
-    ``singletask_name`` (``cube-single-play-singletask-task1-v0``) picks the task; its env becomes the
-    dataset's env (recoverable with ``recover_environment``). Returns the :class:`minari.MinariDataset`.
-    """
+    """Write an OGBench-format play file, relabelled for ``singletask_name``'s task, as the Minari dataset
+    ``dataset_id`` (its env recoverable with ``recover_environment``); returns the :class:`minari.MinariDataset`."""
     import minari
     import ogbench.relabel_utils
     from minari.data_collector import EpisodeBuffer
 
     npz_path = Path(npz_path)
     env_name = eval_env_name_of(singletask_name)
-    root = minari_root(data_dir)
-    if (root / dataset_id).exists():
-        raise DatasetExistsError(
-            f"{root / dataset_id} exists; delete it (minari delete {dataset_id}) or pick another --dataset-id"
-        )
-    check_npz_keys(npz_path, required_keys(env_name), "regenerate it with rql-data generate")
-    env = make_singletask_env(singletask_name)
-    try:
-        ds = read_compact(npz_path, env_name)
+    root = refuse_existing(dataset_id, data_dir)
+    with task_env(singletask_name) as env:  # the process's one, as training relabels with
+        ds = read_compact(npz_path, env_name, "regenerate it with rql-data generate")
         ends = ds["valids"] == 0  # each episode's final observation
         check_transitions(
             str(npz_path),
@@ -68,8 +62,6 @@ def write_play_dataset_as_minari(
             t = int(e - s)  # transitions: observations s..e, actions s..e-1
             if t == 0:
                 continue
-            truncations = np.zeros(t, bool)
-            truncations[-1] = True
             buffers.append(
                 EpisodeBuffer(
                     id=len(buffers),
@@ -77,7 +69,7 @@ def write_play_dataset_as_minari(
                     actions=ds["actions"][s:e],
                     rewards=ds["rewards"][s:e],
                     terminations=ds["masks"][s:e] == 0,
-                    truncations=truncations,
+                    truncations=np.arange(t) == t - 1,  # play episodes end at the time limit
                 )
             )
         root.mkdir(parents=True, exist_ok=True)
@@ -91,14 +83,11 @@ def write_play_dataset_as_minari(
                 author="rql-lightning",
                 author_email="n/a",
                 code_permalink="https://github.com/seohongpark/ogbench",
-                description=description
-                or (
+                description=(
                     f"{npz_path.name} relabelled for {singletask_name}: rewards are the task reward, "
                     "terminations mark task success (OGBench masks == 0), truncations the end of each episode"
                 ),
             )
-    finally:
-        env.close()
 
 
 def generate_minari_dataset(
@@ -113,13 +102,8 @@ def generate_minari_dataset(
     progress: bool = True,
     val_fraction: float = DEFAULT_VAL_FRACTION,
 ):
-    """Generate ``dataset_name`` play data in a temporary file and store it, relabelled for ``task``, as Minari.
-
-    Returns the :class:`minari.MinariDataset` written under the Minari root.
-    """
-    root = minari_root(data_dir)
-    if (root / dataset_id).exists():
-        raise DatasetExistsError(f"{root / dataset_id} exists; delete it or pass another --dataset-id")
+    """Generate ``dataset_name`` play data in a temporary file; returns it as Minari, relabelled for ``task``."""
+    root = refuse_existing(dataset_id, data_dir)  # before minutes of generation
     with tempfile.TemporaryDirectory(prefix="rql-minari-") as tmp:
         path = generate_play_dataset(
             dataset_name,

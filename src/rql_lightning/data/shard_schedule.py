@@ -1,28 +1,6 @@
-"""The shard schedule: which group of shards serves batch ``k``, loaded in the background, memory bounded.
-
-OGBench's 100M variants (``cube-quadruple-play-100m-v0``, ``puzzle-4x4-play-100m-v0``) and
-``rql-data generate --shards N`` are directories of OGBench-format files (each with its ``-val.npz``);
-the reference trains on one shard and replaces it every ``dataset_replace_interval = 1000`` steps.
-
-Schedule
-    Shards (sorted ``*.npz`` minus ``*-val.npz``) form groups of ``shards_in_memory`` consecutive files.
-    Batch ``k`` is drawn from group ``(k // swap_interval) % num_groups``: a deterministic function of
-    ``k``, so with the (seed, rank, step) batch seeding a resumed or DDP run draws the same batches.
-    What loading a group means is the caller's (:class:`rql_lightning.data.ogbench_datamodule.OGBenchShardLoader`
-    loads OGBench files through the single-file path); this module only schedules.
-
-Background loading
-    When group ``g`` becomes active, group ``g + 1`` starts loading in a background thread (numpy's
-    reads and relabelling release the GIL), so it is normally ready before step ``(g + 1) * interval``.
-    The swap replaces the sampler reference in one assignment; the old group is dropped then. At most
-    two groups are alive: the active one and the one loading (``resident`` counts them).
-
-    If the next group is not ready at its first step, that is a *stall*, counted in ``stalls`` (and
-    ``stall_seconds``) and logged. ``on_stall='wait'`` (default) blocks until it is loaded, keeping the
-    schedule exact (and resumes bit-identical); ``on_stall='continue'`` keeps sampling the current
-    group and swaps at the first step the next one is ready, never blocking the training loop but
-    letting the shard at step ``k`` depend on disk speed. Jumping to a group that was not prefetched
-    (the first batch of a resumed run) loads it synchronously and counts a ``cold_load``.
+"""Which group of shards serves batch ``k``: ``(k // swap_interval) % num_groups``, so resumed and DDP runs draw the
+same batches. The next group loads in a thread (at most two alive); one not ready in time is a stall: ``wait``
+blocks (exact schedule), ``continue`` keeps the current group. A jump to a group not prefetched is a ``cold_load``.
 """
 
 from __future__ import annotations
@@ -45,10 +23,8 @@ STALL_POLICIES = ("wait", "continue")
 
 
 class ShardCycler:
-    """Which shard group serves batch ``k``, and the background loads that keep the next one ready.
-
-    ``load_group(paths) -> WindowSampler`` does the loading (e.g. :class:`OGBenchShardLoader`).
-    """
+    """Which shard group serves batch ``k``, and the background loads that keep the next one ready;
+    ``load_group(paths) -> WindowSampler`` does the loading (e.g. :class:`OGBenchShardLoader`)."""
 
     def __init__(
         self,
@@ -86,9 +62,7 @@ class ShardCycler:
 
     def __getstate__(self) -> dict:
         """Picklable (``ddp_spawn`` sends the datamodule to its workers): no thread, no load in flight."""
-        state = dict(self.__dict__)
-        state.update(_executor=None, _pending=None, _pending_group=None, _alive=None)
-        return state
+        return {**self.__dict__, "_executor": None, "_pending": None, "_pending_group": None, "_alive": None}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -110,7 +84,6 @@ class ShardCycler:
     def group_of(self, step: int) -> int:
         return (step // self.swap_interval) % self.num_groups
 
-    # ----- loading -------------------------------------------------------------------------------
     def _load(self, group: int) -> WindowSampler:
         sampler = self.load_group(self.groups[group])
         self.loads += 1
@@ -138,7 +111,6 @@ class ShardCycler:
             self.visited.append(group)
         return self.active
 
-    # ----- serving -------------------------------------------------------------------------------
     def sampler_at(self, step: int) -> WindowSampler:
         """The sampler for batch ``step`` (what a :class:`~rql_lightning.data.windows.WindowStream` over this
         schedule draws from); swaps to the next group when its interval starts."""
@@ -159,14 +131,9 @@ class ShardCycler:
                     return self.active
                 t0 = time.perf_counter()
                 self._pending.exception()  # wait
-                self.stall_seconds += time.perf_counter() - t0
-                log.warning(
-                    "waited %.2fs for shard group %d at step %d (stall %d)",
-                    time.perf_counter() - t0,
-                    group,
-                    step,
-                    self.stalls,
-                )
+                waited = time.perf_counter() - t0
+                self.stall_seconds += waited
+                log.warning("waited %.2fs for shard group %d at step %d (stall %d)", waited, group, step, self.stalls)
             self.warm(step)
         nxt = (group + 1) % self.num_groups
         if self._pending_group is None and nxt != self.active_group:  # prefetch the next group
@@ -183,6 +150,3 @@ class ShardCycler:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
-        close_loader = getattr(self.load_group, "close", None)
-        if close_loader is not None:
-            close_loader()

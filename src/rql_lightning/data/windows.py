@@ -1,16 +1,7 @@
-"""Transitions, windows and streams: the arrays every source produces, the ``(h + 1)``-step window sampler
-(the semantics RQL trains on), and batch streams.
+"""Transitions, windows and streams: the one place that decides what a window means (docs/algorithm.md (W1)-(W5)).
 
-This module is the one place that decides what a window means: docs/algorithm.md (W1)-(W5) (the start
-step and clamping, rewards past an episode's end, ``valid``, ``bootstrap_mask``, ``action_mask``).
-
-The tasks of one OGBench dataset share every column but ``rewards`` and ``masks``; a multi-task load holds
-those two as ``(N, T)``, one column per task, and a window of task column ``c`` reads column ``c``.
-
-Sampling is a handful of gathers on whatever device the arrays live on: no Python loop
-over the batch. :class:`WindowStream` turns a sampler into the endless, resumable batch stream a
-DataLoader serves: batch ``k`` of rank ``r`` is a function of ``(seed, r, k)`` only (its rewards and masks
-also of the task column).
+Sampling is a few gathers on the arrays' device, no Python loop over the batch; batch ``k`` of rank ``r`` is a function
+of ``(seed, r, k)`` only, so a resumed run draws exactly the batches the uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -28,9 +19,8 @@ from rql_lightning.seeding import BATCH_STREAM, stream_seed
 
 @dataclass
 class OfflineArrays:
-    """Per-transition arrays in OGBench's regular layout (float32, one row per transition): what every
-    source produces and the sampler reads. Several tasks of one dataset share the observations and actions;
-    only ``rewards`` and ``masks`` then have a column per task."""
+    """Per-transition arrays in OGBench's regular layout (float32, one row per transition): what every source
+    produces; several tasks of one dataset share all but ``rewards`` and ``masks`` (a column per task)."""
 
     observations: np.ndarray  # (N, O)
     actions: np.ndarray  # (N, A)
@@ -64,13 +54,8 @@ def windows_to_batch(
     terminals: torch.Tensor,
     masks: torch.Tensor,
 ) -> ChunkBatch:
-    """Turn raw windows into a :class:`ChunkBatch`.
-
-    Inputs are batch-first over ``h + 1`` window steps: ``observations (B, h+1, O)``,
-    ``actions (B, h+1, A)``, ``rewards``/``terminals``/``masks (B, h+1)``; steps past an
-    episode's end repeat its last transition (terminal set), as the sampler produces them.
-    Only the first and last observation are read, so ``(B, 2, O)`` is accepted too.
-    """
+    """``(B, h+1, ...)`` windows (steps past an episode's end repeat its last transition) -> a :class:`ChunkBatch`.
+    Only the first and last observation are read, so ``(B, 2, O)`` observations are accepted too."""
     batch_size, window, action_dim = actions.shape
     h = window - 1
     # shifted[:, i] = terminals[:, i - 1], and 0 at i = 0: "has the window already ended?"
@@ -88,12 +73,8 @@ def windows_to_batch(
 
 
 class WindowSampler:
-    """Samples :class:`ChunkBatch` es from flat per-transition arrays held as tensors.
-
-    Arrays follow OGBench's regular layout: one row per transition, ``terminals`` set on the
-    last transition of every episode. Observations are stored once; ``s_{t+h}`` is gathered
-    from the same array. ``rewards``/``masks`` are ``(N,)``, or ``(N, T)`` with one column per task.
-    """
+    """Samples :class:`ChunkBatch` es from :class:`OfflineArrays` held as tensors (``s_{t+h}`` gathered from the
+    same observations)."""
 
     def __init__(
         self,
@@ -133,17 +114,13 @@ class WindowSampler:
         return self.observations.device
 
     @property
-    def num_episodes(self) -> int:
-        return int(self.episode_starts.numel())
-
-    @property
     def num_tasks(self) -> int:
         return 1 if self.rewards.ndim == 1 else int(self.rewards.shape[1])
 
     def sample_indices(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``(B, h+1)`` dataset indices: uniform episode, uniform start in ``[start, end)``, clamped."""
         dev = self.device
-        episode = torch.randint(self.num_episodes, (batch_size,), device=dev, generator=generator)
+        episode = torch.randint(self.episode_starts.numel(), (batch_size,), device=dev, generator=generator)
         first, last = self.episode_starts[episode], self.episode_ends[episode]
         count = self.episode_counts[episode]  # end - start for a finished episode
         u = torch.rand(batch_size, device=dev, generator=generator)
@@ -182,29 +159,17 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 def sampler_from_arrays(arrays: OfflineArrays, chunk_size: int, device: torch.device) -> WindowSampler:
     """A sampler over ``arrays``, moved to ``device`` once."""
-
-    def t(a):
-        return torch.from_numpy(a).to(device)
-
-    return WindowSampler(
-        t(arrays.observations), t(arrays.actions), t(arrays.rewards), t(arrays.terminals), t(arrays.masks), chunk_size
-    )
+    columns = (arrays.observations, arrays.actions, arrays.rewards, arrays.terminals, arrays.masks)
+    return WindowSampler(*(torch.from_numpy(a).to(device) for a in columns), chunk_size)
 
 
 class WindowStream(IterableDataset):
-    """Endless batches from a :class:`WindowSampler`; batch ``k`` depends only on ``(seed, rank, k)``.
+    """Endless batches from a :class:`WindowSampler`; batch ``k`` depends only on ``(seed, rank, k)``, whatever
+    Lightning prefetched before a checkpoint. ``world_size > 1`` splits one global batch: every rank draws the same
+    ``batch_size * world_size`` windows and keeps its slice."""
 
-    Seeding each batch from its index makes a resumed run draw exactly the batches the
-    uninterrupted run would have, whatever Lightning prefetched before the checkpoint.
-
-    ``world_size > 1`` splits one global batch (``data.global_batch_size``): every rank draws the
-    indices of the same ``batch_size * world_size`` windows, seeded as rank 0, and keeps its own
-    slice, so the ranks' batches together are exactly the batch one process would draw.
-    """
-
-    #: Replicas of a batched run (tasks and seeds, ``modules/seeds.py``): ``(task column, seed)`` pairs. Each
-    #: batch is then one per replica, stacked ``(R, B, ...)``: replica ``(c, s)``'s rows are exactly the batch
-    #: of this stream with ``seed=s``, its rewards and masks read from column ``c``.
+    #: ``(task column, seed)`` of each replica of a batched run (``modules/seeds.py``): batches are then
+    #: ``(R, B, ...)``, replica ``(c, s)``'s rows this stream's batch with ``seed=s``, rewards from column ``c``.
     replicas: Sequence[tuple[int, int]] | None = None
 
     @property
@@ -224,15 +189,13 @@ class WindowStream(IterableDataset):
         self.generator = torch.Generator(device=sampler.device)
 
     def sampler_at(self, index: int) -> WindowSampler:
-        """The sampler batch ``index`` is drawn from: the one sampler here; a source that changes with the step (a
-        shard schedule, ``rql_lightning.online.buffer``) says which by its ``sampler_at``."""
+        """The sampler batch ``index`` is drawn from (a shard schedule or online buffer says by its ``sampler_at``)."""
         source_at = getattr(self.sampler, "sampler_at", None)
         return self.sampler if source_at is None else source_at(index)
 
     def batch(self, index: int) -> ChunkBatch:
-        """Batch ``index``, ``(B, ...)``; with :attr:`replicas` every replica's, ``(R, B, ...)``. The indices are
-        drawn once per distinct seed (the tasks of a seed share them), then gathered once, each replica's
-        rewards and masks from its task column."""
+        """Batch ``index``, ``(B, ...)``; with :attr:`replicas` ``(R, B, ...)``, indices drawn once per distinct seed
+        (the tasks of a seed share them) and gathered once."""
         sampler, b = self.sampler_at(index), self.batch_size
         replicas = self.replicas if self.replicas is not None else [(0, self.seed)]
         columns = [c for c, _ in replicas]

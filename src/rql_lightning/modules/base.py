@@ -25,7 +25,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from rql_lightning.batch import ChunkBatch, Draws, stack_records
-from rql_lightning.checkpoint_fit import MODULE_CLASS_KEY, fit_problem
+from rql_lightning.checks import MODULE_CLASS_KEY, fit_problem
 from rql_lightning.errors import NonFiniteError, UserError
 from rql_lightning.flow import FlowPolicy
 from rql_lightning.naming import class_path
@@ -413,7 +413,7 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
 
     # ----- checkpoints ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Record the class, so a resume into another method is named as such (``checkpoint_fit``)."""
+        """Record the class, so a resume into another method is named as such (``checks.fit_problem``)."""
         checkpoint[MODULE_CLASS_KEY] = class_path(type(self))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -9,7 +9,7 @@ and Lightning's loop state, so ``rql-train seed=3 ckpt_path=seed3.ckpt`` continu
 run (the data stream and the draws resume from (3, rank, step), as that replica would). A replica of a
 ``task.ids`` run is named by its task and seed, and resumes as ``rql-train task.id=2 seed=3 ckpt_path=...``.
 
-The export records where it came from (``exported_from`` in checkpoint_fit.py: the batched checkpoint, its run
+The export records where it came from (``exported_from`` in checks.py: the batched checkpoint, its run
 directory, the replica's key, task and seed), so ``rql-eval ckpt_path=seed3.ckpt`` finds that run's evaluation
 env, protocol and model class wherever the exported file lies.
 """
@@ -24,8 +24,7 @@ from typing import Any
 import torch
 
 from rql_lightning.checkpoint_eval import run_dir_of
-from rql_lightning.checkpoint_fit import EXPORTED_FROM
-from rql_lightning.checks import read_checkpoint
+from rql_lightning.checks import EXPORTED_FROM, read_checkpoint
 from rql_lightning.errors import UserError
 
 USAGE_EXIT_CODE = 2  # cli.common's: a user's mistake is one line and exit code 2

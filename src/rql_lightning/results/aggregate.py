@@ -1,18 +1,6 @@
-"""Pooling final success rates the way the paper does: per task over seeds, then over tasks and environments.
-
-For each table column (a method on its data, see :func:`rql_lightning.results.load.label_runs`):
-
-- task ``(env, id)``: mean over its seeds; standard error = sample std over seeds (ddof=1) / sqrt(n seeds).
-- environment: mean over its tasks of the task means (the paper's number). Standard error: for each seed, the
-  mean over the environment's tasks that ran with that seed; then sample std of those per-seed means /
-  sqrt(n seeds). With every task run on the same seeds (the normal grid), the point estimate is also the
-  mean of the per-seed means.
-- average: mean over environments of the environment means; standard error likewise from the per-seed
-  averages over environments.
-
-With a single seed the standard error is undefined (NaN). Curves over training (the success rate, the premise
-diagnostics) pool the seeds evaluated at each step the same way.
-"""
+"""Pooling final success rates the way the paper does, per table column (:func:`~.load.label_runs`): a task's mean
+and s.e. over its seeds (ddof=1); an environment's mean of its task means, with the s.e. over seeds of each seed's
+mean over the tasks it ran; the average likewise over environments. One seed: s.e. NaN. Curves pool per step."""
 
 from __future__ import annotations
 
@@ -20,6 +8,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +19,7 @@ Curve = tuple[np.ndarray, np.ndarray, np.ndarray]  # steps, mean over seeds, s.e
 
 @dataclass(frozen=True)
 class Stat:
-    """Mean and standard error of a success rate (fractions), and what was pooled (``n_seeds=0``: a reference's
-    number, :mod:`~rql_lightning.results.reference`)."""
+    """Mean and standard error of a success rate (fractions), and what was pooled (``n_seeds=0``: a reference)."""
 
     mean: float
     se: float  # NaN with fewer than 2 seeds
@@ -44,6 +32,11 @@ class Stat:
         """In percent as the tables print it: ``62.5 ± 13.0``, the mean alone where the s.e. is undefined."""
         text = f"{100 * self.mean:.1f}"
         return text if math.isnan(self.se) else f"{text} ± {100 * self.se:.1f}"
+
+
+def markdown_table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
 
 
 def standard_error(values: Sequence[float]) -> float:
@@ -68,8 +61,7 @@ class Results:
 
 
 def _pool(parts: list[tuple[Stat, dict[int, float]]], n_envs: int = 1) -> tuple[Stat, dict[int, float]]:
-    """Tasks into an environment, or environments into the average: the mean of the parts' means, and the
-    standard error over seeds of each seed's mean over the parts that ran with it (also returned)."""
+    """Tasks into an environment, or environments into the average (see the module docstring); also each seed's mean."""
     per_seed: dict[int, list[float]] = defaultdict(list)
     for _, seeds in parts:
         for seed, value in seeds.items():
@@ -108,8 +100,7 @@ def aggregate(runs: Iterable[Run]) -> Results:
 
 
 def _pool_curves(series: Iterable[tuple[Run, Iterable[tuple[int, float]]]]) -> dict[tuple[str, str, int], Curve]:
-    """(run, [(step, value)]) pairs -> (method, env, task) -> (steps, mean, s.e.) over the seeds logged at each
-    step (steps the union over seeds; s.e. NaN where one seed)."""
+    """(run, [(step, value)]) pairs -> (method, env, task) -> (steps, mean, s.e.) over the seeds at each step."""
     grouped: dict[tuple[str, str, int], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for run, points in series:
         for step, value in points:
@@ -128,8 +119,7 @@ def learning_curves(runs: Iterable[Run]) -> dict[tuple[str, str, int], Curve]:
 
 
 def diagnostic_curves(runs: Iterable[Run]) -> dict[str, dict[tuple[str, str, int], Curve]]:
-    """``diag/<name> -> (method, env, task) -> (steps, mean, s.e.)`` of the premise diagnostics the runs logged
-    (none for ``diag_every=0`` or flow BC's runs)."""
+    """``diag/<name> -> (method, env, task) -> (steps, mean, s.e.)`` of the premise diagnostics the runs logged."""
     cache: dict = {}
     logged = [(run, run_diagnostics(run, cache)) for run in runs]
     tags = sorted({tag for _, series in logged for tag in series})

@@ -1,13 +1,6 @@
-"""Finding the runs: every ``summary.json`` under a directory -> the :class:`Run` records that count, and what
-each run logged to its TensorBoard event files (the premise diagnostics).
-
-A run's identity is (model, ``--by`` values, data key, evaluation semantics, environment, task, seed). Runs
-that differ in any of these are never repeats of each other: the same task trained on Minari and on OGBench
-data, on a 100k and a 1M generated file, or evaluated with OGBench 1.2's success timing and 1.1's, are two
-results. When one identity appears more than once, the most recently updated run is used and the others are
-listed as left out. This module is the one place that decides these names, for summaries of every age (class
-names and no ``data`` record in older files).
-"""
+"""Finding the runs: every ``summary.json`` under a directory -> the :class:`Run` records that count (of every
+age of summary), and their premise diagnostics from TensorBoard. Runs differing in model, ``--by`` values, data,
+evaluation semantics, env, task or seed are never repeats; of repeats the most recently updated counts."""
 
 from __future__ import annotations
 
@@ -149,31 +142,6 @@ class Run:
         return (self.model, self.variant, self.data.key, self.semantics, self.env, self.task_id, self.seed)
 
 
-def _summaries(runs_dir: str | Path, notes: list[str]) -> list[dict[str, Any]]:
-    """Every ``summary.json`` under ``runs_dir`` (recursively), each with ``_path`` = its run directory.
-
-    A file that cannot be read or is not a JSON object is named in one note and skipped.
-    """
-    root = Path(runs_dir).expanduser()
-    if not root.is_dir():
-        raise ResultsInputError(
-            f"runs_dir={runs_dir} is not a directory; pass the folder holding the runs (e.g. outputs/ or multirun/)"
-        )
-    summaries = []
-    for path in sorted(root.rglob("summary.json")):
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            notes.append(f"{path}: unreadable ({' '.join(str(err).split())})")
-            continue
-        if not isinstance(summary, dict):
-            notes.append(f"{path}: not a JSON object")
-            continue
-        summary["_path"] = str(path.parent)
-        summaries.append(summary)
-    return summaries
-
-
 def _run(summary: dict[str, Any], by: Sequence[str], status: str) -> tuple[Run, list[Any]]:
     """The run, and its ``--by`` values (:data:`MISSING` where it has none)."""
     data = DataId.from_summary(summary)
@@ -218,10 +186,8 @@ def _one_key_per_cell(runs: Sequence[Run], column) -> bool:
 
 
 def label_runs(runs: Sequence[Run], by: Sequence[str] = ()) -> list[Run]:
-    """Name each run's table column: ``rql``, ``rql (minari)`` where the runs mix data sources, or ``rql
-    (<data key>)`` where one source holds several datasets for the same task, and ``[ogbench 1.2.2 pre]`` where
-    the runs were evaluated under several semantics; seeds pool only within a column.
-    """
+    """Each run's table column (seeds pool only within one): ``rql``, ``rql (minari)`` where sources mix, ``rql (<data
+    key>)`` where one source has several datasets for a task, ``[ogbench 1.2.2 pre]`` where semantics mix."""
     mixed = len({r.semantics for r in runs if not r.semantics.endswith(" -")}) > 1  # "-": an env without the switch
 
     def base(r: Run) -> str:
@@ -240,19 +206,31 @@ def label_runs(runs: Sequence[Run], by: Sequence[str] = ()) -> list[Run]:
 def load_runs(
     runs_dir: str | Path, by: Sequence[str] = (), include_unfinished: bool = False
 ) -> tuple[list[Run], list[str]]:
-    """The runs under ``runs_dir`` that count, and one note per summary left out (unreadable, unfinished,
-    malformed, duplicate)."""
+    """The runs under ``runs_dir`` that count, and one note per summary left out (unreadable, unfinished, ...)."""
     for key in by:
         if not _BY_KEY.match(key):
             raise ResultsInputError(
                 f"--by={key} is not a dotted key; use a config key such as model.alpha or a data field such "
                 "as data.source, data.dataset, data.key"
             )
+    root = Path(runs_dir).expanduser()
+    if not root.is_dir():
+        raise ResultsInputError(
+            f"runs_dir={runs_dir} is not a directory; pass the folder holding the runs (e.g. outputs/ or multirun/)"
+        )
     notes: list[str] = []
     chosen: dict[tuple, Run] = {}
     found: set[str] = set()  # the --by keys some run has
-    for s in _summaries(runs_dir, notes):
-        where = s.get("_path", "?")
+    for path in sorted(root.rglob("summary.json")):
+        try:
+            s = json.loads(path.read_text())
+        except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            notes.append(f"{path}: unreadable ({' '.join(str(err).split())})")
+            continue
+        if not isinstance(s, dict):
+            notes.append(f"{path}: not a JSON object")
+            continue
+        where = s["_path"] = str(path.parent)
         if s.get("task") is None or s.get("task_id") is None or s.get("seed") is None:
             notes.append(f"{where}: no task/task_id/seed recorded")
             continue
@@ -287,13 +265,8 @@ def load_runs(
 
 
 def run_diagnostics(run: Run, _cache: dict | None = None) -> dict[str, list[tuple[int, float]]]:
-    """``diag/<name> -> [(step, value)]`` of one run's premise diagnostics (empty when it logged none).
-
-    A single run logs ``diag/<name>`` to ``<run>/tensorboard``; seed ``s`` of a seed-batched job logs
-    ``seed<s>/diag/<name>`` to ``<job>/tensorboard`` (its ``summary.json`` is ``<job>/seed<s>/summary.json``), a
-    task-batched job ``task<t>/seed<s>/diag/<name>``. Both are found from the run's directory alone, so a moved
-    results tree still reads.
-    """
+    """``diag/<name> -> [(step, value)]`` of one run's premise diagnostics, found from its directory alone: a batched
+    job's replica ``<job>/[task<t>/]seed<s>`` logs ``[task<t>/]seed<s>/diag/<name>`` to ``<job>/tensorboard``."""
     if run.task_batched:  # <job>/task<t>/seed<s>/summary.json
         log_dir, prefix = run.path.parent.parent / "tensorboard", f"task{run.task_id}/seed{run.seed}/"
     elif run.seed_batched:

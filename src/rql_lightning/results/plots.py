@@ -1,10 +1,5 @@
-"""Figures that read at a glance: learning curves per environment, an overview bar chart of all of them, and
-each premise diagnostic's curve.
-
-All are built without pyplot, so they change no global matplotlib state (save them, or display them in a
-notebook). Step axes are in training batches, labelled in thousands (``100k``, ``1.5M``); every axis starts
-at step 0, so a curve with a single evaluation is a point at its step rather than an axis zoomed into it.
-"""
+"""Figures, built without pyplot (no global matplotlib state): learning curves, an overview bar chart, premise
+diagnostics. Step axes are training batches (``100k``, ``1.5M``) from 0, so one evaluation is a point at its step."""
 
 from __future__ import annotations
 
@@ -29,8 +24,7 @@ def format_steps(x: float, _pos: int | None = None) -> str:
 
 
 def _panels(panels: dict[str, list[tuple[str, str, Curve]]]) -> Figure:
-    """A row of panels (title -> lines of (label, colour, curve)), each line a mean with markers and a band of
-    ± one s.e. (none where it is NaN), on a shared step axis from 0 to just past the last step."""
+    """A row of panels (title -> lines of (label, colour, curve)): means, bands of ± one s.e., a shared step axis."""
     max_step = max((float(curve[0].max()) for lines in panels.values() for _, _, curve in lines), default=1.0)
     fig = Figure(figsize=(4.5 * len(panels), 3.4), layout="constrained")
     axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
@@ -57,8 +51,7 @@ def plot_curves(runs: Iterable[Run], env: str) -> Figure:
         color = f"C{(tid - 1) % 10}"  # the same colour for a task in every panel
         panels[f"{env}: {method}"].append((f"task {tid}", color, (steps, 100 * mean, 100 * se)))
     fig = _panels(panels or {f"{env}: (no curves)": []})
-    for ax in fig.axes:
-        ax.set_ylim(-2, 102)
+    fig.axes[0].set_ylim(-2, 102)  # shared by every panel
     fig.axes[0].set_ylabel("success rate (%)")
     return fig
 
@@ -73,10 +66,7 @@ def plot_diagnostic(tag: str, curves: dict[tuple[str, str, int], Curve]) -> Figu
 
 
 def plot_overview(res: Results) -> Figure:
-    """Final success per environment per method (the paper's bar chart), error bars ± one s.e. over seeds.
-
-    With more than one environment the last group is the average over environments.
-    """
+    """Final success per environment per method (the paper's bar chart), ± one s.e.; then the average over envs."""
     groups = [*res.envs, "average"] if len(res.envs) > 1 else list(res.envs)
     methods = res.methods or ["(no runs)"]
     width = 0.8 / len(methods)

@@ -1,16 +1,8 @@
-"""A reference beside one's results: published numbers (the paper's, a colleague's runs) read from a CSV and
-compared cell by cell with the aggregated runs.
-
-The CSV has columns ``environment, task, method, success`` and optionally ``stderr``, success and standard
-error in percent as the tables print them. A row with an empty ``task`` is an environment's number (the
-paper's main table); without one, an environment's reference is the mean of its task rows over the tasks our
-cell pooled (standard error sqrt(sum s.e.^2) / k, tasks taken as independent), and none if any is missing.
-A reference ``method`` names a table column (``rql (minari)``) or a model (``rql``, then it stands beside
-every column of that model).
-
-Within two standard errors: |ours - reference| <= 2 * sqrt(se_ours^2 + se_ref^2), with the one standard
-error that exists when only one does; undecided when neither does.
-"""
+"""A reference beside one's results: a CSV (``environment, task, method, success[, stderr]`` in percent) compared
+cell by cell with the aggregate. An empty ``task`` is an environment's number, else an environment's reference is
+the mean of its task rows over the tasks our cell pooled (s.e. sqrt(sum s.e.^2) / k), none if one is missing. A
+``method`` names a column (``rql (minari)``) or a model (``rql``: beside its every column). Within two standard
+errors: |ours - reference| <= 2 * sqrt(se_ours^2 + se_ref^2), with the one that exists; undecided without any."""
 
 from __future__ import annotations
 
@@ -19,7 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from rql_lightning.results.aggregate import Results, Stat
+from rql_lightning.results.aggregate import Results, Stat, markdown_table
 from rql_lightning.results.load import ResultsInputError
 
 REFERENCE_COLUMNS = ("environment", "task", "method", "success")  # and optionally "stderr"
@@ -28,8 +20,7 @@ _FIX = "columns environment, task, method, success[, stderr], success in percent
 
 @dataclass(frozen=True)
 class Reference:
-    """The rows of a reference CSV: (method, env, task) for task rows, (method, env) for environment rows; each
-    a :class:`Stat` of fractions with ``n_seeds=0`` (se NaN when not given)."""
+    """A reference CSV's rows by (method, env, task) and (method, env): :class:`Stat` of fractions, ``n_seeds=0``."""
 
     path: str
     task: dict[tuple[str, str, int], Stat]
@@ -115,13 +106,6 @@ def _ref_method(ref: Reference, res: Results, column: str) -> str:
     return column if column in ref.methods else res.models.get(column, column)
 
 
-def _pooled(values: list[Stat]) -> Stat:
-    k = len(values)
-    ses = [v.se for v in values]
-    se = math.nan if any(math.isnan(s) for s in ses) else math.sqrt(sum(s**2 for s in ses)) / k
-    return Stat(sum(v.mean for v in values) / k, se, n_seeds=0, n_tasks=k)
-
-
 def compare(res: Results, ref: Reference) -> list[Comparison]:
     """Every environment and task cell of ours, in table order, beside its reference (None where it has none)."""
     out = []
@@ -133,8 +117,10 @@ def compare(res: Results, ref: Reference) -> list[Comparison]:
             tasks = sorted(tid for (mm, e, tid) in res.task if mm == m and e == env)
             refs = [ref.task.get((name, env, tid)) for tid in tasks]
             env_ref = ref.env.get((name, env))
-            if env_ref is None and all(r is not None for r in refs):
-                env_ref = _pooled(refs)
+            if env_ref is None and all(r is not None for r in refs):  # the mean of its task rows
+                k, ses = len(refs), [r.se for r in refs]
+                se = math.nan if any(math.isnan(s) for s in ses) else math.sqrt(sum(s**2 for s in ses)) / k
+                env_ref = Stat(sum(r.mean for r in refs) / k, se, n_seeds=0, n_tasks=k)
             out.append(Comparison(m, env, None, res.env[(m, env)], env_ref))
             out += [Comparison(m, env, tid, res.task[(m, env, tid)], r) for tid, r in zip(tasks, refs, strict=True)]
     return out
@@ -150,24 +136,18 @@ def unmatched(res: Results, ref: Reference) -> list[str]:
 
 def reference_markdown(comparisons: list[Comparison], source: str) -> str:
     """Rows: (method, environment, task or ``all``); ours, the reference, the difference and the 2-s.e. check."""
-    lines = [
-        "| method | environment | task | ours | reference | ours - reference | within 2 s.e. |",
-        "|---|---|---|---|---|---|---|",
-    ]
     verdict = {True: "yes", False: "no", None: "?"}
+    rows = []
     for c in comparisons:
-        task = "all" if c.task_id is None else str(c.task_id)
-        if c.ref is None:
-            cells = ["-", "-", "-"]
-        else:
-            cells = [c.ref.fmt(), f"{100 * c.difference:+.1f}", verdict[c.within_2se]]
-        lines.append(f"| {c.method} | {c.env} | {task} | {c.ours.fmt()} | " + " | ".join(cells) + " |")
+        ref = ["-", "-", "-"] if c.ref is None else [c.ref.fmt(), f"{100 * c.difference:+.1f}", verdict[c.within_2se]]
+        rows.append([c.method, c.env, "all" if c.task_id is None else c.task_id, c.ours.fmt(), *ref])
+    head = ["method", "environment", "task", "ours", "reference", "ours - reference", "within 2 s.e."]
     caption = (
         f"Final success rate (%) beside the reference `{source}`; task `all` is the environment. Within 2 s.e.: "
         "|ours - reference| <= 2·sqrt(s.e.ours² + s.e.ref²), with the one s.e. given when only one is; "
         "? when neither is; - where the reference has no number."
     )
-    return caption + "\n\n" + "\n".join(lines)
+    return caption + "\n\n" + markdown_table(head, rows)
 
 
 def reference_rows(comparisons: list[Comparison]) -> list[dict]:

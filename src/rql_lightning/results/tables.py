@@ -1,9 +1,5 @@
-"""The aggregated results as the paper's tables: Markdown for reading, CSV rows for other tools; and the premise
-diagnostics' last values.
-
-Markdown shows percentages (mean ± standard error); CSV holds fractions in [0, 1] and NaN for an undefined
-standard error. Columns are the table columns of :func:`~rql_lightning.results.load.label_runs`.
-"""
+"""The aggregated results as the paper's tables: Markdown in percent (mean ± s.e.), CSV rows in fractions (NaN for
+an undefined s.e.); and the premise diagnostics' last values."""
 
 from __future__ import annotations
 
@@ -14,64 +10,56 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rql_lightning.results.aggregate import Curve, Results, Stat
+from rql_lightning.results.aggregate import Curve, Results, Stat, markdown_table
 from rql_lightning.results.load import Run
 from rql_lightning.results.reference import Reference, compare, reference_markdown
-
-
-def _header(first: Sequence[str], methods: Sequence[str]) -> list[str]:
-    return ["| " + " | ".join([*first, *methods]) + " |", "|" + "---|" * (len(first) + len(methods))]
 
 
 def env_markdown(res: Results) -> str:
     """Rows: environments and their average; columns: methods; cells: mean ± s.e. in percent."""
     grids = Counter((s.n_tasks, s.n_seeds) for s in res.env.values())
     usual = grids.most_common(1)[0][0] if grids else (0, 0)
-    lines = _header(["environment"], res.methods)
-    for env in res.envs:
-        cells = []
-        for m in res.methods:
-            s = res.env.get((m, env))
-            grid = "" if s is None or (s.n_tasks, s.n_seeds) == usual else f" ({s.n_tasks}×{s.n_seeds})"
-            cells.append("" if s is None else s.fmt() + grid)
-        lines.append(f"| {env} | " + " | ".join(cells) + " |")
-    cells = []
-    for m in res.methods:
-        s = res.average.get(m)
-        part = "" if s is None or s.n_envs == len(res.envs) else f" ({s.n_envs} of {len(res.envs)})"
-        cells.append("" if s is None else s.fmt() + part)
+
+    def grid(s: Stat) -> str:  # a cell pooling another grid than most
+        return "" if (s.n_tasks, s.n_seeds) == usual else f" ({s.n_tasks}×{s.n_seeds})"
+
+    def part(s: Stat) -> str:  # an average over fewer environments
+        return "" if s.n_envs == len(res.envs) else f" ({s.n_envs} of {len(res.envs)})"
+
+    def cell(s: Stat | None, mark) -> str:
+        return "" if s is None else s.fmt() + mark(s)
+
+    rows = [[env, *(cell(res.env.get((m, env)), grid) for m in res.methods)] for env in res.envs]
     envs = f"{len(res.envs)} env" + ("s" if len(res.envs) != 1 else "")
-    lines.append(f"| **average ({envs})** | " + " | ".join(cells) + " |")
+    rows.append([f"**average ({envs})**", *(cell(res.average.get(m), part) for m in res.methods)])
     caption = (
         f"Final success rate (%), mean ± standard error over seeds; each cell pools {usual[0]} task(s) × "
         f"{usual[1]} seed(s) unless marked (tasks×seeds); an average over fewer environments is marked (k of n)."
     )
-    return caption + "\n\n" + "\n".join(lines)
+    return caption + "\n\n" + markdown_table(["environment", *res.methods], rows)
 
 
-def _task_keys(res: Results) -> list[tuple[str, int]]:
-    return sorted({(env, tid) for (_, env, tid) in res.task}, key=lambda k: (res.envs.index(k[0]), k[1]))
+def _task_table(res: Results, cell) -> str:
+    """Rows: (environment, task); columns: methods; ``cell(method, env, task)``."""
+    keys = sorted({(env, tid) for (_, env, tid) in res.task}, key=lambda k: (res.envs.index(k[0]), k[1]))
+    rows = [[env, tid, *(cell(m, env, tid) for m in res.methods)] for env, tid in keys]
+    return markdown_table(["environment", "task", *res.methods], rows)
 
 
 def task_markdown(res: Results) -> str:
-    """Rows: (environment, task); columns: methods; cells: mean ± s.e. over seeds (n seeds) in percent."""
-    lines = _header(["environment", "task"], res.methods)
-    for env, tid in _task_keys(res):
-        cells = []
-        for m in res.methods:
-            s = res.task.get((m, env, tid))
-            cells.append("" if s is None else f"{s.fmt()} (n={s.n_seeds})")
-        lines.append(f"| {env} | {tid} | " + " | ".join(cells) + " |")
-    return "Final success rate (%) per task, mean ± standard error over n seeds.\n\n" + "\n".join(lines)
+    """Cells: mean ± s.e. over seeds (n seeds) in percent."""
+
+    def cell(m: str, env: str, tid: int) -> str:
+        s = res.task.get((m, env, tid))
+        return "" if s is None else f"{s.fmt()} (n={s.n_seeds})"
+
+    return "Final success rate (%) per task, mean ± standard error over n seeds.\n\n" + _task_table(res, cell)
 
 
 def data_markdown(res: Results) -> str:
     """What each column trained on, per task: the data key (``<source>:<dataset>#<fingerprint>``)."""
-    lines = _header(["environment", "task"], res.methods)
-    for env, tid in _task_keys(res):
-        cells = [f"`{res.data[(m, env, tid)]}`" if (m, env, tid) in res.data else "" for m in res.methods]
-        lines.append(f"| {env} | {tid} | " + " | ".join(cells) + " |")
-    return "Training data of each cell (runs on different data are never pooled).\n\n" + "\n".join(lines)
+    table = _task_table(res, lambda m, env, tid: f"`{res.data[(m, env, tid)]}`" if (m, env, tid) in res.data else "")
+    return "Training data of each cell (runs on different data are never pooled).\n\n" + table
 
 
 def to_markdown(res: Results, reference: Reference | None = None) -> str:
@@ -150,21 +138,19 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 
 
 def diagnostics_markdown(curves: dict[str, dict[tuple[str, str, int], Curve]]) -> str:
-    """The last logged value of each premise diagnostic (rows) per method and task (columns), mean ± s.e. over
-    seeds (:func:`~rql_lightning.results.aggregate.diagnostic_curves`)."""
+    """The last logged value of each premise diagnostic (rows) per method and task (columns), ± s.e. over seeds."""
     columns = sorted({key for by_key in curves.values() for key in by_key})
     if not columns:
         return ""
-    lines = _header(["diagnostic"], [f"{m}, task {tid}" for (m, _, tid) in columns])
-    for tag, by_key in curves.items():
-        cells = []
-        for key in columns:
-            if key not in by_key:
-                cells.append("")
-                continue
-            _, mean, se = by_key[key]
-            cells.append(f"{mean[-1]:.3g}" + ("" if math.isnan(se[-1]) else f" ± {se[-1]:.2g}"))
-        lines.append(f"| `{tag}` | " + " | ".join(cells) + " |")
+
+    def cell(curve: Curve | None) -> str:
+        if curve is None:
+            return ""
+        _, mean, se = curve
+        return f"{mean[-1]:.3g}" + ("" if math.isnan(se[-1]) else f" ± {se[-1]:.2g}")
+
+    rows = [[f"`{tag}`", *(cell(by_key.get(key)) for key in columns)] for tag, by_key in curves.items()]
+    table = markdown_table(["diagnostic", *(f"{m}, task {tid}" for (m, _, tid) in columns)], rows)
     envs = sorted({env for (_, env, _) in columns})
     steps = sorted({int(steps[-1]) for by_key in curves.values() for steps, _, _ in by_key.values()})
-    return "\n".join(lines) + f"\n\nAt step {', '.join(map(str, steps))} on {', '.join(envs)}; ± one s.e. over seeds.\n"
+    return table + f"\n\nAt step {', '.join(map(str, steps))} on {', '.join(envs)}; ± one s.e. over seeds.\n"

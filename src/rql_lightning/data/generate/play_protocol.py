@@ -1,15 +1,16 @@
-"""OGBench's play-data collection protocol: the scripted oracles, their noise, and one episode's content.
-
-Follows ``data_gen_scripts/generate_manipspace.py`` (``dataset_type='play'``): environment settings,
-temporally correlated action noise, per-environment cube stacking probabilities, the Scene health
-check, and the saved keys and dtypes. Every episode is seeded from ``(seed, split, episode index,
-attempt)`` alone (numpy's ``SeedSequence``), so the data does not depend on workers or shards.
-"""
+"""OGBench's play-data collection protocol (``data_gen_scripts/generate_manipspace.py``, ``dataset_type='play'``):
+the scripted oracles, their noise, stacking probabilities, the Scene health check, the saved keys and dtypes; and
+episodes collected in order, in this process or from spawned workers, with bounded memory."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import warnings
+from collections import deque
+from collections.abc import Generator, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import count, islice
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,6 @@ DEFAULT_EPISODE_STEPS = 1001
 ORACLE_NOISE = 0.1
 ORACLE_NOISE_SMOOTHING = 0.5
 ACTION_LOW, ACTION_HIGH = -1.0, 1.0
-DEFAULT_VAL_FRACTION = 0.1
 # Per-episode probability of a stacking target, drawn uniformly from these ranges (None: fixed value below).
 P_STACK_RANGES: dict[str, tuple[float, float]] = {
     "cube-double": (0.0, 0.25),
@@ -66,12 +66,6 @@ def check_dataset_name(dataset_name: str) -> None:
         raise DataConfigError(
             f"dataset {dataset_name!r} cannot be generated; supported play datasets: {', '.join(SUPPORTED_DATASETS)}"
         )
-
-
-def episode_seed(seed: int, spec: EpisodeSpec, attempt: int) -> int:
-    """32-bit seed for both the env's RNG and numpy's global RNG (which the OGBench oracles draw from)."""
-    seq = np.random.SeedSequence(entropy=seed, spawn_key=(spec.split, spec.index, attempt))
-    return int(seq.generate_state(1, dtype=np.uint32)[0])
 
 
 class EpisodeCollector:
@@ -157,15 +151,72 @@ class EpisodeCollector:
 
     def collect(self, spec: EpisodeSpec) -> dict[str, np.ndarray]:
         """Roll out one episode, retrying with a fresh seed when the Scene health check rejects it."""
-        attempt = 0
-        while True:
-            episode = self._rollout(episode_seed(self._seed, spec, attempt))
+        for attempt in count():
+            # One 32-bit seed for the env's RNG and numpy's global one (which the OGBench oracles draw from).
+            seq = np.random.SeedSequence(entropy=self._seed, spawn_key=(spec.split, spec.index, attempt))
+            episode = self._rollout(int(seq.generate_state(1, dtype=np.uint32)[0]))
             if self._is_healthy(episode["qpos"]):
                 return episode
-            attempt += 1
 
 
 def quiet_sim_warnings() -> None:
     """Silence simulator set-up noise (no GLFW display, Box float32 casts): it says nothing about the data."""
     warnings.filterwarnings("ignore", message=".*DISPLAY.*")
     warnings.filterwarnings("ignore", message=".*precision lowered.*")
+
+
+# Episodes queued per worker: keeps workers busy while the parent saves a file, without unbounded buffering.
+EPISODES_IN_FLIGHT_PER_WORKER = 4
+
+# Worker-process state: each spawned worker builds one collector in its initializer and reuses it.
+_WORKER_COLLECTOR: EpisodeCollector | None = None
+
+
+def _worker_init(dataset_name: str, seed: int, max_episode_steps: int) -> None:
+    global _WORKER_COLLECTOR
+    quiet_sim_warnings()
+    _WORKER_COLLECTOR = EpisodeCollector(dataset_name, seed, max_episode_steps)
+
+
+def _worker_collect(spec: EpisodeSpec) -> dict[str, np.ndarray]:
+    assert _WORKER_COLLECTOR is not None, "worker initializer did not run"
+    return _WORKER_COLLECTOR.collect(spec)
+
+
+def collect_in_process(
+    dataset_name: str, seed: int, max_episode_steps: int, specs: Iterable[EpisodeSpec]
+) -> Generator[dict[str, np.ndarray], None, None]:
+    """Single-worker path: no subprocess, but the caller's global numpy RNG state is restored afterwards."""
+    saved_state = np.random.get_state()
+    try:
+        with warnings.catch_warnings():
+            quiet_sim_warnings()
+            collector = EpisodeCollector(dataset_name, seed, max_episode_steps)
+        for spec in specs:
+            yield collector.collect(spec)
+    finally:
+        np.random.set_state(saved_state)
+
+
+def collect_in_pool(
+    dataset_name: str, seed: int, max_episode_steps: int, specs: Iterable[EpisodeSpec], workers: int
+) -> Generator[dict[str, np.ndarray], None, None]:
+    """Episodes in order from spawned workers, a bounded number in flight. ``ProcessPoolExecutor``: a worker that
+    dies raises ``BrokenProcessPool`` rather than respawning forever; 'spawn': MuJoCo/GL state must not be forked
+    (so scripts calling this need the ``if __name__ == "__main__":`` guard)."""
+    context = mp.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(dataset_name, seed, max_episode_steps)
+    )
+    try:
+        todo = iter(specs)
+        pending: deque[Future[dict[str, np.ndarray]]] = deque(
+            pool.submit(_worker_collect, spec) for spec in islice(todo, workers * EPISODES_IN_FLIGHT_PER_WORKER)
+        )
+        while pending:
+            episode = pending.popleft().result()
+            for spec in islice(todo, 1):
+                pending.append(pool.submit(_worker_collect, spec))
+            yield episode
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
