@@ -31,15 +31,11 @@ class ChunkBatch:
 
 @dataclass
 class Draws:
-    """Every random number of one update, batch-first, shared by all methods.
+    """Every random number of one update (docs/algorithm.md (U1)), batch-first, shared by all methods: the losses
+    draw nothing, so a test can pin every number. ``D = h * A``.
 
-    A method reads the fields it needs; the losses themselves draw nothing, so a test can pin
-    every number (``tests/fixtures`` holds the reference's). ``D = h * A``.
-
-    next_noise (B, D): start noise of the policy's action at ``s'`` (the bootstrap).
-    policy_noise (B, D): start noise of the policy's action at ``s`` (FQL's distillation).
-    depth (B,): RQL's reversal depths ``d``.
-    bc_noise (B, D), bc_time (B, 1): ``x0`` and flow time ``t`` of the flow-matching path.
+    next_noise (B, D): start noise at ``s'`` (the bootstrap).  policy_noise (B, D): start noise at ``s``.
+    depth (B,): RQL's reversal depths (A2').  bc_noise (B, D), bc_time (B, 1): ``x0`` and ``t`` of (A5)'s path.
     """
 
     next_noise: torch.Tensor
@@ -80,8 +76,7 @@ class Draws:
 
 
 def stack_records(records: list) -> object:
-    """``S`` records of one type (:class:`ChunkBatch`, :class:`Draws`) -> one whose fields are ``(S, ...)``.
-
-    A module with a replica axis (``seeds``, ``modules/base.py``) holds one batch and draws per replica this way."""
+    """``S`` records of one type (:class:`ChunkBatch`, :class:`Draws`) -> one whose fields are ``(S, ...)``: how a
+    module with a replica axis (``seeds``) holds one batch and draws per replica."""
     fields = vars(records[0])
     return type(records[0])(**{k: torch.stack([vars(r)[k] for r in records]) for k in fields})

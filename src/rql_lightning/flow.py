@@ -1,9 +1,5 @@
-"""The flow policy: one velocity network, both directions of its Euler flow.
-
-``sample`` integrates forward from noise (``f: 0 -> 1``) to an action chunk; ``reverse``
-integrates backward from a dataset chunk (``f: 1 -> 1 - d``) to the point of the virtual
-on-policy trajectory that ends at that chunk (RQL's flow reversal).
-"""
+"""The flow policy: one velocity network, both directions of its Euler flow (``docs/algorithm.md`` (A1), (A2)):
+``sample`` from noise to an action chunk, ``reverse`` from a dataset chunk back to RQL's virtual states."""
 
 from __future__ import annotations
 
@@ -25,7 +21,6 @@ class FlowPolicy(nn.Module):
         chunk_size: int,
         hidden_dims: Sequence[int],
         flow_steps: int,
-        layer_norm: bool = False,
     ) -> None:
         super().__init__()
         self.obs_dim = obs_dim
@@ -33,7 +28,7 @@ class FlowPolicy(nn.Module):
         self.chunk_size = chunk_size
         self.flow_steps = flow_steps
         self.chunk_dim = chunk_size * action_dim
-        self.velocity_net = MLP(obs_dim + self.chunk_dim + 1, hidden_dims, self.chunk_dim, layer_norm=layer_norm)
+        self.velocity_net = MLP(obs_dim + self.chunk_dim + 1, hidden_dims, self.chunk_dim)
 
     def velocity(self, obs: torch.Tensor, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         """``obs (B, O)``, ``x (B, D)``, ``f (B, 1)`` -> velocity ``(B, D)``."""
@@ -49,11 +44,8 @@ class FlowPolicy(nn.Module):
         return x.clamp(-1.0, 1.0) if clip else x
 
     def reverse(self, obs: torch.Tensor, chunk: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Backward Euler from ``x = chunk (B, D)`` at ``f = 1`` for depth ``d (B,)``.
-
-        Takes ``F`` steps of size ``d / F``: ``x <- x - v(s, x, f) d / F``, ``f <- f - d / F``.
-        Returns ``(x_f (B, D), f (B, 1))`` with ``f = 1 - d`` (as a running float32 sum).
-        """
+        """(A2): ``F`` backward Euler steps of size ``d / F`` from ``chunk (B, D)`` at ``f = 1``, depth ``d (B,)``.
+        Returns ``(x_f (B, D), f (B, 1))``, ``f = 1 - d`` as a running float32 sum."""
         step = (depth / self.flow_steps).unsqueeze(-1)
         x = chunk
         f = torch.ones_like(step)

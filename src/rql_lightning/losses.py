@@ -1,10 +1,5 @@
-"""Loss pieces as plain functions of (networks, batch, draws), and RQL's two losses built from them.
-
-Every random number comes in a :class:`~rql_lightning.batch.Draws`, so the functions are
-deterministic. The shared pieces (:func:`critic_at`, :func:`td_target`, :func:`expectile_loss`,
-:func:`flow_matching_loss`) are what RQL, FQL, flow BC and ``examples/my_flow_policy.py`` have in
-common. Equation labels (A2)-(A7), (C1), (C2) are those of ``docs/algorithm.md``.
-"""
+"""Loss pieces as deterministic functions of (networks, batch, draws), shared by every method, and RQL's two losses
+built from them: docs/algorithm.md (A2)-(A7), (C1), (C2)."""
 
 from __future__ import annotations
 
@@ -22,9 +17,7 @@ def critic_at(
     critic: EnsembleMLP, obs: torch.Tensor, x: torch.Tensor, f: torch.Tensor | float, detach_params: bool = False
 ) -> torch.Tensor:
     """Every member's ``Q_j(s, x, f)``: ``obs (B, O)``, ``x (B, D)``, ``f (B, 1)`` or a flow time -> ``(K, B)``.
-
-    Complete chunks sit at ``f = 1``, noise at ``f = 0``. ``detach_params`` holds the critic's
-    weights fixed (an actor's Q term: the gradient reaches the actor only)."""
+    ``detach_params`` holds the critic's weights fixed (an actor's Q term: the gradient reaches the actor only)."""
     if not isinstance(f, torch.Tensor):
         f = torch.full_like(obs[:, :1], f)
     return critic(torch.cat([obs, x, f], dim=-1), detach_params=detach_params).squeeze(-1)
@@ -36,9 +29,7 @@ def expectile_weight(diff: torch.Tensor, expectile: float) -> torch.Tensor:
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float, valid: torch.Tensor) -> torch.Tensor:
-    """``mean_{j,b} valid_b |kappa - 1(diff < 0)| diff^2`` for ``diff = y - Q`` of shape ``(K, B)``.
-
-    Invalid windows count as zeros in the mean (the reference's normalisation)."""
+    """(A4) for ``diff = y - Q (K, B)``; invalid windows count as zeros in the mean (the reference's)."""
     return (valid * expectile_weight(diff, expectile) * diff.square()).mean()
 
 
@@ -70,10 +61,7 @@ class FlowMatching(NamedTuple):
 def flow_matching_loss(
     policy: FlowPolicy, batch: ChunkBatch, draws: Draws, weight: torch.Tensor | None = None
 ) -> FlowMatching:
-    """Flow-matching BC on dataset chunks: ``mean_{b,i} w_b m_{b,i} (v(s, x_t, t) - (a - x0))_{b,i}^2``.
-
-    ``x_t = (1 - t) x0 + t a`` with ``x0 = draws.bc_noise``, ``t = draws.bc_time``; ``m`` masks
-    actions past an episode's end, and the mean divides by ``B * D``. ``weight (B,)`` defaults to 1."""
+    """(A5) on dataset chunks, each sample weighted by ``weight (B,)`` (default 1)."""
     obs, chunk, t, x0 = batch.observations, batch.action_chunks, draws.bc_time, draws.bc_noise
     x_t = (1.0 - t) * x0 + t * chunk
     pred = policy.velocity(obs, x_t, t)
@@ -110,14 +98,7 @@ def virtual_states(
     policy: FlowPolicy, batch: ChunkBatch, draws: Draws, mode: str = "reversal"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(A2), (C1), (C2): the states ``(x_f (B, D), f (B, 1))``, ``f = 1 - d``, sharing the chunk's target (no grad).
-
-    ``reversal`` (RQL): the current actor's flow run backward from the dataset chunk. Two controls
-    for RQL's premise, both starting from the fresh noise ``x0 = draws.policy_noise``:
-    ``interpolation`` takes the flow-matching path's point ``(1 - f) x0 + f a`` ("direct sampling");
-    ``forward`` runs the current actor forward from ``x0``, ``F`` steps of size ``f / F``, to a point
-    that need not lie on a flow ending at the chunk. All three share reversal's ``f``, so they differ
-    only in ``x_f``; ``mode`` is one of :data:`VIRTUAL_STATES` (checked where it is set: the config's
-    checks and ``RQLModule``)."""
+    ``mode`` is one of :data:`VIRTUAL_STATES`, checked where it is set (the config's checks and ``RQLModule``)."""
     with torch.no_grad():
         if mode == "reversal":
             return policy.reverse(batch.observations, batch.action_chunks, draws.depth)
@@ -138,11 +119,8 @@ def critic_loss(
     rho: float,
     states: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(A2)-(A4): reverse the flow (no gradient), regress every member on the shared target.
-
-    ``y = R_h + gamma^h m (mean - rho std)_j Qbar_j(s', x0', 0)``, one target for every point of
-    the reversed trajectory. ``states`` (``(x_f, f)``, see :func:`virtual_states`) replaces the
-    reversal when given."""
+    """(A2)-(A4): every member regressed on the shared target at the reversed states, or at ``states``
+    (``(x_f, f)`` of :func:`virtual_states`) when given."""
     with torch.no_grad():
         x_f, f = states if states is not None else virtual_states(policy, batch, draws)
         next_qs = critic_at(target_critic, batch.next_observations, draws.next_noise, 0.0)  # (K, B)
@@ -159,9 +137,7 @@ def actor_loss(
     draws: Draws,
     alpha: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(A5)-(A7): flow-matching BC plus one Euler step of Q improvement (critic weights held fixed).
-
-    ``L_actor = q_term + alpha * bc_loss`` with ``q_term = -mean_b valid_b mean_j Q_j(s, x_t + u dt', t + dt')``."""
+    """(A5)-(A7): flow-matching BC plus one Euler step of Q improvement (critic weights held fixed)."""
     bc, x_t, pred = flow_matching_loss(policy, batch, draws)
     t = draws.bc_time
     dt = 1.0 / policy.flow_steps

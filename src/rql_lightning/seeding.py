@@ -1,9 +1,6 @@
-"""Seeds that are functions of (run seed, rank, step, stream) only.
-
-Batches and draws of training step ``k`` on rank ``r`` come from generators seeded here, so a
-resumed run repeats exactly what an uninterrupted one would do, and DDP ranks never share
-random numbers. The seed is numpy's ``SeedSequence`` hash of the four integers (a documented,
-versioned algorithm; Python promises no stable hash of a tuple across versions).
+"""Seeds that are functions of (run seed, rank, step, stream) only: a resumed run repeats exactly what an
+uninterrupted one would do, and DDP ranks never share random numbers. The hash is numpy's ``SeedSequence`` (a
+documented, versioned algorithm; Python promises no stable hash of a tuple across versions).
 """
 
 from __future__ import annotations
@@ -15,8 +12,8 @@ import torch
 BATCH_STREAM = 0  # training batches (data/windows.py)
 DRAW_STREAM = 1  # training draws (modules/base.py)
 EVAL_NOISE_STREAM = 2  # evaluation policy noise per (episode, chunk) (evaluator.py)
-EXPLORE_STREAM = 101  # online exploration noise per chunk (online/explore.py)
-RESET_STREAM = 102  # online episode reset seeds (online/explore.py)
+EXPLORE_STREAM = 101  # online exploration noise per chunk (online/phase.py)
+RESET_STREAM = 102  # online episode reset seeds (online/phase.py)
 
 _WORD = 2**32
 

@@ -1,9 +1,7 @@
 """FlowQModule: what every flow-policy Q-learning method shares, for one run or ``R`` replicas of it.
 
-A method subclasses it and writes :meth:`critic_loss` and :meth:`actor_loss` (and :meth:`sample_chunks` if it
-evaluates another network) for ONE run, on a :class:`~rql_lightning.batch.ChunkBatch` and the update's
-:class:`~rql_lightning.batch.Draws`; see ``rql.py``. The update order is ``docs/algorithm.md``'s: both losses
-at the pre-step weights, one backward, targets moved, one Adam step (one optimizer, a group per network).
+A method writes :meth:`critic_loss` and :meth:`actor_loss` (and :meth:`sample_chunks` if it evaluates another
+network) for ONE run; see ``rql.py``. The update is docs/algorithm.md (U1)-(U6), one optimizer, a group per network.
 
 With ``seeds`` (and ``task_ids``: a task-major grid of tasks x seeds) every parameter and buffer gets a leading
 replica axis, replica ``i`` initialised as the run ``seed=seeds[i]``; the one-run losses run for all replicas
@@ -33,13 +31,6 @@ from rql_lightning.nets import EnsembleMLP
 from rql_lightning.seeding import DRAW_STREAM, seeded_generator
 
 
-def global_batch_split(trainer: L.Trainer | None) -> int:
-    """Over how many ranks one batch is split: the world size under ``data.global_batch_size``, else 1."""
-    if trainer is None or trainer.world_size <= 1:
-        return 1
-    return trainer.world_size if getattr(trainer.datamodule, "global_batch_size", None) else 1
-
-
 class _Replicated(type):
     """Builds a module with ``seeds`` as ``R`` single runs stacked on a leading axis, once the method's own
     ``__init__`` (which may add networks after the base's) has finished."""
@@ -67,17 +58,6 @@ class _Replicated(type):
                 runs.append(super().__call__(*args, **{**kwargs, "seeds": None, "task_ids": None, "seed": s}))
         module._stack(runs)
         return module
-
-
-class _Call(nn.Module):
-    """``forward`` = one method of the wrapped module, so ``functional_call`` can reach it."""
-
-    def __init__(self, module: nn.Module, method: str) -> None:
-        super().__init__()
-        self.module, self.method = module, method
-
-    def forward(self, *args: Any) -> Any:
-        return getattr(self.module, self.method)(*args)
 
 
 class FlowQModule(L.LightningModule, metaclass=_Replicated):
@@ -137,7 +117,6 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         )
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.register_buffer("skipped_updates", torch.zeros((), dtype=torch.long))
-        self._calls: dict[str, _Call] = {}
         self._compiled: dict[str, Any] = {}
 
     @property
@@ -149,14 +128,12 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
     @property
     def seeds(self) -> list[int] | None:
         """The replicas' run seeds, or None for a single run (no replica axis)."""
-        seeds = self.hparams.get("seeds")
-        return None if seeds is None else list(seeds)
+        return None if self.hparams.get("seeds") is None else list(self.hparams.seeds)
 
     @property
     def task_ids(self) -> list[int] | None:
         """The replicas' task ids (aligned with :attr:`seeds`), or None when every replica is the run's one task."""
-        task_ids = self.hparams.get("task_ids")
-        return None if task_ids is None else list(task_ids)
+        return None if self.hparams.get("task_ids") is None else list(self.hparams.task_ids)
 
     @property
     def num_replicas(self) -> int:
@@ -184,14 +161,15 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
                 if b is not None:
                     mod._buffers[key] = torch.stack([o._buffers[key] for o in others])
 
+    def forward(self, method: str, *args: Any) -> Any:
+        """``self.<method>(*args)``: how ``functional_call`` runs any method on other weights (a method keeps it)."""
+        return getattr(self, method)(*args)
+
     def per_replica(self, method: str, *records: Any) -> Any:
         """``self.<method>(*records)`` of one run, for every replica: ``vmap`` over the replica axis of the weights
         and of every record (:class:`ChunkBatch`, :class:`Draws`, tensors: ``(R, ...)``), as are the results.
-        A single run calls the method itself. Randomness inside is an error: every draw comes in a :class:`Draws`."""
-        if self.seeds is None:
-            return getattr(self, method)(*records)
-        call = self._calls.get(method) or self._calls.setdefault(method, _Call(self, method))
-        weights = {f"module.{k}": v for k, v in [*self.named_parameters(), *self.named_buffers()]}
+        Randomness inside is an error: every draw comes in a :class:`Draws`."""
+        weights = dict([*self.named_parameters(), *self.named_buffers()])
         kinds = [None if isinstance(r, torch.Tensor) else type(r) for r in records]
         # Fields through dataclasses.fields, not vars(): torch.compile (dynamo, torch 2.11) cannot trace __dict__.
         flat = [
@@ -201,7 +179,7 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
 
         def one(w: dict, *args: Any) -> Any:
             rebuilt = [a if kind is None else kind(**a) for a, kind in zip(args, kinds, strict=True)]
-            return functional_call(call, w, tuple(rebuilt))
+            return functional_call(self, w, (method, *rebuilt))
 
         return vmap(one)(weights, *flat)
 
@@ -216,19 +194,6 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
     def draw(self, batch_size: int, generator: torch.Generator | None = None) -> Draws:
         """All random numbers of one run's update, on the module's device."""
         return Draws.sample(batch_size, self.policy.chunk_dim, self.policy.flow_steps, self.device, generator)
-
-    def step_generator(self, step: int, rank: int | None = None, seed: int | None = None) -> torch.Generator:
-        """The generator for training step ``step``'s draws: a function of (seed, rank, step) only.
-
-        So a resumed run draws exactly what the uninterrupted one would have, and DDP ranks
-        draw independently. ``seed``: another run's seed (each replica draws its own seed's).
-        """
-        g = getattr(self, "_step_generator", None)
-        if g is None or g.device != self.device:
-            g = self._step_generator = torch.Generator(device=self.device)
-        rank = self.global_rank if rank is None else rank
-        seed = self.hparams.seed if seed is None else seed
-        return seeded_generator(seed, rank, step, DRAW_STREAM, generator=g)
 
     def critic_loss(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError("a FlowQModule subclass defines critic_loss(batch, draws)")
@@ -253,7 +218,11 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         to host). The replicas' losses are summed, never averaged: each one's gradients stay its own."""
         critic_term, actor_term, info = self._fast("compute_losses", self.hparams.compile_mode)(batch, draws)
         optimizer.zero_grad(set_to_none=True)
-        self._backward((critic_term + actor_term).sum())
+        loss = (critic_term + actor_term).sum()
+        if self._trainer is not None:
+            self.manual_backward(loss)
+        else:  # used outside a Trainer (tests, notebooks)
+            loss.backward()
         every = self.hparams.check_finite_every
         restore = None
         if every > 0 and self.global_step % every == 0:
@@ -274,21 +243,15 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         fn = getattr(self, method)
         if self.seeds is not None and method != "update_targets":
             fn = functools.partial(self.per_replica, method)
-            # per_replica's wrapper exists before tracing: a cache filled by the first call would fail the
-            # compiled graph's guard on the second and compile it again
-            self._calls.setdefault(method, _Call(self, method))
         if self.hparams.compile:
             fn = self._compiled[method] = torch.compile(fn, dynamic=False, mode=mode)
         return fn
 
     def _finite_or_skip(self, critic_term: torch.Tensor, actor_term: torch.Tensor, optimizer) -> Any:
-        """NaN/inf guard per replica, every ``check_finite_every`` steps (one host sync).
-
-        Raises :class:`NonFiniteError` naming the step, the terms and (with replicas) the bad ones. With
-        ``skip_nonfinite`` the bad replicas' update is dropped (weights, targets and Adam state untouched; the step
-        still counts so the next batch is a new one) and counted. Returns None when every replica is finite; False
-        when none is (nothing steps); else a function that, after the step, puts the bad replicas back. Adam's step
-        counter is shared, so a replica skipped alone later bias-corrects one step ahead of its single run."""
+        """(U4) per replica, one host sync: raise :class:`NonFiniteError` naming the step, the terms and the bad
+        replicas, or with ``skip_nonfinite`` drop and count the bad replicas' update. Returns None when all are
+        finite, False when none is (nothing steps), else a function that puts the bad replicas back after the step
+        (Adam's step counter is shared: a replica skipped alone later bias-corrects one step ahead of its run)."""
         lead = () if self.seeds is None else (self.num_replicas,)
         terms = {"critic_loss": critic_term.detach(), "actor_loss": actor_term.detach()}
         critic = {id(p) for p in self.critic.parameters()}
@@ -347,31 +310,25 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
             torch._foreach_mul_(t_params, 1.0 - rate)
             torch._foreach_add_(t_params, o_params, alpha=rate)
 
-    def _backward(self, loss: torch.Tensor) -> None:
-        if self._trainer is not None:
-            self.manual_backward(loss)
-        else:  # used outside a Trainer (tests, notebooks)
-            loss.backward()
-
-    def step_draws(self, batch_size: int, step: int | None = None, seed: int | None = None) -> Draws:
-        """One run's draws of step ``step`` on this rank (default: this run's step and seed). Under
-        ``data.global_batch_size`` (one batch split across ranks) they are the whole global batch's draws, seeded as
-        rank 0, and this rank keeps its rows: so N ranks together draw exactly what one process with the full batch
-        draws, as the windows do."""
-        step = self.global_step if step is None else step
-        split_over = global_batch_split(self._trainer)
-        if split_over > 1:
-            full = self.draw(batch_size * split_over, self.step_generator(step, rank=0, seed=seed))
-            return full.rows(slice(self.global_rank * batch_size, (self.global_rank + 1) * batch_size))
-        return self.draw(batch_size, self.step_generator(step, seed=seed))
-
     def replica_draws(self, batch_size: int, step: int | None = None) -> Draws:
-        """Step ``step``'s draws of every replica, ``(R, B, ...)`` (a single run: its own ``(B, ...)``): replica
-        ``i``'s are exactly those of the run ``seed=seeds[i]`` (``R`` small generator calls: a generator cannot be
-        vectorised; the math is one graph)."""
-        if self.seeds is None:
-            return self.step_draws(batch_size, step)
-        return stack_records([self.step_draws(batch_size, step, seed=s) for s in self.seeds])
+        """(U1) of step ``step`` (default: this one) on this rank, ``(R, B, ...)`` (a single run: ``(B, ...)``); replica
+        ``i`` draws what the run ``seed=seeds[i]`` does. Under ``data.global_batch_size`` a rank draws the global
+        batch as rank 0 and keeps its rows: N ranks draw what one process with the full batch draws."""
+        step = self.global_step if step is None else step
+        trainer, start = self._trainer, self.global_rank * batch_size
+        split = (
+            trainer.world_size if trainer is not None and getattr(trainer.datamodule, "global_batch_size", None) else 1
+        )
+        rank = 0 if split > 1 else self.global_rank
+        g = getattr(self, "_step_generator", None)
+        if g is None or g.device != self.device:
+            g = self._step_generator = torch.Generator(device=self.device)
+
+        def one(seed: int) -> Draws:
+            draws = self.draw(batch_size * split, seeded_generator(seed, rank, step, DRAW_STREAM, generator=g))
+            return draws.rows(slice(start, start + batch_size)) if split > 1 else draws
+
+        return one(self.hparams.seed) if self.seeds is None else stack_records([one(s) for s in self.seeds])
 
     def training_step(self, batch: ChunkBatch, batch_idx: int) -> None:
         draws = self.replica_draws(batch.observations.shape[-2])
@@ -382,21 +339,15 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
     def train_metrics(self, info: dict) -> dict[str, torch.Tensor]:
         """Scalars for TensorBoard, called every ``log_every`` steps only: a single run's ``train/<name>``, with
         replicas ``seed<s>/train/<name>`` per replica (as each one's single run logs them)."""
-        if self.seeds is None:
-            return self._run_metrics(info, self.skipped_updates)
         metrics = {}
-        for i, prefix in enumerate(self.replica_names):
-            one = self._run_metrics({k: v[i] for k, v in info.items()}, self.skipped_updates[i])
-            metrics.update({f"{prefix}/{k}": v for k, v in one.items()})
-        return metrics
-
-    def _run_metrics(self, info: dict, skipped: torch.Tensor) -> dict[str, torch.Tensor]:
-        metrics = {f"train/{k}": v for k, v in info.items() if v.dim() == 0}
-        if self.hparams.skip_nonfinite:
-            metrics["train/skipped_updates"] = skipped.float()
-        if "q" in info:
-            q = info["q"].detach()
-            metrics.update({"train/q_mean": q.mean(), "train/q_max": q.max(), "train/q_min": q.min()})
+        for i, name in enumerate(self.replica_names or [""]):
+            run = {k: v[i] for k, v in info.items()} if name else info
+            if self.hparams.skip_nonfinite:
+                run = {**run, "skipped_updates": (self.skipped_updates[i] if name else self.skipped_updates).float()}
+            if "q" in run:
+                q = run["q"].detach()
+                run = {**run, "q_mean": q.mean(), "q_max": q.max(), "q_min": q.min()}
+            metrics.update({f"{name}/train/{k}" if name else f"train/{k}": v for k, v in run.items() if v.dim() == 0})
         return metrics
 
     def optimizer_groups(self) -> list[dict]:
@@ -438,11 +389,10 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
             return self.sample_chunks(obs, noise)
         if self.vmap_policy:
             return self._fast("sample_chunks")(obs, noise)
-        call = _Call(self, "sample_chunks")
         tensors = [*self.named_parameters(), *self.named_buffers()]
         return torch.stack(
             [
-                functional_call(call, {f"module.{k}": v[i] for k, v in tensors}, (obs[i], noise[i]))
+                functional_call(self, {k: v[i] for k, v in tensors}, ("sample_chunks", obs[i], noise[i]))
                 for i in range(self.num_replicas)
             ]
         )

@@ -1,13 +1,7 @@
-"""Flow behaviour cloning: the flow-matching term of RQL's actor loss, and nothing else.
+"""Flow behaviour cloning: docs/algorithm.md (A5) alone, evaluated as the base class (the EMA flow).
 
-The critic is not trained. Its loss is a constant zero and its parameters are left out of the
-optimizer, so a BC run spends no time on a critic whose numbers would mean nothing for the
-policy (a TD critic of the behaviour policy would only be a diagnostic). The networks still
-exist, so checkpoints have the same keys as every :class:`FlowQModule` (``policy``,
-``ema_policy``, ``critic``, ``target_critic``); ``conf/model/bc.yaml`` makes the unused critic
-tiny. The target critic's Polyak update is then a no-op up to rounding. The evaluation policy is
-the base class's: the EMA flow from the given noise. Of the update's :class:`Draws`, only
-``bc_noise`` and ``bc_time`` are read.
+The critic is not trained (a constant zero loss, out of the optimizer) but exists, so checkpoints have every
+:class:`FlowQModule`'s keys; ``conf/model/bc.yaml`` makes it tiny, and its Polyak update is a no-op up to rounding.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Flow Q-Learning (Park, Li, Levine 2025) on action chunks, as a :class:`FlowQModule`: equations (F1)-(F3) of
-``docs/algorithm.md``, matched to ``seohongpark/fql`` ``agents/fql.py`` and its chunked form ``acfql.py``.
-
-It evaluates its online one-step policy (the base class's EMA flow is kept but unused). Of the :class:`Draws`,
-``next_noise`` is ``z'``, ``policy_noise`` is ``z``, ``bc_noise``/``bc_time`` make the flow-matching path.
-"""
+"""Flow Q-Learning (Park, Li, Levine 2025) on action chunks: docs/algorithm.md (F1)-(F3), matched to
+``seohongpark/fql`` ``agents/fql.py`` and its chunked form ``acfql.py``. It evaluates its online one-step policy
+(the base class's EMA flow is kept but unused)."""
 
 from __future__ import annotations
 
@@ -11,7 +8,6 @@ import torch
 
 from rql_lightning import losses
 from rql_lightning.batch import ChunkBatch, Draws
-from rql_lightning.losses import critic_at
 from rql_lightning.modules.base import FlowQModule
 from rql_lightning.nets import MLP
 
@@ -48,10 +44,10 @@ class FQLModule(FlowQModule):
         with torch.no_grad():
             next_obs = batch.next_observations
             next_x = self.onestep_chunk(next_obs, draws.next_noise).clamp(-1.0, 1.0)
-            next_qs = critic_at(self.target_critic, next_obs, next_x, 1.0)
+            next_qs = losses.critic_at(self.target_critic, next_obs, next_x, 1.0)
             next_q = next_qs.min(dim=0).values if hp.q_agg == "min" else losses.pessimistic_value(next_qs, hp.rho)
             y = losses.td_target(batch, next_q, hp.discount)
-        q = critic_at(self.critic, batch.observations, batch.action_chunks, 1.0)  # (K, B)
+        q = losses.critic_at(self.critic, batch.observations, batch.action_chunks, 1.0)  # (K, B)
         loss = 2.0 * losses.expectile_loss(y - q, hp.expectile, batch.valid)
         return loss, {"q": q.detach(), "td_target_mean": y.mean()}
 
@@ -65,7 +61,7 @@ class FQLModule(FlowQModule):
         x = self.onestep_chunk(obs, draws.policy_noise)
         distill = (x - target).square().mean()
         # Q term, critic weights fixed.
-        q = critic_at(self.critic, obs, x.clamp(-1.0, 1.0), 1.0, detach_params=True).mean(dim=0)
+        q = losses.critic_at(self.critic, obs, x.clamp(-1.0, 1.0), 1.0, detach_params=True).mean(dim=0)
         q_term = -q.mean()
         if hp.normalize_q_loss:
             q_term = q_term / q.abs().mean().detach().clamp_min(1e-6)

@@ -11,11 +11,8 @@ from rql_lightning.modules.base import FlowQModule
 
 
 class RQLModule(FlowQModule):
-    """Critic: expectile regression on the shared h-step target at flow-reversed states.
-    Actor: flow-matching BC (weight ``alpha``) plus one Euler step of Q improvement.
-
-    ``virtual_states`` picks the critic's states (:func:`losses.virtual_states`): ``reversal`` is RQL;
-    ``interpolation`` and ``forward`` are controls for its premise, reading ``draws.policy_noise``."""
+    """``virtual_states`` picks the critic's states (:func:`losses.virtual_states`): ``reversal`` is RQL;
+    ``interpolation`` and ``forward`` are controls for its premise, docs/algorithm.md (C1), (C2)."""
 
     default_name = "rql"
 
