@@ -1,8 +1,8 @@
 """Shared test setup: tiny networks run fastest on one intra-op thread (and CI has 2 cores).
 
-Under pytest-xdist (``make test`` runs ``--dist loadgroup``) each worker is its own process: the session dataset
-is generated once for all of them (a file lock in their shared temporary root), and the tests of a module with a
-module-scoped fixture (a trained run, a built wheel) go to one worker, so that fixture is built once, not per worker.
+Under pytest-xdist each worker is its own process: the session dataset is generated once for all of them (a file
+lock in their shared temporary root). ``make test`` runs ``--dist loadfile``: a module's tests go to one worker, so a
+module-scoped fixture (a trained run, a built wheel) is built once, not once per worker.
 """
 
 from __future__ import annotations
@@ -31,15 +31,6 @@ def cube_single_dataset(tmp_path_factory) -> Path:
         root = root.parent  # the temporary root all workers of this session share
     with FileLock(root / "ogbench-data.lock"):
         return ensure_play_dataset("cube-single-play-v0", root / "ogbench-data", 3000, num_workers=1)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep a module on one xdist worker when its tests share a module-scoped fixture (``--dist loadgroup``)."""
-    for item in items:
-        defs = getattr(item, "_fixtureinfo", None)
-        scopes = [d.scope for ds in (defs.name2fixturedefs.values() if defs else ()) for d in ds]
-        if "module" in scopes:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(autouse=True)
