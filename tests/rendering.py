@@ -1,6 +1,6 @@
 """Whether MuJoCo can render here, decided once per session before any video test runs.
 
-``envs/wrappers.py`` turns any render error into a "Rendering disabled" warning, so a test that skipped on that
+``envs.py`` turns any render error into a "Rendering disabled" warning, so a test that skipped on that
 warning would also skip a broken video path.  Video tests instead call :func:`require_gl` first: where the
 backend renders a tiny model, their failures fail."""
 

@@ -11,7 +11,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from rql_lightning.callbacks.run_info import load_hydra_config
+from rql_lightning.callbacks.summary import load_hydra_config
 from rql_lightning.checks import EXPORTED_FROM, MODULE_CLASS_KEY, read_checkpoint
 from rql_lightning.errors import UserError
 
@@ -42,8 +42,8 @@ def evaluate_checkpoint(
     import torch
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from rql_lightning.callbacks.video import log_video
-    from rql_lightning.envs.make import ogbench_version, success_timing_of
+    from rql_lightning.callbacks.evaluation import log_video
+    from rql_lightning.envs import ogbench_version, success_timing_of
     from rql_lightning.evaluator import evaluate, metric_key, task_env_name
 
     ckpt = read_checkpoint(ckpt_path)

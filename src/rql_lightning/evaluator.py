@@ -1,10 +1,8 @@
-"""The evaluator: a module's replicas rolled out (:mod:`rql_lightning.envs.rollout`), gathered over DDP ranks.
+"""The evaluator: a module's replicas rolled out (:mod:`rql_lightning.envs`), gathered over DDP ranks.
 
 A single run is one replica (key ``""``, metrics ``eval/*``), a seed batch one per seed (``seed<s>/eval/*``), a
-multi-task batch one per (task, seed) (``task<t>/seed<s>/eval/*``) in its task's env. Replica episode ``k`` is
-reset with ``seed + k`` and chunk ``c`` draws noise from ``stream_seed(seed, k, c, EVAL_NOISE_STREAM)``, so an
-outcome depends on the weights, seed and episode only; :func:`gather` makes every rank hold the whole evaluation.
-Used by the training callback, ``rql-eval`` and (:func:`report`) the online phase.
+multi-task batch one per (task, seed) (``task<t>/seed<s>/eval/*``) in its task's env. Chunk ``c`` of episode ``k``
+draws noise from ``stream_seed(seed, k, c, EVAL_NOISE_STREAM)``: an outcome depends on the weights, seed and episode.
 """
 
 from __future__ import annotations
@@ -22,8 +20,6 @@ from torch import nn
 from rql_lightning.envs import EvalEnvs, EvalResult, evaluate_policy, resolve_env_id
 from rql_lightning.naming import parse_singletask, singletask_name_of
 from rql_lightning.seeding import EVAL_NOISE_STREAM, stream_seed
-
-__all__ = ["Evaluator", "Replica", "act", "evaluate", "gather", "metric_key", "replicas_of", "report"]
 
 
 @dataclass(frozen=True)
@@ -147,7 +143,6 @@ class Evaluator:
             self.env_kwargs.setdefault("height", int(height))
         self.episode_noise = bool(episode_noise)
         self.envs = EvalEnvs()  # every replica's envs, kept alive between evaluations
-        self._generator: torch.Generator | None = None
 
     def replicas(self, module: Any) -> list[Replica]:
         """Each replica of a batched module in its task's variant of ``env_name``, else the single run."""
@@ -163,13 +158,10 @@ class Evaluator:
         if not self.episode_noise and len(replicas) > 1:
             raise ValueError("a seed-batched module is evaluated with episode_noise=True (each seed's own noise)")
         seeds = [rep.seed for rep in replicas]
-        device = _device(module)
-        if self._generator is None or self._generator.device != device:
-            try:
-                self._generator = torch.Generator(device=device)
-            except RuntimeError:  # a device without generators
-                self._generator = torch.Generator()
-        generator = self._generator.manual_seed(seeds[0])
+        try:
+            generator = torch.Generator(device=_device(module)).manual_seed(seeds[0])
+        except RuntimeError:  # a device without generators
+            generator = torch.Generator().manual_seed(seeds[0])
 
         def policy(obs: np.ndarray, reps: np.ndarray | None = None, *episode: np.ndarray) -> np.ndarray:
             """Rows (grouped by replica) -> a ``(R, rows, O)`` grid padded to a power of two rows per replica (few

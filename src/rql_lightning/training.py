@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from rql_lightning.checks import check_config, check_machine, check_output_dir, read_checkpoint
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     import lightning as L
 
 log = logging.getLogger("rql_lightning")
-PAPER_BATCH_SIZE = 256
 
 
 def train(cfg: DictConfig, config_checked: bool = False) -> dict[str, Any]:
@@ -42,7 +42,6 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"ckpt_path={ckpt_path} does not exist; point it at a .ckpt (e.g. <run>/checkpoints/last.ckpt)")
     # Imported here, so that a bad command line is reported before torch and Lightning have loaded.
     import lightning as L
-    from hydra.utils import instantiate
 
     from rql_lightning.online.phase import online_phase
 
@@ -62,8 +61,7 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
     model = instantiate(cfg.model, obs_dim=obs_dim, action_dim=action_dim, **replicas, _convert_="all")
     datamodule.seeds = [int(s) for s in cfg.seeds] if cfg.get("seeds") else None  # its task_ids: data.task_ids
     if explicit:  # checked now, before data is loaded; "last" is checked by the module as Lightning loads it
-        cls = type(model)
-        read_checkpoint(ckpt_path, dict(model.hparams), class_path(cls))
+        read_checkpoint(ckpt_path, dict(model.hparams), class_path(type(model)))
         ckpt_path = str(Path(ckpt_path).expanduser())
     callbacks = make_callbacks(cfg)
     online = online_phase(cfg)  # None unless online.steps > 0: then trainer.max_steps + steps x utd updates
@@ -86,7 +84,7 @@ def check_env_spaces(cfg: DictConfig, datamodule: Any, obs_dim: int, action_dim:
     online = cfg.get("online") or {}
     if online.get("steps", 0):
         envs["online.env_name"] = online.get("env_name") or own
-    from rql_lightning.envs.make import make_eval_env
+    from rql_lightning.envs import make_eval_env
 
     checked = {None, getattr(datamodule, "dims_env_name", None)}  # None: no env, the evaluation callback says so
     for key, name in envs.items():
@@ -120,8 +118,6 @@ def replica_axis(cfg: DictConfig) -> dict[str, list[int]]:
 
 def make_callbacks(cfg: DictConfig) -> list:
     """The ``callbacks`` group's callbacks; ``eval.episodes=0`` means no evaluation."""
-    from hydra.utils import instantiate
-
     groups = dict(cfg.get("callbacks") or {})
     if cfg.get("eval", {}).get("episodes", 1) == 0:
         groups.pop("evaluation", None)
@@ -131,7 +127,6 @@ def make_callbacks(cfg: DictConfig) -> list:
 def make_trainer(cfg: DictConfig, callbacks: list, **overrides: Any) -> L.Trainer:
     """The Trainer; a combination Lightning cannot serve (e.g. 16-mixed on CPU) is one line, not a traceback."""
     from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     try:
@@ -146,8 +141,6 @@ def make_trainer(cfg: DictConfig, callbacks: list, **overrides: Any) -> L.Traine
 
 def make_loggers(cfg: DictConfig) -> list:
     """Every logger of the ``logger`` group (``logger=many`` holds several), in config order."""
-    from hydra.utils import instantiate
-
     return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None and "_target_" in c]
 
 
@@ -164,8 +157,7 @@ def log_batch_semantics(world_size: int, datamodule: Any) -> None:
         else "data.batch_size per rank; data.global_batch_size=256 splits the paper's batch instead"
     )
     rank_zero_info(
-        f"{world_size} ranks x {per_rank} = global batch {world_size * per_rank}; "
-        f"the paper's is {PAPER_BATCH_SIZE} ({how})"
+        f"{world_size} ranks x {per_rank} = global batch {world_size * per_rank}; the paper's is 256 ({how})"
     )
 
 

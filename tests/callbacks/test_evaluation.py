@@ -172,7 +172,7 @@ def test_callback_rejects_unknown_env():
 def test_gif_summary_tiles_episodes_of_different_lengths():
     from PIL import Image, ImageSequence
 
-    from rql_lightning.callbacks.video import gif_summary, tile
+    from rql_lightning.callbacks.evaluation import gif_summary, tile
 
     a = np.zeros((3, 4, 6, 3), np.uint8)
     b = np.full((5, 4, 6, 3), 255, np.uint8)

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from rql_lightning.callbacks.run_info import method_name
+from rql_lightning.callbacks.summary import method_name
 from rql_lightning.config import compose_config
 from rql_lightning.training import train
 from tests.runs import TINY

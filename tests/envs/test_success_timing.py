@@ -14,7 +14,7 @@ import pytest
 from rql_lightning.checks import check_config
 from rql_lightning.cli.results import main as rql_results
 from rql_lightning.config import compose_config
-from rql_lightning.envs.make import make_eval_env, success_timing_of
+from rql_lightning.envs import make_eval_env, success_timing_of
 from rql_lightning.errors import UserError
 from rql_lightning.results import aggregate, load_runs
 from tests.envs.scripted import ENV, T_MAX, scripted_policy

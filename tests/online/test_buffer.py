@@ -7,7 +7,7 @@ import torch
 
 from rql_lightning.data.windows import WindowSampler
 from rql_lightning.online.buffer import MIN_GROWTH, ReplayBuffer
-from rql_lightning.online.segments import read_segments, write_segment
+from rql_lightning.online.phase import read_segments, write_segment
 
 H = 2  # chunk size
 

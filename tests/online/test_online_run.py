@@ -11,7 +11,7 @@ import torch
 
 from rql_lightning.config import compose_config
 from rql_lightning.errors import UserError
-from rql_lightning.online.segments import SEGMENT_DIR, read_segments
+from rql_lightning.online.phase import SEGMENT_DIR, read_segments
 from rql_lightning.training import train
 from tests.runs import TINY, scalars
 

@@ -238,7 +238,7 @@ def test_a_file_size_limit_during_an_online_segment_write_is_one_line(tmp_path):
     code = (
         "from pathlib import Path\n"
         "import numpy as np\n"
-        "from rql_lightning.online.segments import write_segment\n"
+        "from rql_lightning.online.phase import write_segment\n"
         "rows = {'observations': np.random.default_rng(0).normal(size=(1000, 28)).astype(np.float32)}\n"
         "user_errors_as_one_line(lambda: write_segment(Path(sys.argv[1]), 0, rows))\n"
     )

@@ -1,28 +1,80 @@
 """Periodic policy evaluation during training: when to evaluate (:mod:`rql_lightning.evaluator` says what), and
-publishing it.
-
-The schedule counts training batches (``fit_loop.total_batch_idx + 1``), not ``global_step``, which counts
-``optimizer.step()`` calls (two per batch with a critic and an actor optimizer); it is the x of the ``eval/*`` logs.
-Per replica (``eval/*``, ``seed<s>/eval/*``, ``task<t>/seed<s>/eval/*``): ``success_rate``, ``return``, ``length``,
-``episodes``, ``time_s`` go to ``trainer.callback_metrics`` (which ``ddp_spawn`` copies back) and every logger;
-``eval/curve`` (float64 ``(P, 4)`` rows ``(step, success_rate, return, episodes)``, restored ones included) is
-published at fit start and after each evaluation; ``eval/video`` is a GIF (``video_episodes > 0``).
+publishing it. The schedule counts training batches (``fit_loop.total_batch_idx + 1``), not ``global_step`` (two
+``optimizer.step()`` calls a batch with a critic and an actor optimizer); it is the x of the ``eval/*`` logs. Per
+replica: ``eval/`` ``success_rate``, ``return``, ``length``, ``episodes``, ``time_s`` (``trainer.callback_metrics``,
+which ``ddp_spawn`` copies back, and every logger), ``eval/curve`` (float64 ``(P, 4)`` rows ``(step, success_rate,
+return, episodes)``, restored ones included) at fit start and after each evaluation, ``eval/video``: the episodes
+tiled into one animated GIF image summary (Pillow: ``SummaryWriter.add_video`` writes nothing without ``moviepy<2``).
 """
 
 from __future__ import annotations
 
+import io
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import lightning as L
+import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from rql_lightning.callbacks.video import log_video
 from rql_lightning.envs import EvalResult, resolve_env_id
 from rql_lightning.evaluator import Evaluator, gather, metric_key, report
 
-__all__ = ["EvalHistory", "EvalPoint", "EvaluationCallback"]
+
+def tile(videos: list[np.ndarray]) -> np.ndarray:
+    """Episodes ``(T_i, H, W, 3)`` -> one ``(max T_i, rows * H, cols * W, 3)`` grid (shorter ones held)."""
+    t = max(v.shape[0] for v in videos)
+    h, w = videos[0].shape[1:3]
+    cols = math.ceil(math.sqrt(len(videos)))
+    rows = math.ceil(len(videos) / cols)
+    grid = np.zeros((t, rows * h, cols * w, 3), dtype=np.uint8)
+    for i, v in enumerate(videos):
+        r, c = divmod(i, cols)
+        padded = np.concatenate([v, np.repeat(v[-1:], t - v.shape[0], axis=0)]) if v.shape[0] < t else v
+        grid[:, r * h : (r + 1) * h, c * w : (c + 1) * w] = padded
+    return grid
+
+
+def gif_summary(tag: str, frames: np.ndarray, fps: float, summary_cls: Any = None):
+    """A ``Summary`` (``summary_cls``: the writer package's, default tensorboard's) of ``frames (T, H, W, 3)``
+    uint8 as an animated GIF image."""
+    from PIL import Image
+
+    if summary_cls is None:
+        from tensorboard.compat.proto.summary_pb2 import Summary
+    else:
+        Summary = summary_cls  # noqa: N806
+
+    images = [Image.fromarray(np.ascontiguousarray(f)) for f in frames]
+    buf = io.BytesIO()
+    duration = max(1, round(1000 / fps))
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
+    _, h, w, c = frames.shape
+    image = Summary.Image(height=h, width=w, colorspace=c, encoded_image_string=buf.getvalue())
+    return Summary(value=[Summary.Value(tag=tag, image=image)])
+
+
+def log_video(loggers: Iterable[Any], tag: str, videos: list[np.ndarray], step: int, fps: float) -> None:
+    """Episodes side by side as one GIF ``tag`` at ``step`` in every TensorBoard logger; a failure is a warning."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    tensorboards = [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]
+    if not tensorboards or not videos:
+        return
+    grid = tile(videos)
+    for logger in tensorboards:
+        writer = logger.experiment
+        try:
+            summary_cls = None
+            if type(writer).__module__.startswith("tensorboardX"):  # Lightning prefers it when installed
+                from tensorboardX.proto.summary_pb2 import Summary as summary_cls
+            writer._get_file_writer().add_summary(gif_summary(tag, grid, fps, summary_cls), step)
+            writer.flush()
+        except Exception as err:  # noqa: BLE001
+            rank_zero_warn(f"eval video not logged: {type(err).__name__}: {err}")
 
 
 class EvalPoint(NamedTuple):
@@ -66,8 +118,8 @@ class EvalHistory:
 
 class EvaluationCallback(L.Callback):
     """Evaluate every ``every_n_steps`` training batches (``<= 0``: never) and ``at_train_end`` (unless just done), on
-    every DDP rank together; ``env_name`` None: the datamodule's. The other arguments are the
-    :class:`~rql_lightning.evaluator.Evaluator`'s (``video_*``: its ``frame_skip``, ``width``, ``height``).
+    every DDP rank together; ``env_name`` None: the datamodule's. ``video_*`` are the
+    :class:`~rql_lightning.evaluator.Evaluator`'s ``frame_skip``, ``width``, ``height``; ``settings`` its others.
     """
 
     def __init__(
@@ -78,31 +130,17 @@ class EvaluationCallback(L.Callback):
         num_envs: int = 2,
         seed: int = 0,
         at_train_end: bool = True,
-        render_episodes: int = 0,
-        env_kwargs: dict[str, Any] | None = None,
-        video_episodes: int = 0,
         video_frame_skip: int = 3,
         video_fps: float = 15.0,
         video_width: int = 128,
         video_height: int = 128,
-        episode_noise: bool = True,
+        **settings: Any,
     ):
         super().__init__()
         if video_fps <= 0:
             raise ValueError(f"video_fps must be > 0, got {video_fps}")
-        self.evaluator = Evaluator(
-            env_name,
-            num_episodes,
-            num_envs,
-            int(seed),
-            video_episodes,
-            video_frame_skip,
-            video_width,
-            video_height,
-            render_episodes,
-            env_kwargs,
-            episode_noise,
-        )
+        video = {"frame_skip": video_frame_skip, "width": video_width, "height": video_height}
+        self.evaluator = Evaluator(env_name, num_episodes, num_envs, int(seed), **video, **settings)
         self.every_n_steps, self.at_train_end, self.video_fps = int(every_n_steps), bool(at_train_end), video_fps
         self.histories: dict[str, EvalHistory] = {}  # replica key -> its evaluations
         self._last_eval_batch: int | None = None

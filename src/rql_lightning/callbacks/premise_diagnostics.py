@@ -1,9 +1,7 @@
-"""``diag/*``: RQL's premise diagnostics (:mod:`rql_lightning.premise_measures`) and the validation losses.
-
-Every ``diag_every`` training batches (0: off), on one FIXED ``-val`` batch with fixed depths, slicing directions and
-loss draws, so the curves move only because the networks do; other batches cost integer arithmetic only, and a
-diagnostics batch one host sync. Logged from global rank 0 and published in ``trainer.callback_metrics``; a batched
-module's replicas each as their single run would be, as ``<replica key>/diag/*``.
+"""``diag/*``: RQL's premise diagnostics (:mod:`rql_lightning.premise_measures`) and the validation losses, on one
+FIXED ``-val`` batch with fixed depths, slicing directions and loss draws, so the curves move only because the
+networks do. Logged from global rank 0 and published in ``trainer.callback_metrics``; a batched module's replicas each
+as their single run would be, as ``<replica key>/diag/*``.
 """
 
 from __future__ import annotations
@@ -17,8 +15,6 @@ from rql_lightning.data.windows import sampler_from_arrays
 from rql_lightning.errors import UserError
 from rql_lightning.evaluator import report
 from rql_lightning.premise_measures import premise_diagnostics
-
-__all__ = ["DiagnosticsCallback"]
 
 
 class DiagnosticsError(UserError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -22,13 +23,11 @@ import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
-from rql_lightning.callbacks.run_info import data_identity, git_state, load_hydra_config, method_name, model_class
 from rql_lightning.checkpointing import checkpoint_dir, last_good_line
-from rql_lightning.envs.make import ogbench_version, success_timing_of
+from rql_lightning.envs import ogbench_version, success_timing_of
 from rql_lightning.evaluator import metric_key, replicas_of
 from rql_lightning.file_writes import WriteRefusedError, write_atomically
-
-__all__ = ["SUMMARY_FILENAME", "RunSummaryCallback"]
+from rql_lightning.naming import class_path
 
 SUMMARY_FILENAME = "summary.json"
 
@@ -58,6 +57,52 @@ def _finite(x: Any) -> float | None:
         return None
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+def method_name(module: Any) -> str:
+    """The name tables use: the module's ``method_name`` (``model.name``, else its class's ``default_name``), else
+    the class name (a LightningModule of the user's own)."""
+    name = getattr(module, "method_name", None)
+    if isinstance(name, str) and name:
+        return name
+    return type(module).__name__
+
+
+def git_state() -> tuple[str | None, bool | None]:
+    """``(HEAD commit, has uncommitted changes to tracked files)`` of the checkout holding this code; ``(None, None)``
+    when git is missing or the code is not inside a checkout."""
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        cwd = Path(__file__).resolve().parent
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None, None
+        status = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+    return head.stdout.strip() or None, dirty
+
+
+def load_hydra_config(output_dir: Path) -> dict[str, Any] | None:
+    """``<output_dir>/.hydra/config.yaml`` as a plain dict, resolved with ``paths.output_dir = output_dir``;
+    None when the file does not exist (a run composed without Hydra's job machinery)."""
+    path = Path(output_dir) / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(path)
+    # ``paths.output_dir`` is ``${hydra:runtime.output_dir}``, which only resolves inside a Hydra job.
+    if "paths" in cfg and "output_dir" in cfg.paths:
+        cfg.paths.output_dir = str(output_dir)
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # an interpolation that needs Hydra's runtime: keep the config as written
+        return OmegaConf.to_container(cfg, resolve=False)
 
 
 class RunSummaryCallback(L.Callback):
@@ -140,10 +185,6 @@ class RunSummaryCallback(L.Callback):
             for s, sr, ret, n in curve.tolist()
         ]
 
-    def _eval_env(self, trainer: Any) -> str | None:
-        node = ((self.config or {}).get("callbacks") or {}).get("evaluation") or {}
-        return node.get("env_name") or getattr(getattr(trainer, "datamodule", None), "eval_env_name", None)
-
     def summary(
         self, trainer: L.Trainer, pl_module: L.LightningModule, status: str, replica: str | None = None
     ) -> dict[str, Any]:
@@ -151,11 +192,18 @@ class RunSummaryCallback(L.Callback):
         ``config``: given, else ``<output_dir>/.hydra/config.yaml`` (``null`` without one)."""
         replicas = {key: (task, seed) for key, task, seed in replicas_of(pl_module) or []}
         task, seed = replicas[replica] if replica is not None else (None, None)
-        curve, env = self._curve(trainer, replica), self._eval_env(trainer)
+        node = ((self.config or {}).get("callbacks") or {}).get("evaluation") or {}
+        env = node.get("env_name") or getattr(getattr(trainer, "datamodule", None), "eval_env_name", None)
+        curve = self._curve(trainer, replica)
         eval_env = None if curve is None else env
         curve = curve or []
-        if not self._data_read:  # once per run: an identity may hash files
-            self._data, self._data_read = data_identity(trainer), True
+        identity = getattr(getattr(trainer, "datamodule", None), "identity", None)  # source, dataset, path, ...
+        if not self._data_read and callable(identity):  # once per run: an identity may hash files
+            self._data_read = True
+            try:
+                self._data = dict(identity())
+            except Exception as err:  # noqa: BLE001  (a record must not stop training)
+                rank_zero_warn(f"data identity unavailable: {type(err).__name__}: {err}")
         last = curve[-1] if curve else {}
         git_commit, git_dirty = self._git or (None, None)
         config = self.config if seed is None or self.config is None else {**self.config, "seed": seed}
@@ -170,7 +218,7 @@ class RunSummaryCallback(L.Callback):
             "seed": self.seed if seed is None else seed,
             **batch,
             "model": method_name(pl_module),
-            "model_class": model_class(pl_module),
+            "model_class": class_path(type(pl_module)),  # one module class holds every replica
             "data": self._data,
             "status": status,
             "step": int(trainer.global_step),

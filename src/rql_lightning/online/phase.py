@@ -1,39 +1,71 @@
 """The online phase as a callback (docs/online.md): after ``offline_steps`` updates, act, store, and keep updating.
 
-Online updates are ``offline_steps .. offline_steps + steps * utd - 1``; before each, the chunk in flight is
-collected once the updates it pays for are due, and the next is sampled with the current weights and sent, so the env
-runs chunk ``c + 1`` while chunk ``c``'s updates run. Transitions committed before update ``u`` reach batches
-``>= u + 2`` (Lightning has fetched ``u + 1`` already). Exploration: a module's ``explore_chunks(obs, noise)``, else
-the online flow where the evaluation policy is the base class's EMA flow (RQL, BC), else its own (FQL's one-step).
+Before each online update the chunk in flight is collected once the updates it pays for are due, and the next is sent,
+so the env runs chunk ``c + 1`` while chunk ``c``'s updates run; rows committed before update ``u`` reach batches
+``>= u + 2`` (Lightning has fetched ``u + 1`` already).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import io
 import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import lightning as L
 import numpy as np
 import torch
 
-from rql_lightning.checkpointing import checkpoint_dir
+from rql_lightning.checkpointing import checkpoint_dir, last_good_line
 from rql_lightning.data.windows import WindowSampler
+from rql_lightning.envs import make_eval_env
 from rql_lightning.errors import UserError
 from rql_lightning.evaluator import report
+from rql_lightning.file_writes import write_atomically
 from rql_lightning.modules.base import FlowQModule
-from rql_lightning.online.actor import ChunkSteps, EnvActor
 from rql_lightning.online.buffer import ReplayBuffer
-from rql_lightning.online.segments import SEGMENT_DIR, read_segments, write_segment
 from rql_lightning.seeding import EXPLORE_STREAM, RESET_STREAM, seeded_generator, stream_seed
 
 CHECKPOINT_KEY = "online"
 _COUNTERS = ("env_steps", "chunks", "episodes", "episodes_done", "episode_steps", "episode_return")
+SEGMENT_DIR = "online"  # under the checkpoint directory: immutable .npz segments, each the rows since the previous
+# save, named by row range and content digest (two histories never overwrite each other), written before the
+# checkpoint that lists them
 
 
-def chunk_noise(seed: int, chunk: int, chunk_dim: int) -> torch.Tensor:
-    """``x_0 (1, D)`` of online chunk ``chunk``, drawn on the CPU (the same numbers on any device)."""
-    return torch.randn(1, chunk_dim, generator=seeded_generator(seed, 0, chunk, EXPLORE_STREAM))
+def write_segment(directory: Path, start: int, arrays: dict[str, np.ndarray]) -> str:
+    """Write online rows ``[start, start + n)``; returns the segment's file name."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    raw = buffer.getvalue()
+    n = len(next(iter(arrays.values())))
+    name = f"rows{start:010d}-{start + n:010d}-{hashlib.blake2b(raw, digest_size=8).hexdigest()}.npz"
+    path = directory / name
+    if path.exists():  # same range, same content
+        return name
+    last_good = directory.parent  # the checkpoint that lists this segment is written after it, beside its directory
+    write_atomically(
+        path, lambda f: f.write(raw), what="the online transitions", state=lambda: last_good_line(last_good)
+    )
+    return name
+
+
+def read_segments(directory: Path, names: list[str], rows: int) -> dict[str, np.ndarray]:
+    """The first ``rows`` online rows from the listed segments, in order."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for name in names:
+        with np.load(directory / name, allow_pickle=False) as file:
+            for key in file.files:
+                parts.setdefault(key, []).append(file[key])
+    arrays = {key: np.concatenate(values) for key, values in parts.items()}
+    found = len(next(iter(arrays.values()))) if arrays else 0
+    if found < rows:
+        raise FileNotFoundError(f"{directory} holds {found} of the checkpoint's {rows} online transitions")
+    return {key: value[:rows] for key, value in arrays.items()}
 
 
 def reset_seed(seed: int, episode: int) -> int:
@@ -41,11 +73,49 @@ def reset_seed(seed: int, episode: int) -> int:
     return stream_seed(seed, 0, episode, RESET_STREAM) % 2**31
 
 
+class ChunkActor(gymnasium.Wrapper):
+    """The worker's env, which remembers the state to act in."""
+
+    def __init__(self, env_name: str, env_kwargs: dict[str, Any]):
+        super().__init__(make_eval_env(env_name, **env_kwargs))
+        self.env.info_keys = ("success",)
+
+    def reset_to(self, seed: int) -> np.ndarray:
+        self.observation, _ = self.env.reset(seed=int(seed))
+        return np.asarray(self.observation)
+
+    def run_chunk(self, actions: np.ndarray, reset_seed: int) -> dict[str, np.ndarray]:
+        """One row per step taken (``n <= h``): the state each action was taken in, the action, the env's outcome;
+        ``next_observation``: the state to act in next (the reset's after an episode)."""
+        steps = []
+        for action in actions:
+            next_observation, reward, terminated, truncated, info = self.env.step(action)
+            success = float(info.get("success", 0.0))
+            steps.append((self.observation, action, float(reward), bool(terminated), bool(truncated), success))
+            self.observation = next_observation
+            if terminated or truncated:
+                self.reset_to(reset_seed)
+                break
+        columns = ("observations", "actions", "rewards", "terminated", "truncated", "success")
+        steps = {name: np.asarray(column) for name, column in zip(columns, zip(*steps, strict=True), strict=True)}
+        return {**steps, "next_observation": np.asarray(self.observation)}
+
+
+def env_actor(env_name: str, env_kwargs: dict[str, Any]) -> gymnasium.vector.AsyncVectorEnv:
+    """The one env process: it executes a chunk while training goes on, one step at a time (as the release's
+    ``ActionChunkingWrapper``), dropping the rest at an episode's end and resetting with the given seed. The platform's
+    start method, as the evaluation envs use (the worker only simulates, so forking beside CUDA is safe)."""
+    factory = functools.partial(ChunkActor, env_name, dict(env_kwargs))
+    return gymnasium.vector.AsyncVectorEnv([factory], autoreset_mode=gymnasium.vector.AutoresetMode.DISABLED)
+
+
 @torch.no_grad()
-def explore_chunk(module: FlowQModule, observation: np.ndarray, noise: torch.Tensor) -> np.ndarray:
-    """One chunk to execute, ``(h, A)``, for ``observation (O,)``."""
+def explore_chunk(module: FlowQModule, observation: np.ndarray, seed: int, chunk: int) -> np.ndarray:
+    """Online chunk ``chunk`` to execute, ``(h, A)``, for ``observation (O,)``; its noise drawn on the CPU (the same
+    numbers on any device)."""
     obs = torch.as_tensor(observation, dtype=torch.float32, device=module.device).unsqueeze(0)
-    noise = noise.to(module.device)
+    generator = seeded_generator(seed, 0, chunk, EXPLORE_STREAM)
+    noise = torch.randn(1, module.policy.chunk_dim, generator=generator).to(module.device)
     if hasattr(module, "explore_chunks"):
         chunks = module.explore_chunks(obs, noise)
     elif type(module).sample_chunks is FlowQModule.sample_chunks:
@@ -72,7 +142,8 @@ class OnlinePhase(L.Callback):
         self.steps, self.offline_steps, self.utd, self.seed = int(steps), int(offline_steps), int(utd), int(seed)
         self.env_name, self.env_kwargs, self.sparse = env_name, dict(env_kwargs or {}), sparse
         self.buffer: ReplayBuffer | None = None
-        self.actor: EnvActor | None = None
+        self.actor: gymnasium.vector.AsyncVectorEnv | None = None  # the env process
+        self.in_flight = False  # a chunk is executing there
         self.env_steps = self.chunks = self.episodes = self.episodes_done = self.episode_steps = 0
         self.episode_return = 0.0
         self.cuts: list[int] = []  # online rows whose episode a resume cut short
@@ -110,8 +181,14 @@ class OnlinePhase(L.Callback):
 
     def _close(self) -> None:
         if self.actor is not None:
-            self.actor.close()
-            self.actor = None
+            with contextlib.suppress(Exception, KeyboardInterrupt):  # the chunk in flight ends first
+                if self.in_flight:
+                    self.actor.call_wait()
+                    self.in_flight = False
+                self.actor.close()
+            for process in self.actor.processes if self.in_flight else []:  # its worker failed or died
+                process.kill()
+            self.actor, self.in_flight = None, False
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.buffer is not None:
@@ -129,51 +206,52 @@ class OnlinePhase(L.Callback):
         if done < 0 or (self.env_steps >= self.steps and self.actor is None):
             return
         if self.actor is None:
-            self.actor = EnvActor(self.env_name, self.env_kwargs)
-            self._observation = self.actor.reset(reset_seed(self.seed, self.episodes))
+            self.actor = env_actor(self.env_name, self.env_kwargs)
+            self._observation = self.actor.call("reset_to", reset_seed(self.seed, self.episodes))[0]
         while True:
-            if self.actor.in_flight and done >= self._due:
+            if self.in_flight and done >= self._due:
                 start = time.perf_counter()
-                steps = self.actor.receive()
+                (steps,), self.in_flight = self.actor.call_wait(), False
                 self.wait_s += time.perf_counter() - start
                 self._commit(steps, trainer)
-            if not self.actor.in_flight and self.env_steps < self.steps:
+            if not self.in_flight and self.env_steps < self.steps:
                 self._send(pl_module)
                 if done >= self._due:
                     continue
             break
-        if not self.actor.in_flight and self.env_steps >= self.steps:
+        if not self.in_flight and self.env_steps >= self.steps:
             self._close()  # every step taken: the remaining updates need no env
 
     def _send(self, module: FlowQModule) -> None:
-        noise = chunk_noise(self.seed, self.chunks, module.policy.chunk_dim)
-        chunk = explore_chunk(module, self._observation, noise)[: self.steps - self.env_steps]
+        chunk = explore_chunk(module, self._observation, self.seed, self.chunks)[: self.steps - self.env_steps]
         self.chunks += 1
         self._due = self.utd * self.env_steps
-        self.actor.send(chunk, reset_seed(self.seed, self.episodes + 1))
+        self.actor.call_async("run_chunk", chunk.astype(np.float32), reset_seed(self.seed, self.episodes + 1))
+        self.in_flight = True
 
-    def _commit(self, steps: ChunkSteps, trainer: L.Trainer) -> None:
+    def _commit(self, steps: dict[str, np.ndarray], trainer: L.Trainer) -> None:
         """Store the chunk's steps as the release records them: the action executed, ``terminals`` on
         termination or truncation, ``masks = 1 - terminated``, sparse rewards ``-(r != 0)``."""
-        rewards = -(steps.rewards != 0).astype(np.float32) if self.sparse else steps.rewards.astype(np.float32)
+        reward, terminated, ended = steps["rewards"], steps["terminated"], steps["terminated"] | steps["truncated"]
+        rewards = -(reward != 0).astype(np.float32) if self.sparse else reward.astype(np.float32)
         rows = {
-            "observations": steps.observations,
-            "actions": steps.actions,
+            "observations": steps["observations"],
+            "actions": steps["actions"],
             "rewards": rewards,
-            "terminals": (steps.terminated | steps.truncated).astype(np.float32),
-            "masks": 1.0 - steps.terminated.astype(np.float32),
+            "terminals": ended.astype(np.float32),
+            "masks": 1.0 - terminated.astype(np.float32),
         }
         self.buffer.add(rows, visible_from=trainer.global_step + 2)
         self.buffer.forget_before(trainer.global_step)
         n = len(rewards)
         self.env_steps += n
         self.episode_steps += n
-        self.episode_return += float(steps.rewards.sum())
-        self._observation = steps.next_observation
-        if steps.episode_ended:
+        self.episode_return += float(reward.sum())
+        self._observation = steps["next_observation"]
+        if ended[-1]:
             metrics = {
                 "online/episode_return": self.episode_return,
-                "online/episode_success": float(steps.success[-1]),
+                "online/episode_success": float(steps["success"][-1]),
                 "online/episode_length": float(self.episode_steps),
                 "online/buffer_size": float(self.buffer.rows),
                 "online/env_steps": float(self.env_steps),

@@ -1,20 +1,22 @@
-"""Vectorised, chunked rollouts of a policy for one or many replicas: which episode runs where, with which seed.
+"""Evaluation envs from a name (what needs gymnasium's registry; the string rules are :mod:`rql_lightning.naming`)
+and vectorised, chunked rollouts of a policy for one or many replicas: which episode runs where, with which seed.
+Nothing here knows a LightningModule: a policy is any callable from observations to action chunks.
 
 Replica ``r``'s episode ``k`` is always reset with seed ``seeds[r] + k`` (whichever env runs it), and with
 ``episode_info`` the policy learns each row's (replica, episode, chunk index) to seed its noise, so results depend
 neither on ``num_envs``, the other replicas nor the DDP sharding (rank ``r`` of ``W`` runs the combined episodes
-``replica * num_episodes + k`` equal to ``r`` mod ``W``; :func:`rql_lightning.evaluator.gather` joins them).
-Each replica steps its own ``num_envs`` envs of one vector env in lock-step, one policy call per round; a chunk's
-first ``chunk_size`` actions (clipped to ``[-1, 1]``) run open loop in the worker. Autoreset is off: each finished
-env is reset explicitly with its next episode's seed, so exactly ``num_episodes`` are counted; idle envs step zeros.
-``video_episodes`` extra episodes per replica (ids ``num_episodes..``) are rendered but never counted.
+``replica * num_episodes + k`` equal to ``r`` mod ``W``). Each replica steps its own ``num_envs`` envs of one vector
+env in lock-step, one policy call per round, a chunk's first ``chunk_size`` actions (clipped to ``[-1, 1]``) open
+loop in the worker. Autoreset is off: a finished env is reset with its next episode's seed; idle envs step zeros.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +24,159 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from rql_lightning.envs.make import make_eval_env, resolve_env_id
-from rql_lightning.envs.wrappers import ChunkStepWrapper
+from rql_lightning.errors import UserError
+from rql_lightning.naming import MINARI_PREFIX, is_minari_env_name, parse_singletask
 
-__all__ = ["EvalEnvs", "EvalResult", "Policy", "evaluate_policy"]
+_EXAMPLES = "cube-single-singletask-task1-v0, cube-single-play-singletask-task1-v0, scene-singletask-task2-v0"
+
+
+class UnknownEnvError(UserError, ValueError):
+    """An evaluation env name that is neither an OGBench single-task env nor ``minari:<dataset>``."""
+
+
+class EvalEnvWrapper(gymnasium.Wrapper):
+    """Outermost wrapper. Deterministic resets: OGBench's take settling steps with an unseedable
+    ``action_space.sample()``, leaving a MuJoCo solver warm start that differs between runs (observations then differ
+    at 1e-14); zeroing ``MjData.qacc_warmstart`` after every reset makes rollouts bitwise reproducible. ``record``
+    (``VectorEnv.set_attr``) stores a frame after the reset, every ``frame_skip``-th step and the last step, for
+    :meth:`take_frames` (``(T, H, W, 3)`` uint8); rendering needs a GL backend chosen before MuJoCo is imported
+    (headless: ``MUJOCO_GL=egl`` or ``osmesa``), else a warning and no frames. ``info_keys`` keeps only those infos
+    (batching OGBench's ~20 arrays a step costs as much as the step itself).
+    """
+
+    def __init__(self, env: gymnasium.Env):
+        super().__init__(env)
+        self.info_keys: tuple[str, ...] | None = None
+        self.record = False
+        self.frame_skip = 1
+        self._t = 0
+        self._frames: list[np.ndarray] = []
+        self._render_failed = False
+
+    def _capture(self) -> None:
+        if not self.record or self._render_failed:
+            return
+        try:
+            frame = self.env.unwrapped.render()
+        except Exception as err:  # noqa: BLE001  (no GL backend, etc.; rendering is optional)
+            self._render_failed = True
+            self._frames = []
+            warnings.warn(
+                f"Rendering disabled: {type(err).__name__}: {err} (headless: set MUJOCO_GL=egl or osmesa)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        self._frames.append(np.asarray(frame, dtype=np.uint8).copy())
+
+    def _filter(self, info: dict[str, Any]) -> dict[str, Any]:
+        if self.info_keys is None:
+            return info
+        return {k: info[k] for k in self.info_keys if k in info}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        warmstart = getattr(getattr(self.env.unwrapped, "_data", None), "qacc_warmstart", None)
+        if warmstart is not None:
+            warmstart[:] = 0.0
+        self._frames = []
+        self._t = 0
+        self._capture()
+        return obs, self._filter(info)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._t += 1
+        if self._t % self.frame_skip == 0 or terminated or truncated:
+            self._capture()
+        return obs, reward, terminated, truncated, self._filter(info)
+
+    def take_frames(self) -> np.ndarray | None:
+        frames, self._frames = self._frames, []
+        if not frames:
+            return None
+        return np.stack(frames)
+
+
+def resolve_env_id(env_name: str) -> tuple[str, bool]:
+    """``(gymnasium id, is_dataset_name)`` of an OGBench single-task env id or dataset name, or ``minari:<dataset>``
+    as is; :class:`UnknownEnvError` (a ``ValueError``) for anything else."""
+    if is_minari_env_name(env_name):
+        return env_name, False
+    import ogbench  # noqa: F401  (importing registers the OGBench environments with gymnasium)
+
+    try:
+        task = parse_singletask(env_name)
+    except ValueError:
+        raise UnknownEnvError(
+            f"env_name={env_name!r} is not an OGBench single-task env id or dataset name; use one like {_EXAMPLES}"
+        ) from None
+    if env_name in gymnasium.registry:
+        return env_name, False
+    if task.env in gymnasium.registry:
+        return task.env, True
+    raise UnknownEnvError(
+        f"env_name={env_name!r} is not a registered OGBench single-task env or dataset name; use one like {_EXAMPLES}"
+    )
+
+
+def max_episode_steps(env_name: str) -> int | None:
+    """Time limit of an evaluation env (from its gymnasium spec; an OGBench env is not built)."""
+    env_id, _ = resolve_env_id(env_name)
+    if is_minari_env_name(env_id):
+        env = make_eval_env(env_id)
+        try:
+            return env.spec.max_episode_steps if env.spec is not None else None
+        finally:
+            env.close()
+    return gymnasium.spec(env_id).max_episode_steps
+
+
+def ogbench_version() -> str | None:
+    """The installed OGBench's version (recorded with every run: its semantics changed between releases)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ogbench")
+    except PackageNotFoundError:
+        return None
+
+
+def success_timing_of(env_name: str, requested: str | None = None) -> str | None:
+    """When ``env_name`` computes success, reward and termination: on the state before the step (``pre``, OGBench
+    1.2's single-task envs) or after it (``post``, OGBench 1.1's). ``requested`` (``eval.success_timing``) if set,
+    else the installed OGBench's default for this env; None for a Minari env, which has no such switch."""
+    env_id, _ = resolve_env_id(env_name)
+    if is_minari_env_name(env_id):
+        return None
+    return requested or gymnasium.spec(env_id).kwargs.get("success_timing", "post")
+
+
+def make_eval_env(env_name: str, **kwargs: Any) -> gymnasium.Env:
+    """One evaluation env (no dataset download) in :class:`EvalEnvWrapper`, of an env id, a dataset name or
+    ``minari:<dataset id or folder>`` (Minari's ``eval_env=True``); ``kwargs`` go to the env's constructor
+    (``success_timing=None``: the installed OGBench's default; the passive env checker is off by default)."""
+    env_id, is_dataset_name = resolve_env_id(env_name)
+    if kwargs.get("success_timing", "") is None:
+        del kwargs["success_timing"]
+    if is_minari_env_name(env_id):
+        import minari
+
+        where = env_id[len(MINARI_PREFIX) :]  # a dataset id, or the absolute path of a dataset's folder
+        if os.path.isabs(where):
+            dataset = minari.MinariDataset(os.path.join(where, "data"))
+        else:
+            dataset = minari.load_dataset(where)
+        return EvalEnvWrapper(dataset.recover_environment(eval_env=True, **kwargs))
+    kwargs.setdefault("disable_env_checker", True)
+    if is_dataset_name:
+        import ogbench
+
+        env = ogbench.make_env_and_datasets(env_name, env_only=True, **kwargs)
+    else:
+        env = gymnasium.make(env_id, **kwargs)
+    return EvalEnvWrapper(env)
+
 
 Policy = Callable[..., Any]  # (obs) or, with episode_info, (obs, replicas, episode_ids, chunk_indices) -> chunks
 
@@ -79,24 +230,41 @@ class EvalResult:
         )
 
 
-def _chunk_env(env_name: str, kwargs: dict[str, Any], chunk_size: int, frame_skip: int) -> gymnasium.Env:
-    """A vector-env worker's env (picklable through ``functools.partial``): whole chunks per step."""
-    env = make_eval_env(env_name, **kwargs)
-    env.info_keys = ("success",)
-    env.frame_skip = max(1, int(frame_skip))
-    return ChunkStepWrapper(env, chunk_size)
+class ChunkStepWrapper(gymnasium.Wrapper):
+    """A vector-env worker's env (picklable through ``functools.partial``): a whole chunk ``(h, act_dim)`` per
+    ``step``, run open loop in the worker (one round trip per chunk, not per step); stops at the episode's end, the
+    reward summed and ``info["steps"]`` the steps taken."""
+
+    def __init__(self, env_name: str, kwargs: dict[str, Any], chunk_size: int, frame_skip: int):
+        env = make_eval_env(env_name, **kwargs)
+        env.info_keys = ("success",)
+        env.frame_skip = max(1, int(frame_skip))
+        super().__init__(env)
+        space = env.action_space
+        self.action_space = gymnasium.spaces.Box(
+            np.repeat(space.low[None], chunk_size, axis=0),
+            np.repeat(space.high[None], chunk_size, axis=0),
+            dtype=space.dtype,
+        )
+
+    def step(self, chunk):
+        total, steps = 0.0, 0
+        for action in chunk:
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            steps += 1
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, {**info, "steps": steps}
 
 
 class EvalEnvs:
     """One vector env kept alive between evaluations (workers cost ~1 s each), rebuilt when what it was built for
     changes and dropped after a failed rollout. Reuse changes no result: every episode is reset with its own seed.
-
-    One env is a ``SyncVectorEnv``, more an ``AsyncVectorEnv`` (``context``: the start method). ``builds`` counts
-    builds; ``recording``: some env may still record frames from the last rollout.
+    ``builds`` counts builds; ``recording``: some env may still record frames from the last rollout.
     """
 
-    def __init__(self, context: str | None = None):
-        self.context = context
+    def __init__(self):
         self.builds = 0
         self.recording = False
         self._envs: gymnasium.vector.VectorEnv | None = None
@@ -112,12 +280,11 @@ class EvalEnvs:
         if self._envs is not None and spec == self._spec:
             return self._envs
         self.close()
-        factories = [functools.partial(_chunk_env, n, dict(env_kwargs), chunk_size, frame_skip) for n in env_names]
-        mode = gymnasium.vector.AutoresetMode.DISABLED
-        if len(factories) == 1:
-            envs = gymnasium.vector.SyncVectorEnv(factories, autoreset_mode=mode)
-        else:
-            envs = gymnasium.vector.AsyncVectorEnv(factories, autoreset_mode=mode, context=self.context)
+        factories = [
+            functools.partial(ChunkStepWrapper, n, dict(env_kwargs), chunk_size, frame_skip) for n in env_names
+        ]
+        vector = gymnasium.vector.SyncVectorEnv if len(factories) == 1 else gymnasium.vector.AsyncVectorEnv
+        envs = vector(factories, autoreset_mode=gymnasium.vector.AutoresetMode.DISABLED)
         self._envs, self._spec, self.recording = envs, spec, False
         self.builds += 1
         return envs
@@ -165,7 +332,6 @@ def evaluate_policy(
     chunk_size: int,
     render_episodes: int = 0,
     env_kwargs: dict[str, Any] | None = None,
-    context: str | None = None,
     *,
     rank: int = 0,
     world_size: int = 1,
@@ -175,11 +341,10 @@ def evaluate_policy(
     envs: EvalEnvs | None = None,
 ) -> list[EvalResult]:
     """Roll out ``policy`` for ``num_episodes`` episodes of each replica (``env_names[r]``, ``seeds[r]``) on
-    ``num_envs`` envs per replica; one result per replica, of this ``rank``'s share only.
-
-    ``render_episodes``: frames of each replica's first ones; ``frame_skip``: record every n-th step.
-    ``episode_info``: call ``policy(obs, replicas, episode_ids, chunk_indices)``. ``envs``: a holder that keeps
-    the vector env alive for the next call (closed by its owner); None builds one for this call only.
+    ``num_envs`` envs per replica; one result per replica, of this ``rank``'s share only. ``render_episodes``: frames
+    of each replica's first ones; ``video_episodes`` extra ones (ids ``num_episodes..``), rendered, never counted;
+    ``frame_skip``: record every n-th step; ``episode_info``: call ``policy(obs, replicas, episode_ids,
+    chunk_indices)``; ``envs``: a holder that keeps the vector env alive (closed by its owner), None: this call's.
     """
     for name, value in (("num_episodes", num_episodes), ("num_envs", num_envs), ("chunk_size", chunk_size)):
         if value < 1:
@@ -202,7 +367,7 @@ def evaluate_policy(
         jobs += [(r, n + v, 0, 1) for v in range(video_episodes)]
         jobs += [(r, int(k), 1, int(j < render_episodes)) for j, k in enumerate(counted[counted // n == r] % n)]
     table = np.array(jobs, dtype=np.int64).reshape(-1, 4)
-    holder = envs if envs is not None else EvalEnvs(context)
+    holder = envs if envs is not None else EvalEnvs()
     try:
         successes, returns, lengths, frames = _rollout(
             policy, holder, env_names, seeds, table, num_envs, chunk_size, env_kwargs, frame_skip, episode_info
