@@ -49,13 +49,12 @@ def evaluate_checkpoint(
     ckpt = read_checkpoint(ckpt_path)
     origin = ckpt.get(EXPORTED_FROM)  # an exported replica: its batched run holds the config and the summary
     run_dir = Path(origin["run_dir"]) if origin else run_dir_of(ckpt_path)
-    run_cfg = load_hydra_config(run_dir)
-    summary = None
+    run_cfg, summary = load_hydra_config(run_dir) or {}, {}
     with suppress(OSError, ValueError):
         summary = json.loads((run_dir / "summary.json").read_text())
-    summary = summary if isinstance(summary, dict) else None
+    summary = summary if isinstance(summary, dict) else {}
     # the class that wrote it: the one given, the run's model._target_, its summary's, else the checkpoint's
-    target = model_class or ((run_cfg or {}).get("model") or {}).get("_target_") or (summary or {}).get("model_class")
+    target = model_class or (run_cfg.get("model") or {}).get("_target_") or summary.get("model_class")
     target = target or ckpt.get(MODULE_CLASS_KEY)
     if not target:
         raise UserError(
@@ -72,8 +71,8 @@ def evaluate_checkpoint(
     module = cls.load_from_checkpoint(str(Path(ckpt_path).expanduser()), map_location=device, weights_only=False)
     step = int(ckpt["global_step"])
     del ckpt  # memory-mapped: the module holds its own copy
-    env = env_name or (summary or {}).get("eval_env")
-    if not env and run_cfg and run_cfg.get("data"):
+    env = env_name or summary.get("eval_env")
+    if not env and run_cfg.get("data"):
         from hydra.utils import instantiate
 
         env = getattr(instantiate(run_cfg["data"], _convert_="all"), "eval_env_name", None)
@@ -96,13 +95,10 @@ def evaluate_checkpoint(
     if task is not None:  # a paper column's replica is evaluated in its own task's env
         env = task_env_name(env, task)
     if seed is None:  # a replica's own seed; a single run's is the run's
-        seed = int(
-            module.hparams.get("seed")
-            if replica is not None or origin
-            else (run_cfg or {}).get("seed", module.hparams.get("seed", 0))
-        )
+        own = replica is not None or origin
+        seed = int(module.hparams.get("seed") if own else run_cfg.get("seed", module.hparams.get("seed", 0)))
 
-    timing = success_timing_of(env, ((run_cfg or {}).get("eval") or {}).get("success_timing"))  # the run's semantics
+    timing = success_timing_of(env, (run_cfg.get("eval") or {}).get("success_timing"))  # the run's semantics
     start = time.monotonic()
     results = evaluate(
         module,

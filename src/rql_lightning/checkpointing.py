@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -65,8 +66,6 @@ def resume_command(run_dir: str | Path) -> str:
     """The command that continues this run: its own Hydra overrides, ``hydra.run.dir=<run_dir>`` and ``resume=auto``."""
     overrides = ["..."]
     with suppress(Exception):  # not started by Hydra (a test, a notebook): the placeholder stays
-        from hydra.core.hydra_config import HydraConfig
-
         overrides = list(HydraConfig.get().overrides.task)
     dropped = ("hydra.run.dir=", "resume=", "ckpt_path=")
     kept = [o for o in overrides if not o.lstrip("+~").startswith(dropped)]

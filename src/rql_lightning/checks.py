@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from rql_lightning.errors import UserError
 
 PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "16", "bf16")
@@ -133,8 +135,6 @@ SETTINGS: tuple[Setting, ...] = (
 
 
 def _select(cfg: Any, key: str) -> tuple[bool, Any]:
-    from omegaconf import OmegaConf
-
     missing = object()
     value = OmegaConf.select(cfg, key, default=missing, throw_on_missing=False)
     if value is missing:
@@ -149,8 +149,6 @@ _ALIAS = re.compile(r"\$\{([\w.]+)\}")  # a value that only reads another key: $
 
 def _alias_of(cfg: Any, key: str) -> str | None:
     """The key that ``key``'s raw value only reads (``${task.alpha}``), or None."""
-    from omegaconf import OmegaConf
-
     parent, _, leaf = key.rpartition(".")
     node = OmegaConf.select(cfg, parent) if parent else cfg
     raw = node._get_node(leaf)._value() if OmegaConf.is_dict(node) and leaf in node else None

@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections import namedtuple
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 DATA_DIR_ENV = "OGBENCH_DATA_DIR"  # ogbench's own variable
@@ -30,13 +30,9 @@ _SHARD_SUFFIX = re.compile(r"-\d{3,}$")
 _VERSION_SUFFIX = re.compile(r"-v\d+$")
 
 
-@dataclass(frozen=True)
-class SingleTask:
-    """``<prefix>-singletask-task<N>-<version>``: its task, dataset file name and evaluation env's gym id."""
-
-    task: int
-    dataset: str  # cube-single-play-v0
-    env: str  # cube-single-singletask-task1-v0
+# ``<prefix>-singletask-task<N>-<version>``: its task, dataset file name (cube-single-play-v0) and evaluation env's
+# gym id (cube-single-singletask-task1-v0)
+SingleTask = namedtuple("SingleTask", "task dataset env")
 
 
 def parse_singletask(name: str) -> SingleTask:

@@ -5,10 +5,11 @@ writer reports a failure at a later call, wrapped in whatever that raises; here 
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,26 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from rql_lightning.checkpointing import last_good_line
 from rql_lightning.file_writes import WriteRefusedError, os_error_in, refusal
+
+
+def _refusing(method: Callable) -> Callable:
+    """The logger's ``method``, whose refused write of the event file raises one :class:`WriteRefusedError`."""
+
+    @functools.wraps(method)
+    def wrapped(self: RunTensorBoardLogger, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except WriteRefusedError:
+            raise
+        except Exception as err:
+            cause = os_error_in(err)
+            if cause is None:
+                raise
+            path = os.fsdecode(cause.filename) if cause.filename else self._event_file()
+            state = last_good_line(self.checkpoint_dir)
+            raise WriteRefusedError(refusal("the TensorBoard event file", path, cause, state)) from None
+
+    return wrapped
 
 
 class RunTensorBoardLogger(TensorBoardLogger):
@@ -27,51 +48,21 @@ class RunTensorBoardLogger(TensorBoardLogger):
         _quiet_writer_threads()
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else Path(self.root_dir)
 
-    @contextmanager
-    def _refusals(self) -> Iterator[None]:
-        try:
-            yield
-        except WriteRefusedError:
-            raise
-        except Exception as err:
-            cause = os_error_in(err)
-            if cause is None:
-                raise
-            path = os.fsdecode(cause.filename) if cause.filename else self._event_file()
-            state = last_good_line(self.checkpoint_dir)
-            raise WriteRefusedError(refusal("the TensorBoard event file", path, cause, state)) from None
-
     def _event_file(self) -> str:
         writer = getattr(getattr(self._experiment, "file_writer", None), "event_writer", None)
         return getattr(writer, "_file_name", None) or self.log_dir
 
-    @property
-    def experiment(self) -> Any:
-        with self._refusals():
-            return super().experiment
-
-    def log_metrics(self, metrics: Any, step: int | None = None) -> None:
-        with self._refusals():
-            super().log_metrics(metrics, step)
-
-    def log_hyperparams(self, params: Any, metrics: Any = None, step: int | None = None) -> None:
-        with self._refusals():
-            super().log_hyperparams(params, metrics, step)
-
-    def save(self) -> None:
-        with self._refusals():
-            super().save()
+    experiment = property(_refusing(TensorBoardLogger.experiment.fget))
+    log_metrics = _refusing(TensorBoardLogger.log_metrics)
+    log_hyperparams = _refusing(TensorBoardLogger.log_hyperparams)
+    save = _refusing(TensorBoardLogger.save)
 
     def finalize(self, status: str) -> None:
         """A run that failed (possibly for this very file) ends without a second report; any other ends with
         its events on disk or one line saying why not."""
-        if status == "failed" and self._experiment is not None:
-            try:
-                super().finalize(status)
-            except Exception:  # noqa: BLE001 (the run's failure is what gets reported)
-                pass
-            return
-        with self._refusals():
+        if status != "failed" or self._experiment is None:
+            return _refusing(TensorBoardLogger.finalize)(self, status)
+        with suppress(Exception):  # the run's failure is what gets reported
             super().finalize(status)
 
 

@@ -6,7 +6,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from rql_lightning.errors import UserError
 
@@ -21,7 +21,7 @@ INTERRUPTED = (  # a Ctrl-C that stopped without a checkpoint of its own
 )
 
 
-def fail(message: str, code: int = USAGE_EXIT_CODE) -> None:
+def fail(message: str, code: int = USAGE_EXIT_CODE) -> NoReturn:
     """Print one line (``error: <message>``, or :data:`INTERRUPTED` as is) and exit, without a traceback."""
     print(message if message == INTERRUPTED else f"error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(code) from None
@@ -46,7 +46,6 @@ def user_errors_as_one_line(fn: Callable[[], T]) -> T:
         if isinstance(cause, UserError):
             fail(str(cause))
         raise
-    raise AssertionError("unreachable")
 
 
 def silence_unactionable_warnings() -> None:

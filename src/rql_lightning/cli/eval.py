@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from rql_lightning.cli.common import fail, silence_unactionable_warnings, user_errors_as_one_line
@@ -17,8 +18,6 @@ USAGE = "rql-eval ckpt_path=<run>/checkpoints/last.ckpt [eval.episodes=50] [eval
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def _hydra_main(cfg: DictConfig) -> float:
     silence_unactionable_warnings()
-    from hydra.core.hydra_config import HydraConfig
-
     from rql_lightning.checkpoint_eval import evaluate_checkpoint
 
     record = user_errors_as_one_line(

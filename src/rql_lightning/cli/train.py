@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob, IntervalSweep
+from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf import DictConfig
 
-from rql_lightning.checks import check_run_dir_arguments
+from rql_lightning.checks import check_config, check_machine, check_overrides, check_run_dir_arguments
 from rql_lightning.cli.common import USAGE_EXIT_CODE, fail, silence_unactionable_warnings, user_errors_as_one_line
-from rql_lightning.config import CONF_DIR, print_config_tree
+from rql_lightning.config import CONF_DIR, compose_config, print_config_tree
 from rql_lightning.errors import UserError
 from rql_lightning.run_lock import is_rank_zero_process
 
@@ -25,13 +29,12 @@ def print_summary(summary: dict[str, Any]) -> None:
         mean = " (mean over seeds)" if summary.get("per_seed") else ""
         mean = " (mean over tasks and seeds)" if summary.get("per_task") else mean
         lines.append(f"  success rate: {summary['success_rate']:.2f}   return: {summary['return']:.1f}{mean}")
-    replicas = {(None, seed): numbers for seed, numbers in (summary.get("per_seed") or {}).items()}
+    replicas = {f"seed {seed}": numbers for seed, numbers in (summary.get("per_seed") or {}).items()}
     for task, per_seed in (summary.get("per_task") or {}).items():
-        replicas.update({(task, seed): numbers for seed, numbers in per_seed.items()})
-    for (task, seed), numbers in replicas.items():
+        replicas |= {f"task {task} seed {seed}": numbers for seed, numbers in per_seed.items()}
+    for name, numbers in replicas.items():
         if numbers.get("success_rate") is not None:
             ret = numbers.get("return", float("nan"))
-            name = f"seed {seed}" if task is None else f"task {task} seed {seed}"
             lines.append(f"    {name}: success rate {numbers['success_rate']:.2f}   return {ret:.1f}")
     if summary.get("checkpoint"):
         lines.append(f"  checkpoint:   {summary['checkpoint']}")
@@ -43,16 +46,11 @@ def print_summary(summary: dict[str, Any]) -> None:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     silence_unactionable_warnings()
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from rql_lightning.checks import check_machine
     from rql_lightning.training import train
 
     if cfg.get("extras", {}).get("print_config") and is_rank_zero_process():
         user_errors_as_one_line(lambda: print_config_tree(cfg))
-    if HydraConfig.get().mode == RunMode.MULTIRUN:  # the settings were checked before launch; the machine is this job's
-        user_errors_as_one_line(lambda: check_machine(cfg))
+    # the settings were checked before launch; train() checks this job's machine
     summary = user_errors_as_one_line(lambda: train(cfg, config_checked=True))
     print_summary(summary)
     return summary.get("success_rate")
@@ -66,9 +64,6 @@ _NOT_A_RUN += ("-cp", "--config-path", "-cn", "--config-name")
 def check_before_hydra(argv: list[str]) -> None:
     """Check every job's config before Hydra writes a directory or launches a sweep's first job (a single run also
     against this machine; a sweep's jobs where they start). Composition errors are left to Hydra to report."""
-    from rql_lightning.checks import check_config, check_machine, check_overrides
-    from rql_lightning.config import compose_config
-
     flags = [a.split("=", 1)[0] for a in argv if a.startswith("-")]
     if any(f in _NOT_A_RUN for f in flags):
         return
@@ -104,13 +99,6 @@ def check_before_hydra(argv: list[str]) -> None:
 def sweep_jobs(overrides: list[str]) -> list[tuple[list[str], list[str]]]:
     """Every job of a multirun as ``(its swept values, its overrides)``: the command line's sweeps and the sweeper's
     ``hydra.sweeper.params`` (each choice, an interval's two ends), crossed as Hydra's basic sweeper does."""
-    import itertools
-
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import Glob, IntervalSweep
-
-    from rql_lightning.config import compose_config
-
     parser = OverridesParser.create()
     parsed = parser.parse_overrides(overrides)
     plain = [o.input_line for o in parsed if not o.is_sweep_override()]
@@ -136,8 +124,6 @@ def sweep_jobs(overrides: list[str]) -> list[tuple[list[str], list[str]]]:
 
 def train_main() -> None:
     """Console script ``rql-train``; Hydra's own usage errors (exit 1, like a crash) exit 2 like ours."""
-    from hydra.errors import CompactHydraException, InstantiationException
-
     try:
         check_run_dir_arguments(sys.argv[1:])
         check_before_hydra(sys.argv[1:])

@@ -69,14 +69,7 @@ class DataId:
         source, dataset = str(record.get("source") or "?"), str(record.get("dataset") or "?")
         path, size, fingerprint = record.get("path"), record.get("size_bytes"), record.get("fingerprint") or None
         key = record.get("key") or data_key(source, dataset, fingerprint, path)
-        return cls(
-            source=source,
-            dataset=dataset,
-            key=str(key),
-            path=None if path is None else str(path),
-            size_bytes=None if size is None else int(size),
-            fingerprint=None if fingerprint is None else str(fingerprint),
-        )
+        return cls(source, dataset, str(key), path and str(path), size and int(size), fingerprint and str(fingerprint))
 
     @property
     def short(self) -> str:

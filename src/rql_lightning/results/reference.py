@@ -26,10 +26,6 @@ class Reference:
     task: dict[tuple[str, str, int], Stat]
     env: dict[tuple[str, str], Stat]
 
-    @property
-    def methods(self) -> set[str]:
-        return {m for m, *_ in self.task} | {m for m, _ in self.env}
-
 
 @dataclass(frozen=True)
 class Comparison:
@@ -103,7 +99,7 @@ def load_reference(path: str | Path) -> Reference:
 
 def _ref_method(ref: Reference, res: Results, column: str) -> str:
     """The reference's name for a column: the column itself if the reference has it, else its model."""
-    return column if column in ref.methods else res.models.get(column, column)
+    return column if column in {key[0] for key in (*ref.task, *ref.env)} else res.models.get(column, column)
 
 
 def compare(res: Results, ref: Reference) -> list[Comparison]:

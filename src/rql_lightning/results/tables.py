@@ -85,14 +85,13 @@ def env_rows(res: Results) -> list[dict[str, Any]]:
     rows = []
     for m in res.methods:
         base = {"method": m, "model": res.models.get(m, m)}
-        every: set[str] = set()
-        for env in res.envs:
-            if (m, env) in res.env:
-                every.update(res.sources[(m, env)])
-                source = "+".join(res.sources[(m, env)])
-                rows.append(_stat_row({**base, "data_source": source, "env": env}, res.env[(m, env)], counts))
+        envs = [env for env in res.envs if (m, env) in res.env]
+        for env in envs:
+            source = "+".join(res.sources[(m, env)])
+            rows.append(_stat_row({**base, "data_source": source, "env": env}, res.env[(m, env)], counts))
         if m in res.average:
-            keys = {**base, "data_source": "+".join(sorted(every)), "env": "average"}
+            every = sorted({source for env in envs for source in res.sources[(m, env)]})
+            keys = {**base, "data_source": "+".join(every), "env": "average"}
             rows.append(_stat_row(keys, res.average[m], counts))
     return rows
 
