@@ -11,8 +11,7 @@ from hydra.utils import instantiate
 from rql_lightning.cli import data as data_cli
 from rql_lightning.config import compose_config
 from rql_lightning.data.dataset_checks import ActionRangeError, DatasetNotFoundError, NonFiniteDataError
-from rql_lightning.data.minari_datamodule import MINARI_ROOT_ENV, MinariDataModule
-from rql_lightning.data.minari_export import write_play_dataset_as_minari
+from rql_lightning.data.minari_datamodule import MINARI_ROOT_ENV, MinariDataModule, write_play_dataset_as_minari
 from rql_lightning.data.ogbench_datamodule import load_singletask
 from rql_lightning.modules.rql import RQLModule
 from rql_lightning.training import train

@@ -9,10 +9,10 @@ from rql_lightning.cli import data as cli
 from rql_lightning.data.generate import (
     DEFAULT_EPISODE_STEPS,
     SUPPORTED_DATASETS,
+    EpisodeCollector,
     ensure_play_dataset,
     generate_play_dataset,
 )
-from rql_lightning.data.generate.play_protocol import EpisodeCollector
 from rql_lightning.naming import DATA_DIR_ENV
 
 CUBE_SINGLE = "cube-single-play-v0"
@@ -184,7 +184,7 @@ def test_cli_info_missing_file_is_one_line(tmp_path, monkeypatch, capsys):
 def test_worker_failure_raises_instead_of_hanging():
     from concurrent.futures.process import BrokenProcessPool
 
-    from rql_lightning.data.generate.play_protocol import EpisodeSpec, collect_in_pool
+    from rql_lightning.data.generate import EpisodeSpec, collect_in_pool
 
     episodes = collect_in_pool("not-a-dataset", 0, TINY_STEPS, [EpisodeSpec(0, 0)], workers=1)
     with pytest.raises(BrokenProcessPool):

@@ -29,7 +29,7 @@ def train_run(out: Path, overrides: list[str]) -> dict:
 def real_runs(tmp_path_factory, cube_single_dataset) -> Path:
     """RQL on task 1 (seeds 0, 1; evaluated every 2 steps), RQL on task 2, flow BC on task 1 (one evaluation,
     at the end) and RQL on task 1 from a Minari copy of the same data: five run directories under one root."""
-    from rql_lightning.data.minari_export import write_play_dataset_as_minari
+    from rql_lightning.data.minari_datamodule import write_play_dataset_as_minari
 
     root = tmp_path_factory.mktemp("runs")
     minari_root = tmp_path_factory.mktemp("minari")

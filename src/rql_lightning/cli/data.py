@@ -34,7 +34,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         seed=args.seed, num_workers=args.workers, progress=not args.no_progress, val_fraction=args.val_fraction
     )
     if args.format == "minari":
-        from rql_lightning.data.minari_export import generate_minari_dataset
+        from rql_lightning.data.minari_datamodule import generate_minari_dataset
 
         if args.shards > 1:
             raise DataConfigError(

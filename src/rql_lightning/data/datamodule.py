@@ -5,6 +5,7 @@ moves the arrays to the sampling device once (a step never waits on a copy), ``i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -22,32 +23,30 @@ FINGERPRINT_BYTES = 1 << 20  # read from each end of each file
 FINGERPRINT_HEX = 12
 
 
+@dataclasses.dataclass(eq=False, repr=False, kw_only=True)
 class WindowDataModule(L.LightningDataModule):
     """Serves window batches seeded by (seed, rank, step); subclasses define :meth:`load_arrays`, :meth:`dims` and
-    :meth:`identity`. ``batch_size`` is per rank; ``global_batch_size`` splits one batch across the ranks."""
+    :meth:`identity`. ``batch_size`` is per rank; ``global_batch_size`` splits one batch across the ranks. A
+    dataclass: each setting is a field, named once (subclasses add theirs)."""
 
-    def __init__(
-        self,
-        chunk_size: int,
-        batch_size: int = 256,
-        device: str = "cpu",
-        seed: int = 0,
-        global_batch_size: int | None = None,
-        task_ids: Sequence[int] | None = None,
-    ) -> None:
+    chunk_size: int
+    batch_size: int = 256
+    device: str | torch.device = "cpu"
+    seed: int = 0
+    global_batch_size: int | None = None
+    # A multi-task run's tasks: column c of the rewards and masks is task task_ids[c]; None: one task.
+    task_ids: Sequence[int] | None = None
+
+    def __post_init__(self) -> None:
         super().__init__()
-        if global_batch_size is not None and global_batch_size < 1:
-            raise DataConfigError(f"data.global_batch_size={global_batch_size} must be >= 1; or null for per rank")
-        if task_ids is not None and (not task_ids or len(set(task_ids)) != len(task_ids)):
-            raise DataConfigError(f"task.ids={list(task_ids)} must name one task or more, each once")
-        self.chunk_size = chunk_size
-        self.batch_size = batch_size
-        self.global_batch_size = global_batch_size
-        self.device = resolve_device(device)
-        self.seed = seed
+        if self.global_batch_size is not None and self.global_batch_size < 1:
+            raise DataConfigError(f"data.global_batch_size={self.global_batch_size} must be >= 1; or null for per rank")
+        if self.task_ids is not None:
+            if not self.task_ids or len(set(self.task_ids)) != len(self.task_ids):
+                raise DataConfigError(f"task.ids={list(self.task_ids)} must name one task or more, each once")
+            self.task_ids = [int(t) for t in self.task_ids]
+        self.device = resolve_device(self.device)
         self.seeds: list[int] | None = None  # a seed-batched run's seeds (set by training.py): one batch per seed
-        # A multi-task run's tasks: column c of the rewards and masks is task task_ids[c]; None: one task.
-        self.task_ids: list[int] | None = [int(t) for t in task_ids] if task_ids is not None else None
         self.train_sampler: WindowSampler | None = None
 
     @property
@@ -93,15 +92,12 @@ class WindowDataModule(L.LightningDataModule):
             )
         return self.global_batch_size // world_size
 
-    def _windows_per_step(self) -> int:
-        """Windows drawn from the dataset per step (checked against its size)."""
-        return self.global_batch_size if self.global_batch_size is not None else self.batch_size
-
     def setup(self, stage: str | None = None) -> None:
         if self.train_sampler is not None:
             return
         train = self.load_arrays()
-        check_windows(self.describe_source(), train.terminals, self.chunk_size, self._windows_per_step())
+        # per_rank_batch_size() with one rank: the windows a step draws from the dataset, over all ranks
+        check_windows(self.describe_source(), train.terminals, self.chunk_size, self.per_rank_batch_size())
         self.train_sampler = sampler_from_arrays(train, self.chunk_size, self.device)
 
     def make_stream(self, rank: int, start: int, world_size: int = 1) -> WindowStream:
@@ -163,27 +159,14 @@ def identity_record(
     }
 
 
+@dataclasses.dataclass(eq=False, repr=False, kw_only=True)
 class ArrayDataModule(WindowDataModule):
     """Windows of arrays already in memory (tests, notebooks, custom data)."""
 
     source = "arrays"
-
-    def __init__(
-        self,
-        arrays: OfflineArrays,
-        chunk_size: int,
-        batch_size: int = 256,
-        device: str = "cpu",
-        seed: int = 0,
-        action_tolerance: float = ACTION_TOLERANCE,
-        global_batch_size: int | None = None,
-        name: str = "arrays",
-        task_ids: Sequence[int] | None = None,
-    ):
-        super().__init__(chunk_size, batch_size, device, seed, global_batch_size, task_ids)
-        self.arrays = arrays
-        self.action_tolerance = action_tolerance
-        self.name = name
+    arrays: OfflineArrays = dataclasses.field(kw_only=False)
+    action_tolerance: float = ACTION_TOLERANCE
+    name: str = "arrays"
 
     def describe_source(self) -> str:
         return "the arrays given to ArrayDataModule"

@@ -108,11 +108,11 @@ def check_npz_keys(path, required: Iterable[str], fix: str) -> dict[str, ArrayHe
 
 
 def check_same_layout(
-    paths: Sequence[Path], required: Iterable[str], fix: str, row_shapes: dict[str, tuple[int, ...]] | None = None
-) -> dict[str, ArrayHeader]:
+    paths: Sequence[Path], required: Iterable[str], fix: str, row_shapes: dict[str, tuple[int, ...]]
+) -> None:
     """Every file of ``paths`` holds the ``row_shapes`` (the env's spaces) and every ``required`` key with the first
-    file's per-row shape and dtype; returns the first file's headers (headers only: nothing loaded)."""
-    required, row_shapes = list(required), row_shapes or {}
+    file's per-row shape and dtype (headers only: nothing loaded)."""
+    required = list(required)
     first = None
     for path in paths:
         headers = check_npz_keys(path, required, fix)
@@ -130,7 +130,6 @@ def check_same_layout(
                     f"{path}: {key} has per-row shape {shape[1:]} and dtype {dtype}, but {paths[0].name} has "
                     f"{want[1:]} and {want_dtype}; every file of a dataset holds the same columns. To fix: {fix}"
                 )
-    return first
 
 
 def check_transitions(

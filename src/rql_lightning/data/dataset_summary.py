@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from rql_lightning.data.dataset_checks import DataConfigError, DatasetNotFoundError, check_npz_keys
-from rql_lightning.data.generate.play_protocol import SUPPORTED_DATASETS, quiet_sim_warnings
+from rql_lightning.data.generate import SUPPORTED_DATASETS, quiet_sim_warnings
 from rql_lightning.data.minari_datamodule import has_minari
 from rql_lightning.data.ogbench_datamodule import load_npz
 from rql_lightning.naming import (

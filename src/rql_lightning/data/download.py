@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from rql_lightning.data.dataset_checks import DatasetFormatError, DatasetNotFoundError, DownloadError, check_npz_keys
-from rql_lightning.data.generate.play_protocol import SUPPORTED_DATASETS
+from rql_lightning.data.generate import SUPPORTED_DATASETS
 from rql_lightning.naming import DATA_DIR_ENV, VAL_SUFFIX, dataset_file, dataset_name_of, shard_path, val_path_of
 
 OGBENCH_DATASET_URL = "https://rail.eecs.berkeley.edu/datasets/ogbench"  # where OGBench publishes its files

@@ -1,10 +1,15 @@
 """Windows of a local Minari dataset (``data=minari``): an episode's ``T + 1`` observations give ``T`` rows, its
 masks are ``1 - terminations``. ``generate_if_missing`` works for the ``rql/<play dataset>-task<N>-v0`` ids that
-``rql-data generate --format minari`` writes (:mod:`rql_lightning.data.minari_export`), so a run needs no network.
+``rql-data generate --format minari`` writes (:func:`write_play_dataset_as_minari`: OGBench play data relabelled
+for one task, ``terminations`` task success, ``truncations`` each episode's end), so a run needs no network. Only
+``minari.create_dataset_from_buffers`` is used (``minari.DataCollector`` would pull in jax).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,29 +20,29 @@ from rql_lightning.data.datamodule import WindowDataModule, identity_record
 from rql_lightning.data.dataset_checks import (
     ACTION_CLIP_EPS,
     ACTION_TOLERANCE,
+    DatasetError,
     DatasetFormatError,
     DatasetNotFoundError,
     check_transitions,
 )
-from rql_lightning.data.minari_export import generate_minari_dataset
+from rql_lightning.data.generate import generate_play_dataset, quiet_sim_warnings
+from rql_lightning.data.ogbench_datamodule import read_compact, task_env
 from rql_lightning.data.windows import OfflineArrays
 from rql_lightning.naming import (
     DEFAULT_MINARI_ROOT,
     MINARI_ROOT_ENV,
+    dataset_file,
+    eval_env_name_of,
     minari_env_name,
     minari_root,
     minari_root_env,
     parse_minari_id,
+    singletask_name_of,
 )
 
 
-def minari_folder(dataset_id: str, data_dir: str | Path | None = None) -> Path:
-    """``<root>/<dataset id>``: where Minari keeps a dataset (its episodes in ``data/``)."""
-    return minari_root(data_dir) / dataset_id
-
-
 def has_minari(dataset_id: str, data_dir: str | Path | None = None) -> bool:
-    return (minari_folder(dataset_id, data_dir) / "data").is_dir()
+    return (minari_root(data_dir) / dataset_id / "data").is_dir()
 
 
 def open_minari(dataset_id: str, data_dir: str | Path | None = None, download: bool = False):
@@ -45,7 +50,7 @@ def open_minari(dataset_id: str, data_dir: str | Path | None = None, download: b
     import minari
 
     root = minari_root(data_dir)
-    path = minari_folder(dataset_id, data_dir) / "data"
+    path = root / dataset_id / "data"
     if not path.is_dir():
         if download:
             with minari_root_env(root):
@@ -115,42 +120,29 @@ def episodes_to_arrays(episodes: Iterable[Any], total_steps: int, obs_dim: int, 
     return OfflineArrays(obs[:row], actions[:row], rewards[:row], terminals[:row], masks[:row])
 
 
+@dataclasses.dataclass(eq=False, repr=False, kw_only=True)
 class MinariDataModule(WindowDataModule):
     """Windows of a local Minari dataset (``data=minari data.dataset_id=<id>``)."""
 
     source = "minari"
 
-    def __init__(
-        self,
-        dataset_id: str,
-        chunk_size: int,
-        batch_size: int = 256,
-        data_dir: str | None = None,
-        download: bool = False,
-        sparse: bool = False,
-        action_clip_eps: float = ACTION_CLIP_EPS,
-        action_tolerance: float = ACTION_TOLERANCE,
-        device: str = "cpu",
-        seed: int = 0,
-        global_batch_size: int | None = None,
-        generate_if_missing: bool = False,
-        generate_transitions: int = 200_000,
-        generate_workers: int = 2,
-    ) -> None:
-        super().__init__(chunk_size, batch_size, device, seed, global_batch_size)
-        self.dataset_id = dataset_id
-        self.data_dir = data_dir
-        self.download = download
-        self.sparse = sparse
-        self.action_clip_eps = action_clip_eps
-        self.action_tolerance = action_tolerance
-        self.generate_if_missing = generate_if_missing
-        self.generate_transitions = generate_transitions
-        self.generate_workers = generate_workers
+    dataset_id: str = dataclasses.field(kw_only=False)
+    data_dir: str | None = None
+    download: bool = False
+    sparse: bool = False
+    action_clip_eps: float = ACTION_CLIP_EPS
+    action_tolerance: float = ACTION_TOLERANCE
+    generate_if_missing: bool = False
+    generate_transitions: int = 200_000
+    generate_workers: int = 2
+    task_ids: None = dataclasses.field(default=None, init=False)  # one task: its dataset's rewards
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self.dataset = None  # the MinariDataset, once opened (by setup or dims, never by prepare_data)
 
     def describe_source(self) -> str:
-        return f"Minari dataset {self.dataset_id} ({minari_folder(self.dataset_id, self.data_dir)})"
+        return f"Minari dataset {self.dataset_id} ({minari_root(self.data_dir) / self.dataset_id})"
 
     def open(self):
         if self.dataset is None:
@@ -179,7 +171,7 @@ class MinariDataModule(WindowDataModule):
         return obs_dim, box_dim(ds.action_space, "action", self.dataset_id)
 
     def identity(self) -> dict:
-        folder = minari_folder(self.dataset_id, self.data_dir)  # its files, sorted, hidden (temp) ones skipped
+        folder = minari_root(self.data_dir) / self.dataset_id  # its files, sorted, hidden (temp) ones skipped
         files = sorted(p for p in (folder / "data").rglob("*") if p.is_file() and not p.name.startswith("."))
         return identity_record(self.source, self.dataset_id, folder, files)
 
@@ -197,9 +189,7 @@ class MinariDataModule(WindowDataModule):
             arrays.terminals,
             arrays.rewards,
             action_tolerance=self.action_tolerance,
-            obs_shape=(obs_dim,),
-            action_shape=(action_dim,),
-            fix=fix,
+            fix=fix,  # shapes: the dataset's spaces, by construction
         )
         np.clip(arrays.actions, -1 + self.action_clip_eps, 1 - self.action_clip_eps, out=arrays.actions)
         if self.sparse:
@@ -222,3 +212,83 @@ class MinariDataModule(WindowDataModule):
     def eval_env(self, **kwargs: Any):
         """The evaluation environment, as Minari recovers it (``recover_environment(eval_env=True)``)."""
         return self.open().recover_environment(eval_env=True, **kwargs)
+
+
+def refuse_existing(dataset_id: str, data_dir: str | Path | None) -> Path:
+    """The Minari root, once it is clear ``dataset_id`` is not there yet."""
+    root = minari_root(data_dir)
+    if (root / dataset_id).exists():
+        raise DatasetError(
+            f"{root / dataset_id} exists; delete it (minari delete {dataset_id}) or pick another --dataset-id"
+        )
+    return root
+
+
+def write_play_dataset_as_minari(
+    npz_path: str | Path,
+    singletask_name: str,
+    dataset_id: str,
+    data_dir: str | Path | None = None,
+):
+    """Write an OGBench-format play file, relabelled for ``singletask_name``'s task, as the Minari dataset
+    ``dataset_id`` (its env recoverable with ``recover_environment``); returns the :class:`minari.MinariDataset`."""
+    import minari
+    import ogbench.relabel_utils
+    from minari.data_collector import EpisodeBuffer
+
+    npz_path = Path(npz_path)
+    root = refuse_existing(dataset_id, data_dir)
+    with task_env(singletask_name) as env:  # the process's one, as training relabels with
+        ds = read_compact(npz_path, singletask_name, "regenerate it with rql-data generate")
+        ogbench.relabel_utils.relabel_dataset(eval_env_name_of(singletask_name), env, ds)
+        last_rows = np.flatnonzero(ds["valids"] == 0)  # each episode's final observation
+        first_rows = np.concatenate([[0], last_rows[:-1] + 1])
+        buffers = []
+        for s, e in zip(first_rows, last_rows, strict=True):
+            t = int(e - s)  # transitions: observations s..e, actions s..e-1
+            if t == 0:
+                continue
+            buffers.append(
+                EpisodeBuffer(
+                    id=len(buffers),
+                    observations=ds["observations"][s : e + 1],
+                    actions=ds["actions"][s:e],
+                    rewards=ds["rewards"][s:e],
+                    terminations=ds["masks"][s:e] == 0,
+                    truncations=np.arange(t) == t - 1,  # play episodes end at the time limit
+                )
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        with minari_root_env(root), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Minari warns about every optional metadata field left out
+            return minari.create_dataset_from_buffers(
+                dataset_id,
+                buffers,
+                env=env,
+                algorithm_name="OGBench scripted plan oracles (play), relabelled by ogbench",
+                author="rql-lightning",
+                author_email="n/a",
+                code_permalink="https://github.com/seohongpark/ogbench",
+                description=(
+                    f"{npz_path.name} relabelled for {singletask_name}: rewards are the task reward, "
+                    "terminations mark task success (OGBench masks == 0), truncations the end of each episode"
+                ),
+            )
+
+
+def generate_minari_dataset(
+    dataset_name: str,
+    task: int,
+    dataset_id: str,
+    data_dir: str | Path | None = None,
+    num_transitions: int = 200_000,
+    **generate: Any,
+):
+    """Generate ``dataset_name`` play data (``generate``: :func:`generate_play_dataset`'s settings) in a temporary
+    file; returns it as Minari, relabelled for ``task``."""
+    root = refuse_existing(dataset_id, data_dir)  # before minutes of generation
+    with tempfile.TemporaryDirectory(prefix="rql-minari-") as tmp:
+        path = generate_play_dataset(dataset_name, dataset_file(tmp, dataset_name), num_transitions, **generate)
+        with warnings.catch_warnings():
+            quiet_sim_warnings()
+            return write_play_dataset_as_minari(path, singletask_name_of(dataset_name, task), dataset_id, root)

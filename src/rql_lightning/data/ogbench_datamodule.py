@@ -6,6 +6,8 @@ sparse rewards: docs/algorithm.md (D1), (D3).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import gc
 import logging
 import threading
@@ -28,7 +30,7 @@ from rql_lightning.data.dataset_checks import (
     check_windows,
 )
 from rql_lightning.data.download import fetch_official, obtain_hint, shards_hint
-from rql_lightning.data.generate.files import ensure_play_dataset
+from rql_lightning.data.generate import ensure_play_dataset
 from rql_lightning.data.shard_schedule import ShardCycler
 from rql_lightning.data.windows import OfflineArrays, WindowSampler, concat_arrays, sampler_from_arrays
 from rql_lightning.naming import (
@@ -80,15 +82,25 @@ def required_keys(env_name: str) -> list[str]:
     return keys
 
 
-def read_compact(path: Path, env_name: str, fix: str) -> dict[str, np.ndarray]:
+def read_compact(
+    path: Path, singletask_name: str, fix: str, action_tolerance: float | None = ACTION_TOLERANCE
+) -> dict[str, np.ndarray]:
     """What ``ogbench.utils.load_dataset(path, compact_dataset=True, add_info=True)`` returns, minus ``qvel``, once
-    :func:`check_npz_keys` (``fix`` completes its messages) finds the keys there."""
-    check_npz_keys(path, required_keys(env_name), fix)
+    :func:`check_npz_keys` and :func:`check_transitions` (against the task env's spaces) pass; ``fix`` completes
+    their messages."""
+    keys = required_keys(eval_env_name_of(singletask_name))
+    check_npz_keys(path, keys, fix)
     with np.load(path, allow_pickle=False) as file:
-        ds = {k: file[k] for k in required_keys(env_name)}
+        ds = {k: file[k] for k in keys}
     for k in ("observations", "actions", "terminals"):
         ds[k] = ds[k].astype(np.float32, copy=False)
     ds["valids"] = 1.0 - ds["terminals"]
+    with task_env(singletask_name) as env:
+        spaces = dict(obs_shape=env.observation_space.shape, action_shape=env.action_space.shape)
+    ends = ds["valids"] == 0  # each episode's final observation (the file's terminals)
+    check_transitions(
+        str(path), ds["observations"], ds["actions"], ends, action_tolerance=action_tolerance, fix=fix, **spaces
+    )
     shifted = np.concatenate([ds["terminals"][1:], [1.0]])
     ds["terminals"] = np.minimum(ds["terminals"] + shifted, 1.0).astype(np.float32)
     return ds
@@ -121,25 +133,12 @@ def load_npz(
     names = [singletask_name] if isinstance(singletask_name, str) else list(singletask_name)
     if len({dataset_name_of(n) for n in names}) != 1:
         raise ValueError(f"load_npz relabels tasks of one dataset; got {names}")
-    env_name = eval_env_name_of(names[0])
     fix = fix or f"replace it with an OGBench-format file for {dataset_name_of(names[0])}"
-    ds = read_compact(path, env_name, fix)  # every row kept, valids = 1 - (the file's terminals)
-    ends = ds["valids"] == 0
-    keep = ~ends  # rows that start a transition (each episode's final observation starts none)
+    ds = read_compact(path, names[0], fix, action_tolerance)  # every row kept, valids = 1 - (the file's terminals)
+    keep = ds["valids"] != 0  # rows that start a transition (each episode's final observation starts none)
     labels = {"rewards": [], "masks": []}
-    for c, name in enumerate(names):
+    for name in names:
         with task_env(name) as env:
-            if c == 0:
-                check_transitions(
-                    str(path),
-                    ds["observations"],
-                    ds["actions"],
-                    ends,
-                    action_tolerance=action_tolerance,
-                    obs_shape=env.observation_space.shape,
-                    action_shape=env.action_space.shape,
-                    fix=fix,
-                )
             ogbench.relabel_utils.relabel_dataset(eval_env_name_of(name), env, ds)  # sets rewards, masks
         for key, columns in labels.items():
             columns.append(ds.pop(key)[keep].astype(np.float32, copy=False))
@@ -168,103 +167,69 @@ def load_npz(
 
 
 def load_singletask(
-    singletask_name: str | Sequence[str],
-    dataset_path: Path,
-    sparse: bool = False,
-    action_clip_eps: float = ACTION_CLIP_EPS,
-    action_tolerance: float = ACTION_TOLERANCE,
-    load_val: bool = True,
+    singletask_name: str | Sequence[str], dataset_path: Path, load_val: bool = True, **settings: Any
 ) -> tuple[OfflineArrays, OfflineArrays | None]:
     """(train, val) arrays for one single-task variant, relabelled by ogbench (val None unless ``load_val``);
-    for a list of single-task names of one dataset, one reward and mask column per task (:func:`load_npz`)."""
+    for a list of single-task names of one dataset, one reward and mask column per task. ``settings``:
+    :func:`load_npz`'s ``sparse``, ``action_clip_eps`` and ``action_tolerance``."""
     dataset_path = Path(dataset_path)
-    names = [singletask_name] if isinstance(singletask_name, str) else list(singletask_name)
-    name = dataset_name_of(names[0])
+    name = dataset_name_of(singletask_name if isinstance(singletask_name, str) else singletask_name[0])
     for p in (dataset_path, val_path_of(dataset_path)) if load_val else (dataset_path,):
         if not p.exists():
             raise DatasetNotFoundError(f"{p} does not exist. Get it with: {obtain_hint(name, dataset_path.parent)}")
     fix = f"delete the file and get it again: {obtain_hint(name, dataset_path.parent)}"
-    kwargs = dict(sparse=sparse, action_clip_eps=action_clip_eps, action_tolerance=action_tolerance, fix=fix)
-    train = load_npz(dataset_path, singletask_name, **kwargs)
-    val = load_npz(val_path_of(dataset_path), singletask_name, **kwargs) if load_val else None
+    train = load_npz(dataset_path, singletask_name, fix=fix, **settings)
+    val = load_npz(val_path_of(dataset_path), singletask_name, fix=fix, **settings) if load_val else None
     return train, val
 
 
+@dataclasses.dataclass(eq=False, repr=False, kw_only=True)
 class OGBenchDataModule(WindowDataModule):
     """Windows of one OGBench file (its ``-val.npz`` beside it): ``dataset_path``, else ``<data_dir>/<dataset>.npz``
     (downloaded if ``download``), else generated into ``generated_dir`` if ``generate_if_missing``. ``task_ids``: one
     reward and mask column per task. The ``shard_*`` settings are :class:`ShardedOGBenchDataModule`'s."""
 
     source = "ogbench"
-    shards: ShardCycler | None = None  # sharded: the schedule once set up (also the train_sampler)
-    _checked: list[Path] | None = None  # sharded: the shards, once their headers are checked
+    shards = None  # sharded: the ShardCycler once set up (also the train_sampler)
+    _checked = None  # sharded: the shards, once their headers are checked
 
-    def __init__(
-        self,
-        singletask_name: str,
-        chunk_size: int,
-        batch_size: int = 256,
-        *,
-        dataset: str | None = None,
-        data_dir: str | None = None,
-        dataset_path: str | None = None,
-        sparse: bool = False,
-        action_clip_eps: float = ACTION_CLIP_EPS,
-        action_tolerance: float = ACTION_TOLERANCE,
-        device: str = "cpu",
-        seed: int = 0,
-        global_batch_size: int | None = None,
-        task_ids: Sequence[int] | None = None,
-        download: bool = True,
-        generate_if_missing: bool = False,
-        generated_dir: str = DEFAULT_GENERATED_DIR,
-        generate_transitions: int = 200_000,
-        generate_workers: int = 2,
-        load_val: bool = True,
-        shard_swap_interval: int = 1000,
-        shards_in_memory: int = 1,
-        shard_stall: str = "wait",
-    ) -> None:
-        super().__init__(chunk_size, batch_size, device, seed, global_batch_size, task_ids)
-        self.singletask_name = singletask_name
-        self.singletask_names = [singletask_name]  # one per task column: task_ids's, on singletask_name's dataset
+    singletask_name: str = dataclasses.field(kw_only=False)
+    dataset: str | None = None
+    data_dir: str | Path | None = None
+    dataset_path: str | Path | None = None
+    sparse: bool = False
+    action_clip_eps: float = ACTION_CLIP_EPS
+    action_tolerance: float = ACTION_TOLERANCE
+    download: bool = True
+    generate_if_missing: bool = False
+    generated_dir: str | Path = DEFAULT_GENERATED_DIR
+    generate_transitions: int = 200_000
+    generate_workers: int = 2
+    load_val: bool = True
+    shard_swap_interval: int = 1000
+    shards_in_memory: int = 1
+    shard_stall: str = "wait"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.singletask_names = [self.singletask_name]  # one per task column: task_ids's, on singletask_name's dataset
         if self.task_ids is not None:
-            tasks_dataset = parse_singletask(singletask_name).dataset
+            tasks_dataset = parse_singletask(self.singletask_name).dataset
             self.singletask_names = [singletask_name_of(tasks_dataset, t) for t in self.task_ids]
         # What load_npz relabels for: one name, or the list of them with task_ids ((N, T) rewards and masks).
-        self.labels = singletask_name if self.task_ids is None else self.singletask_names
-        self.dataset_name = dataset or dataset_name_of(singletask_name)
-        self.data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
-        self.dataset_path = Path(dataset_path).expanduser() if dataset_path else None
-        self.sparse = sparse
-        self.action_clip_eps = action_clip_eps
-        self.action_tolerance = action_tolerance
-        self.download = download
-        self.generate_if_missing = generate_if_missing
-        self.generated_dir = Path(generated_dir).expanduser()
-        self.generate_transitions = generate_transitions
-        self.generate_workers = generate_workers
-        self.load_val = load_val
-        self.shard_swap_interval = shard_swap_interval
-        self.shards_in_memory = shards_in_memory
-        self.shard_stall = shard_stall
+        self.labels = self.singletask_name if self.task_ids is None else self.singletask_names
+        self.eval_env_names = [eval_env_name_of(n) for n in self.singletask_names]  # each task column's env
+        # The env evaluation runs in; dims() reads its spaces from it too, so evaluating in it needs no data check.
+        self.eval_env_name = self.dims_env_name = eval_env_name_of(self.singletask_name)
+        self.dataset_name = self.dataset or dataset_name_of(self.singletask_name)
+        self.data_dir = Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+        self.dataset_path = Path(self.dataset_path).expanduser() if self.dataset_path else None
+        self.generated_dir = Path(self.generated_dir).expanduser()
         self.val_arrays: OfflineArrays | None = None
         self._dims: tuple[int, int] | None = None
 
     def describe_source(self) -> str:
         return str(self.resolve_path())
-
-    @property
-    def eval_env_name(self) -> str:
-        """The OGBench single-task env this dataset's task is evaluated in."""
-        return eval_env_name_of(self.singletask_name)
-
-    dims_env_name = eval_env_name  # the env dims() reads its spaces from: evaluating in it needs no data check
-
-    @property
-    def eval_env_names(self) -> list[str]:
-        """The single-task env of each task column."""
-        return [eval_env_name_of(n) for n in self.singletask_names]
 
     def dims(self) -> tuple[int, int]:
         """From the single-task env's spaces (no data read; the data is checked against them on load)."""
@@ -313,41 +278,25 @@ class OGBenchDataModule(WindowDataModule):
             )
 
     def load_arrays(self) -> OfflineArrays:
-        train, self.val_arrays = load_singletask(
-            self.labels,
-            self.resolve_path(),
-            self.sparse,
-            self.action_clip_eps,
-            self.action_tolerance,
-            load_val=self.load_val,
-        )
+        train, self.val_arrays = load_singletask(self.labels, self.resolve_path(), self.load_val, **self.npz_settings)
         return train
 
+    @property
+    def npz_settings(self) -> dict[str, Any]:
+        """:func:`load_npz`'s settings, the same for the file, its ``-val.npz`` and every shard."""
+        return dict(sparse=self.sparse, action_clip_eps=self.action_clip_eps, action_tolerance=self.action_tolerance)
 
-class OGBenchShardLoader:
-    """Loads a group of shard files into one :class:`WindowSampler` on ``device`` (on the cycler's loader thread)."""
 
-    def __init__(
-        self,
-        singletask_name: str | Sequence[str],
-        chunk_size: int,
-        batch_size: int,
-        device: torch.device,
-        **kwargs: Any,
-    ) -> None:
-        """``kwargs``: :func:`load_npz`'s ``sparse``, ``action_clip_eps`` and ``action_tolerance``."""
-        self.singletask_name = singletask_name
-        self.chunk_size, self.batch_size, self.device = chunk_size, batch_size, device
-        self.kwargs = kwargs
-
-    def __call__(self, paths: Sequence[Path]) -> WindowSampler:
-        fix = "delete {} and fetch or regenerate that shard"
-        arrays = concat_arrays(  # the parts are freed once concatenated
-            [load_npz(p, self.singletask_name, fix=fix.format(p.name), **self.kwargs) for p in paths]
-        )
-        source = str(paths[0]) if len(paths) == 1 else f"shards {paths[0]} .. {paths[-1].name}"
-        check_windows(source, arrays.terminals, self.chunk_size, self.batch_size)  # batch: windows per step
-        return sampler_from_arrays(arrays, self.chunk_size, self.device)
+def load_shard_group(
+    paths: Sequence[Path], labels: str | Sequence[str], chunk_size: int, batch_size: int, device: torch.device, **kwargs
+) -> WindowSampler:
+    """A group of shard files as one :class:`WindowSampler` on ``device`` (on the cycler's loader thread);
+    ``kwargs``: :func:`load_npz`'s ``sparse``, ``action_clip_eps`` and ``action_tolerance``."""
+    fix = "delete {} and fetch or regenerate that shard"
+    arrays = concat_arrays([load_npz(p, labels, fix=fix.format(p.name), **kwargs) for p in paths])  # parts freed
+    source = str(paths[0]) if len(paths) == 1 else f"shards {paths[0]} .. {paths[-1].name}"
+    check_windows(source, arrays.terminals, chunk_size, batch_size)  # batch: windows per step
+    return sampler_from_arrays(arrays, chunk_size, device)
 
 
 class ShardedOGBenchDataModule(OGBenchDataModule):
@@ -394,14 +343,13 @@ class ShardedOGBenchDataModule(OGBenchDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.shards is not None:
             return
-        loader = OGBenchShardLoader(
-            self.labels,
-            self.chunk_size,
-            self._windows_per_step(),
-            self.device,
-            sparse=self.sparse,
-            action_clip_eps=self.action_clip_eps,
-            action_tolerance=self.action_tolerance,
+        loader = functools.partial(  # picklable: ddp_spawn sends the datamodule to its workers
+            load_shard_group,
+            labels=self.labels,
+            chunk_size=self.chunk_size,
+            batch_size=self.per_rank_batch_size(),  # windows drawn from the dataset per step
+            device=self.device,
+            **self.npz_settings,
         )
         self.shards = self.train_sampler = ShardCycler(
             self._checked_shards(),
@@ -433,7 +381,7 @@ def ogbench_datamodule(
     if path is not None:
         sharded = path.is_dir() or (sharded and path.suffix != NPZ_SUFFIX)
     if sharded:
-        dm = ShardedOGBenchDataModule(singletask_name, chunk_size, batch_size, **settings)
+        dm = ShardedOGBenchDataModule(singletask_name, chunk_size=chunk_size, batch_size=batch_size, **settings)
         if path is not None or not dm.generate_if_missing or dm.train_files():
             return dm
         base = dataset_name_of(singletask_name)
@@ -443,4 +391,4 @@ def ogbench_datamodule(
             base,
         )
         settings = {**settings, "dataset": base}
-    return OGBenchDataModule(singletask_name, chunk_size, batch_size, **settings)
+    return OGBenchDataModule(singletask_name, chunk_size=chunk_size, batch_size=batch_size, **settings)

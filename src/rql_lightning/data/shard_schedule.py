@@ -10,6 +10,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,31 +23,31 @@ log = logging.getLogger("rql_lightning")
 STALL_POLICIES = ("wait", "continue")
 
 
+@dataclass(eq=False, repr=False)
 class ShardCycler:
     """Which shard group serves batch ``k``, and the background loads that keep the next one ready;
-    ``load_group(paths) -> WindowSampler`` does the loading (e.g. :class:`OGBenchShardLoader`)."""
+    ``load_group(paths) -> WindowSampler`` does the loading (e.g. ``ogbench_datamodule.load_shard_group``)."""
 
-    def __init__(
-        self,
-        shards: Sequence[Path],
-        load_group: Callable[[Sequence[Path]], WindowSampler],
-        swap_interval: int = 1000,
-        shards_in_memory: int = 1,
-        on_stall: str = "wait",
-    ) -> None:
-        if not shards:
+    shards: Sequence[Path]
+    load_group: Callable[[Sequence[Path]], WindowSampler]
+    swap_interval: int = 1000
+    shards_in_memory: int = 1
+    on_stall: str = "wait"
+
+    def __post_init__(self) -> None:
+        if not self.shards:
             raise DataConfigError("ShardCycler got no shards; pass at least one shard file")
-        for key, value in (("data.shard_swap_interval", swap_interval), ("data.shards_in_memory", shards_in_memory)):
+        for key, value in (
+            ("data.shard_swap_interval", self.swap_interval),
+            ("data.shards_in_memory", self.shards_in_memory),
+        ):
             if value < 1:
                 raise DataConfigError(f"{key}={value} must be >= 1; pass a positive count")
-        if on_stall not in STALL_POLICIES:
-            raise DataConfigError(f"data.shard_stall={on_stall!r} is unknown; use one of {STALL_POLICIES}")
-        self.shards = [Path(p) for p in shards]
-        m = shards_in_memory
+        if self.on_stall not in STALL_POLICIES:
+            raise DataConfigError(f"data.shard_stall={self.on_stall!r} is unknown; use one of {STALL_POLICIES}")
+        self.shards = [Path(p) for p in self.shards]
+        m = self.shards_in_memory
         self.groups = [self.shards[i : i + m] for i in range(0, len(self.shards), m)]
-        self.load_group = load_group
-        self.swap_interval = swap_interval
-        self.on_stall = on_stall
         self.active: WindowSampler | None = None
         self.active_group: int | None = None
         self._pending: Future | None = None

@@ -7,7 +7,7 @@ of ``(seed, r, k)`` only, so a resumed run draws exactly the batches the uninter
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 
 import numpy as np
 import torch
@@ -72,50 +72,42 @@ def windows_to_batch(
     )
 
 
+@dataclass(eq=False, repr=False)
 class WindowSampler:
     """Samples :class:`ChunkBatch` es from :class:`OfflineArrays` held as tensors (``s_{t+h}`` gathered from the
     same observations)."""
 
-    def __init__(
-        self,
-        observations: torch.Tensor,
-        actions: torch.Tensor,
-        rewards: torch.Tensor,
-        terminals: torch.Tensor,
-        masks: torch.Tensor,
-        chunk_size: int,
-        open_tail: bool = False,
-    ) -> None:
-        self.observations = observations
-        self.actions = actions
-        self.rewards = rewards
-        self.terminals = terminals
-        self.masks = masks
-        self.chunk_size = chunk_size
-        ends = torch.nonzero(terminals > 0).squeeze(-1)
+    observations: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    terminals: torch.Tensor
+    masks: torch.Tensor
+    chunk_size: int
+    open_tail: InitVar[bool] = False
+
+    def __post_init__(self, open_tail: bool) -> None:
+        ends = torch.nonzero(self.terminals > 0).squeeze(-1)
         starts = torch.cat([ends.new_zeros(1), ends[:-1] + 1])
         counts = ends - starts  # a finished episode's start steps: [start, end)
         if open_tail:
             # The rows after the last terminal are an episode still in progress (a replay buffer's). Its
             # windows are those whose h + 1 rows all exist, each the window the finished episode will give:
             # starts [first, n - 1 - h], the clamp at n - 1 never reached.
-            n, first = terminals.shape[0], ends[-1:] + 1
+            n, first = self.terminals.shape[0], ends[-1:] + 1
             starts, ends = torch.cat([starts, first]), torch.cat([ends, torch.full_like(first, n - 1)])
-            counts = torch.cat([counts, n - chunk_size - first])
+            counts = torch.cat([counts, n - self.chunk_size - first])
         usable = counts > 0  # episodes with at least one start step
         self.episode_starts = starts[usable]
         self.episode_ends = ends[usable]
         self.episode_counts = counts[usable]
-        self.offsets = torch.arange(chunk_size + 1, device=observations.device)
-        self._first_last = torch.tensor([0, chunk_size], device=observations.device)
+        self.offsets = torch.arange(self.chunk_size + 1, device=self.device)
+        self._first_last = torch.tensor([0, self.chunk_size], device=self.device)
 
     @property
     def device(self) -> torch.device:
         return self.observations.device
 
-    @property
-    def num_tasks(self) -> int:
-        return 1 if self.rewards.ndim == 1 else int(self.rewards.shape[1])
+    num_tasks = OfflineArrays.num_tasks  # the same rewards layout: (N,) or (N, T)
 
     def sample_indices(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``(B, h+1)`` dataset indices: uniform episode, uniform start in ``[start, end)``, clamped."""

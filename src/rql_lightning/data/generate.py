@@ -1,9 +1,15 @@
-"""OGBench's play-data collection protocol (``data_gen_scripts/generate_manipspace.py``, ``dataset_type='play'``):
-the scripted oracles, their noise, stacking probabilities, the Scene health check, the saved keys and dtypes; and
-episodes collected in order, in this process or from spawned workers, with bounded memory."""
+"""Local generation of OGBench-format manipulation *play* datasets, for machines that cannot download OGBench's.
+
+OGBench's collection protocol (``data_gen_scripts/generate_manipspace.py``, ``dataset_type='play'``): the scripted
+oracles shipped in ``ogbench``, their noise, stacking probabilities, the Scene health check, the saved keys and dtypes;
+episodes collected in order, in this process or from spawned workers, with bounded memory; written as one file or
+100M-style shards, atomically. Every episode is seeded from ``(seed, split, episode index, attempt)`` alone: the same
+data whatever the workers.
+"""
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import warnings
 from collections import deque
@@ -11,12 +17,15 @@ from collections.abc import Generator, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import count, islice
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from rql_lightning.data.dataset_checks import DataConfigError
-from rql_lightning.naming import dataset_env_name
+from rql_lightning.data.dataset_checks import DataConfigError, npz_headers
+from rql_lightning.file_writes import WriteRefusedError, refusal, write_atomically
+from rql_lightning.naming import NPZ_SUFFIX, dataset_env_name, dataset_file, shard_path, val_path_of
 
 SUPPORTED_DATASETS: tuple[str, ...] = (
     "cube-single-play-v0",
@@ -28,19 +37,17 @@ SUPPORTED_DATASETS: tuple[str, ...] = (
     "puzzle-4x4-play-v0",
 )
 
-
-# OGBench's collection protocol (data_gen_scripts/generate_manipspace.py, dataset_type='play').
 DEFAULT_EPISODE_STEPS = 1001
 ORACLE_NOISE = 0.1
 ORACLE_NOISE_SMOOTHING = 0.5
 ACTION_LOW, ACTION_HIGH = -1.0, 1.0
-# Per-episode probability of a stacking target, drawn uniformly from these ranges (None: fixed value below).
-P_STACK_RANGES: dict[str, tuple[float, float]] = {
+# Per-episode probability of a stacking target: fixed, or drawn uniformly from a range (other envs: the default).
+P_STACK: dict[str, float | tuple[float, float]] = {
+    "cube-single": 0.0,
     "cube-double": (0.0, 0.25),
     "cube-triple": (0.05, 0.35),
     "cube-quadruple": (0.1, 0.5),
 }
-P_STACK_SINGLE = 0.0
 P_STACK_DEFAULT = 0.5
 # Scene health check: the cube must stay visible unless it is in the drawer (else goal images are ambiguous).
 SCENE_CUBE_QPOS_SLICE = slice(14, 17)
@@ -101,12 +108,8 @@ class EpisodeCollector:
             self._agents = {"button": ButtonPlanOracle(env=self._env, gripper_always_closed=True, **noise)}
 
     def _sample_p_stack(self) -> float:
-        prefix = self._env_name.rsplit("-", 1)[0]
-        if prefix == "cube-single":
-            return P_STACK_SINGLE
-        if prefix in P_STACK_RANGES:
-            return float(np.random.uniform(*P_STACK_RANGES[prefix]))
-        return P_STACK_DEFAULT
+        p = P_STACK.get(self._env_name.rsplit("-", 1)[0], P_STACK_DEFAULT)
+        return float(np.random.uniform(*p)) if isinstance(p, tuple) else p
 
     def _is_healthy(self, qpos: np.ndarray) -> bool:
         if not self._env_name.startswith("scene"):
@@ -220,3 +223,111 @@ def collect_in_pool(
             yield episode
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+DEFAULT_VAL_FRACTION = 0.1
+_KEPT = "the files finished before it are complete (shards are kept by the next run)"  # after a refused write
+_AGAIN = "run the same command again"
+
+
+def generate_play_dataset(
+    dataset_name: str,
+    save_path: str | Path,
+    num_transitions: int,
+    seed: int = 0,
+    num_workers: int = 1,
+    progress: bool = True,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    *,
+    num_shards: int = 1,
+    max_episode_steps: int = DEFAULT_EPISODE_STEPS,
+) -> Path:
+    """Generate an OGBench-format play dataset with OGBench's scripted plan oracles: ``save_path`` is the ``.npz``
+    (its ``-val.npz`` beside it), or with ``num_shards > 1`` a directory of shards in OGBench's 100M layout (complete
+    ones kept). The output depends only on ``seed``, not on worker or shard counts."""
+    check_dataset_name(dataset_name)
+    counts = {
+        "num_transitions": num_transitions,
+        "num_workers": num_workers,
+        "num_shards": num_shards,
+        "max_episode_steps": max_episode_steps,
+    }
+    for key, value in counts.items():
+        if value < 1:
+            raise DataConfigError(f"{key}={value} must be >= 1; pass a positive count")
+    if not 0.0 <= val_fraction <= 1.0:
+        raise DataConfigError(f"val_fraction={val_fraction} is outside [0, 1]; pass a fraction of train episodes")
+    save_path = Path(save_path).expanduser()
+    if num_shards == 1 and save_path.suffix != NPZ_SUFFIX:
+        raise DataConfigError(f"save_path={save_path} must end with '.npz'; for shards pass num_shards > 1")
+
+    num_train_episodes = max(1, math.ceil(num_transitions / max_episode_steps))
+    if num_shards > num_train_episodes:
+        raise DataConfigError(
+            f"num_shards={num_shards} exceeds the {num_train_episodes} train episodes; "
+            "request more transitions or fewer shards"
+        )
+    # Globally numbered train/val episodes, split evenly over the files: (path, val specs, train specs).
+    paths = [save_path] if num_shards == 1 else [shard_path(save_path, dataset_name, i) for i in range(num_shards)]
+    base, extra = divmod(num_train_episodes, num_shards)
+    files = []
+    next_train = next_val = 0
+    for k, path in enumerate(paths):
+        n_train = base + (1 if k < extra else 0)
+        n_val = max(1, round(val_fraction * n_train))
+        train = [EpisodeSpec(SPLIT_TRAIN, next_train + i) for i in range(n_train)]
+        val = [EpisodeSpec(SPLIT_VAL, next_val + i) for i in range(n_val)]
+        files.append((path, val, train))  # val first: once the train file exists its companion does too
+        next_train += n_train
+        next_val += n_val
+    if num_shards > 1:  # complete shards kept; the directory made now, before minutes of collection
+        files = [f for f in files if not (f[0].exists() and val_path_of(f[0]).exists())]
+        try:
+            save_path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise WriteRefusedError(refusal("the shard directory", save_path, err, _KEPT, _AGAIN)) from None
+
+    specs = [spec for _, val, train in files for spec in (*val, *train)]
+    if not specs:
+        return save_path
+    workers = min(num_workers, len(specs))
+    collect = (dataset_name, seed, max_episode_steps, specs)
+    episodes = collect_in_process(*collect) if workers == 1 else collect_in_pool(*collect, workers)
+    desc = f"generating {dataset_name}"
+    bar = tqdm(total=len(specs) * max_episode_steps, unit="step", unit_scale=True, desc=desc, disable=not progress)
+    try:
+        for file, val, train in files:  # each file written as soon as its episodes are in
+            # Whole or not at all (write_atomically): readers never see a half-written dataset.
+            for path, split_specs in ((val_path_of(file), val), (file, train)):
+                chunk = []
+                for _ in split_specs:
+                    chunk.append(next(episodes))
+                    bar.update(len(chunk[-1]["terminals"]))
+                arrays = {key: np.concatenate([ep[key] for ep in chunk]) for key in chunk[0]}
+                write_atomically(
+                    path,
+                    lambda f, arrays=arrays: np.savez_compressed(f, **arrays),
+                    what="the generated data file",
+                    state=lambda: _KEPT,
+                    then=_AGAIN,
+                )
+    finally:
+        episodes.close()  # runs the generator's cleanup now (RNG restore / pool shutdown), not at GC time
+        bar.close()
+    return save_path
+
+
+def ensure_play_dataset(dataset_name: str, data_dir: str | Path, num_transitions: int, num_workers: int = 1) -> Path:
+    """``<data_dir>/<dataset_name>.npz``, generated (with its ``-val.npz``) only if either is missing: keyed by name,
+    an existing file (maybe OGBench's own) is trusted, with a warning if it holds fewer transitions than requested."""
+    path = dataset_file(data_dir, dataset_name)
+    if path.exists() and val_path_of(path).exists():
+        available = npz_headers(path)["terminals"][0][0]
+        if available < num_transitions:
+            warnings.warn(
+                f"{path} holds {available} transitions, fewer than the {num_transitions} requested; "
+                "delete it to regenerate",
+                stacklevel=2,
+            )
+        return path
+    return generate_play_dataset(dataset_name, path, num_transitions, num_workers=num_workers)
