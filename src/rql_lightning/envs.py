@@ -323,6 +323,18 @@ def _policy_chunks(policy: Policy, obs: np.ndarray, chunk_size: int, act_dim: in
     return np.clip(out, -1.0, 1.0)
 
 
+def check_rollout_counts(
+    num_episodes: int, num_envs: int, video_episodes: int = 0, frame_skip: int = 1, chunk_size: int = 1
+) -> None:
+    """The counts a rollout needs, for :func:`evaluate_policy` and for the :class:`~rql_lightning.evaluator.Evaluator`
+    built hours before its first rollout."""
+    for name, value in (("num_episodes", num_episodes), ("num_envs", num_envs), ("chunk_size", chunk_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if video_episodes < 0 or frame_skip < 1:
+        raise ValueError(f"need video_episodes >= 0 and frame_skip >= 1, got {video_episodes}, {frame_skip}")
+
+
 def evaluate_policy(
     policy: Policy,
     env_names: Sequence[str],
@@ -346,13 +358,9 @@ def evaluate_policy(
     ``frame_skip``: record every n-th step; ``episode_info``: call ``policy(obs, replicas, episode_ids,
     chunk_indices)``; ``envs``: a holder that keeps the vector env alive (closed by its owner), None: this call's.
     """
-    for name, value in (("num_episodes", num_episodes), ("num_envs", num_envs), ("chunk_size", chunk_size)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+    check_rollout_counts(num_episodes, num_envs, video_episodes, frame_skip, chunk_size)
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
-    if video_episodes < 0 or frame_skip < 1:
-        raise ValueError(f"need video_episodes >= 0 and frame_skip >= 1, got {video_episodes}, {frame_skip}")
     if not env_names or len(env_names) != len(seeds):
         raise ValueError(f"need one env name per seed, got {len(env_names)} names and {len(seeds)} seeds")
     for name in set(env_names):

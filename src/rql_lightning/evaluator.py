@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rql_lightning.envs import EvalEnvs, EvalResult, evaluate_policy, resolve_env_id
+from rql_lightning.envs import EvalEnvs, EvalResult, check_rollout_counts, evaluate_policy, resolve_env_id
 from rql_lightning.naming import parse_singletask, singletask_name_of
 from rql_lightning.seeding import EVAL_NOISE_STREAM, stream_seed
 
@@ -129,11 +129,7 @@ class Evaluator:
     ) -> None:
         if env_name is not None:
             resolve_env_id(env_name)  # fail at construction on a bad name, not hours into training
-        if num_episodes < 1 or num_envs < 1 or video_episodes < 0 or frame_skip < 1:
-            raise ValueError(
-                f"need num_episodes >= 1, num_envs >= 1, video_episodes >= 0, frame_skip >= 1; got {num_episodes}, "
-                f"{num_envs}, {video_episodes}, {frame_skip}"
-            )
+        check_rollout_counts(num_episodes, num_envs, video_episodes, frame_skip)
         self.env_name, self.num_episodes, self.num_envs, self.seed = env_name, int(num_episodes), int(num_envs), seed
         self.video_episodes, self.frame_skip = int(video_episodes), int(frame_skip)
         self.render_episodes = int(render_episodes)
