@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -31,10 +32,16 @@ def wheel_venv(tmp_path_factory) -> Path:
 
     The venv sees the test environment's installed dependencies through a ``.pth`` line, but not its
     editable install of this project (editable finders live in ``.pth`` files that a path line does
-    not run), so ``rql_lightning`` can only come from the wheel."""
+    not run), so ``rql_lightning`` can only come from the wheel. It is built from a copy of the sources: an
+    in-tree build reuses the checkout's ``build/lib``, which keeps modules that have since been deleted."""
     root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    shutil.copytree(REPO / "src", source / "src", ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
     run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(root), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(root), str(source)],
         root,
     )
     (wheel,) = root.glob("rql_lightning-*.whl")
