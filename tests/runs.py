@@ -158,13 +158,14 @@ def train_tiny(out: Path, overrides: list[str]) -> None:
 
 def bare_trainer(max_steps: int, devices: int = 1, callbacks: list | None = None, **kwargs):
     """A CPU Trainer that only trains: no logger, checkpoints, progress bar or model summary unless ``kwargs``
-    set them. ``devices > 1`` is DDP over that many real gloo processes (``ddp_spawn``)."""
+    set them. ``devices > 1`` is DDP over that many real gloo processes, forked from this one (``ddp_fork``: no
+    second import of torch and Lightning per rank; the pickling ``ddp_spawn`` needs is test_data_shards.py's)."""
     import lightning as L
 
     settings = dict(
         accelerator="cpu",
         devices=devices,
-        strategy="ddp_spawn" if devices > 1 else "auto",
+        strategy="ddp_fork" if devices > 1 else "auto",
         max_steps=max_steps,
         logger=False,
         enable_checkpointing=False,

@@ -65,7 +65,7 @@ def test_compiled_column_equals_the_eager_single_runs(cube_single_dataset, tmp_p
 def test_two_gloo_ranks_column_equals_the_one_process_column(cube_single_dataset, tmp_path, caplog):
     """data.global_batch_size=64 on 2 ranks (32 windows each, every rank all replicas) == 64 on one process."""
     column = [*TASKS, "data.global_batch_size=64"]
-    ddp = ["trainer.accelerator=cpu", "trainer.devices=2", "+trainer.strategy=ddp_spawn"]
+    ddp = ["trainer.accelerator=cpu", "trainer.devices=2", "+trainer.strategy=ddp_fork"]
     with caplog.at_level(logging.INFO):
         two = run(cube_single_dataset, tmp_path / "two", STEPS, *column, *ddp)
     assert "2 ranks x 32 = global batch 64" in caplog.text  # two ranks really trained
