@@ -10,7 +10,8 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 # Test processes (pytest-xdist): the suite spends much of its time in subprocesses and simulators, so one
 # worker per core roughly halves it on 2 cores. TEST_WORKERS=0 runs it in one process. loadfile: a module's
-# tests run on one worker, so its module-scoped fixtures (trained runs, a wheel) are built once, not per worker.
+# tests run on one worker, so its module-scoped fixtures (trained runs, a wheel) are built once, not per worker;
+# modules go out longest first (tests/module_seconds.json, read by tests/conftest.py), not xdist's by test count.
 TEST_WORKERS ?= auto
 # Holds the TORCH_SPEC torch was installed with: another spec reinstalls torch (pip alone keeps an installed
 # build that satisfies the name, e.g. the CPU one), then the package on top of it.
@@ -40,11 +41,11 @@ train: install
 
 # pytest exits 5 when it collects no test: make fails on any non-zero exit, that one included.
 test: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
 # The edit-test loop: every test but those marked slow (real simulators, subprocesses; over ~5 s each).
 test-fast: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow" $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks examples && $(VENV)/bin/ruff format --check src tests benchmarks examples

@@ -7,6 +7,7 @@ module-scoped fixture (a trained run, a built wheel) is built once, not once per
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -46,3 +47,43 @@ def _signal_handlers_restored():
     for s, handler in saved.items():
         if handler is not None and signal.getsignal(s) is not handler:
             signal.signal(s, handler)
+
+
+# Module order for ``--dist loadfile --no-loadscope-reorder`` (make test): the modules that took longest in a
+# recorded run go to the workers first, so no worker is left alone with a minute-long module at the end (xdist's
+# own order, by test count, hands out the long few-test modules last). The seconds are per module, summed over
+# its tests; ``pytest --record-module-seconds`` rewrites the file from a whole run.
+MODULE_SECONDS = Path(__file__).with_name("module_seconds.json")
+_UNRECORDED_SECONDS = 5.0  # a module missing from the file (a new one): about a median module
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--record-module-seconds",
+        action="store_true",
+        help=f"write each module's summed test seconds to {MODULE_SECONDS.name} (for the order make test uses)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    seconds = json.loads(MODULE_SECONDS.read_text()) if MODULE_SECONDS.is_file() else {}
+
+    def cost(item) -> float:
+        return -seconds.get(item.nodeid.split("::")[0], _UNRECORDED_SECONDS)
+
+    items.sort(key=cost)  # stable: a module's tests keep their order
+
+
+_recorded: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller (or the one process) sees every report
+        module = report.nodeid.split("::")[0]
+        _recorded[module] = _recorded.get(module, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    if session.config.getoption("--record-module-seconds") and not os.environ.get("PYTEST_XDIST_WORKER"):
+        ordered = dict(sorted(((k, round(v, 1)) for k, v in _recorded.items()), key=lambda kv: -kv[1]))
+        MODULE_SECONDS.write_text(json.dumps(ordered, indent=1) + "\n")
