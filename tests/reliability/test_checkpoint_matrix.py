@@ -216,22 +216,8 @@ def test_an_exported_replica_evaluates_and_resumes_as_its_single_run(
     assert summary["first_step"] == STEPS and summary["step"] == MORE
 
 
-def test_the_export_command_on_a_file_that_is_no_checkpoint_is_one_line_and_exit_2(tmp_path):
-    """As a user runs it: ``python -m rql_lightning.modules.seed_export``, a process (no traceback)."""
-    import subprocess
-
-    from tests.runs import TRACEBACK, quiet_env
-
-    not_a_checkpoint = tmp_path / "notes.txt"
-    not_a_checkpoint.write_text("not a checkpoint")
-    args = [sys.executable, "-m", "rql_lightning.modules.seed_export", str(not_a_checkpoint), "0", "x.ckpt"]
-    proc = subprocess.run(args, cwd=tmp_path, env=quiet_env(), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and TRACEBACK not in proc.stderr, proc.stderr
-    assert proc.stderr.startswith(f"error: ckpt_path={not_a_checkpoint} is not a readable checkpoint (")
-    assert not (tmp_path / "x.ckpt").exists()
-
-
 def test_exporting_from_a_file_that_is_no_checkpoint_is_one_line(tmp_path, capsys):
+    """The command's main, in this process: the command as a process is tests/modules/test_seed_export_command.py."""
     not_a_checkpoint = tmp_path / "notes.txt"
     not_a_checkpoint.write_text("not a checkpoint")
     with pytest.raises(SystemExit) as exit_:
