@@ -22,11 +22,13 @@ ACTION_DIM = 5
 TINY_STEPS = 20  # episode length for tests that need the machinery, not OGBench's 1001-step episodes
 
 
-@pytest.fixture(scope="module")
-def cube_single(tmp_path_factory):
-    """Two full-length train episodes (2000 transitions round up to 2 x 1001) and one val episode."""
-    path = tmp_path_factory.mktemp("data") / f"{CUBE_SINGLE}.npz"
-    return generate_play_dataset(CUBE_SINGLE, path, num_transitions=2000, seed=0, progress=False)
+TRAIN_EPISODES = 3  # the session's dataset: 3000 transitions round up to 3 full-length episodes of 1001
+
+
+@pytest.fixture
+def cube_single(cube_single_dataset):
+    """The session's generated dataset (tests/conftest.py), read only here: 3 train episodes and one val one."""
+    return cube_single_dataset
 
 
 def load(path) -> dict[str, np.ndarray]:
@@ -39,14 +41,14 @@ def test_format_matches_ogbench(cube_single):
     train = load(cube_single)
     val = load(cube_single.with_name(f"{CUBE_SINGLE}-val.npz"))
     assert set(train) == {"observations", "actions", "terminals", "qpos", "qvel"}
-    n = 2 * DEFAULT_EPISODE_STEPS
+    n = TRAIN_EPISODES * DEFAULT_EPISODE_STEPS
     assert train["observations"].shape == (n, CUBE_SINGLE_OB_DIM)
     assert train["actions"].shape == (n, ACTION_DIM)
     assert train["qpos"].shape == (n, CUBE_SINGLE_QPOS_DIM)
     for key in ("observations", "actions", "qpos", "qvel"):
         assert train[key].dtype == np.float32, key
     assert train["terminals"].dtype == bool
-    np.testing.assert_array_equal(np.flatnonzero(train["terminals"]), [1000, 2001])
+    np.testing.assert_array_equal(np.flatnonzero(train["terminals"]), [1000, 2001, 3002])
     assert np.abs(train["actions"]).max() <= 1.0
     assert len(val["terminals"]) == DEFAULT_EPISODE_STEPS and val["terminals"][-1]
     # The arm moves and the oracle really handles the cube (its position changes within an episode).
@@ -61,7 +63,7 @@ def test_ogbench_loader_relabels(cube_single):
     env, train, val = ogbench.make_env_and_datasets(
         "cube-single-play-singletask-task1-v0", dataset_path=str(cube_single)
     )
-    n_valid = 2 * (DEFAULT_EPISODE_STEPS - 1)  # the loader drops each episode's last state
+    n_valid = TRAIN_EPISODES * (DEFAULT_EPISODE_STEPS - 1)  # the loader drops each episode's last state
     assert train["observations"].shape == (n_valid, CUBE_SINGLE_OB_DIM)
     assert train["rewards"].shape == train["masks"].shape == (n_valid,)
     assert set(np.unique(train["masks"])) <= {0.0, 1.0}
@@ -72,7 +74,7 @@ def test_ogbench_loader_relabels(cube_single):
 @pytest.mark.slow
 def test_cache_returns_existing_file(cube_single):
     mtime = cube_single.stat().st_mtime_ns
-    assert ensure_play_dataset(CUBE_SINGLE, cube_single.parent, num_transitions=2000) == cube_single
+    assert ensure_play_dataset(CUBE_SINGLE, cube_single.parent, num_transitions=3000) == cube_single
     assert cube_single.stat().st_mtime_ns == mtime
 
 
@@ -162,8 +164,8 @@ def test_cli_generate_and_info(tmp_path, capsys, cube_single):
 
     assert cli.main(["info", CUBE_SINGLE, "--data-dir", str(cube_single.parent), "--task", "1"]) == 0
     out = capsys.readouterr().out
-    assert f"transitions: {2 * DEFAULT_EPISODE_STEPS}" in out
-    assert "episodes:    2" in out
+    assert f"transitions: {TRAIN_EPISODES * DEFAULT_EPISODE_STEPS}" in out
+    assert f"episodes:    {TRAIN_EPISODES}" in out
     assert f"obs dim:     {CUBE_SINGLE_OB_DIM}" in out
     assert "success rate" in out and "reward range" in out
 
