@@ -35,67 +35,17 @@ class UnknownEnvError(UserError, ValueError):
 
 
 class EvalEnvWrapper(gymnasium.Wrapper):
-    """Outermost wrapper. Deterministic resets: OGBench's take settling steps with an unseedable
-    ``action_space.sample()``, leaving a MuJoCo solver warm start that differs between runs (observations then differ
-    at 1e-14); zeroing ``MjData.qacc_warmstart`` after every reset makes rollouts bitwise reproducible. ``record``
-    (``VectorEnv.set_attr``) stores a frame after the reset, every ``frame_skip``-th step and the last step, for
-    :meth:`take_frames` (``(T, H, W, 3)`` uint8); rendering needs a GL backend chosen before MuJoCo is imported
-    (headless: ``MUJOCO_GL=egl`` or ``osmesa``), else a warning and no frames. ``info_keys`` keeps only those infos
-    (batching OGBench's ~20 arrays a step costs as much as the step itself).
+    """Outermost wrapper of :func:`make_eval_env`: deterministic resets. OGBench's take settling steps with an
+    unseedable ``action_space.sample()``, leaving a MuJoCo solver warm start that differs between runs (observations
+    then differ at 1e-14); zeroing ``MjData.qacc_warmstart`` after every reset makes rollouts bitwise reproducible.
     """
-
-    def __init__(self, env: gymnasium.Env):
-        super().__init__(env)
-        self.info_keys: tuple[str, ...] | None = None
-        self.record = False
-        self.frame_skip = 1
-        self._t = 0
-        self._frames: list[np.ndarray] = []
-        self._render_failed = False
-
-    def _capture(self) -> None:
-        if not self.record or self._render_failed:
-            return
-        try:
-            frame = self.env.unwrapped.render()
-        except Exception as err:  # noqa: BLE001  (no GL backend, etc.; rendering is optional)
-            self._render_failed = True
-            self._frames = []
-            warnings.warn(
-                f"Rendering disabled: {type(err).__name__}: {err} (headless: set MUJOCO_GL=egl or osmesa)",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return
-        self._frames.append(np.asarray(frame, dtype=np.uint8).copy())
-
-    def _filter(self, info: dict[str, Any]) -> dict[str, Any]:
-        if self.info_keys is None:
-            return info
-        return {k: info[k] for k in self.info_keys if k in info}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
         warmstart = getattr(getattr(self.env.unwrapped, "_data", None), "qacc_warmstart", None)
         if warmstart is not None:
             warmstart[:] = 0.0
-        self._frames = []
-        self._t = 0
-        self._capture()
-        return obs, self._filter(info)
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self._t += 1
-        if self._t % self.frame_skip == 0 or terminated or truncated:
-            self._capture()
-        return obs, reward, terminated, truncated, self._filter(info)
-
-    def take_frames(self) -> np.ndarray | None:
-        frames, self._frames = self._frames, []
-        if not frames:
-            return None
-        return np.stack(frames)
+        return obs, info
 
 
 def resolve_env_id(env_name: str) -> tuple[str, bool]:
@@ -132,14 +82,11 @@ def max_episode_steps(env_name: str) -> int | None:
     return gymnasium.spec(env_id).max_episode_steps
 
 
-def ogbench_version() -> str | None:
+def ogbench_version() -> str:
     """The installed OGBench's version (recorded with every run: its semantics changed between releases)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import version
 
-    try:
-        return version("ogbench")
-    except PackageNotFoundError:
-        return None
+    return version("ogbench")  # a dependency: always installed
 
 
 def success_timing_of(env_name: str, requested: str | None = None) -> str | None:
@@ -231,15 +178,18 @@ class EvalResult:
 
 
 class ChunkStepWrapper(gymnasium.Wrapper):
-    """A vector-env worker's env (picklable through ``functools.partial``): a whole chunk ``(h, act_dim)`` per
-    ``step``, run open loop in the worker (one round trip per chunk, not per step); stops at the episode's end, the
-    reward summed and ``info["steps"]`` the steps taken."""
+    """A worker's env (picklable through ``functools.partial``), evaluation's and the online phase's: a whole chunk
+    ``(h, act_dim)`` per ``step``, open loop in the worker (one round trip per chunk), stopping at the episode's end;
+    :attr:`rows` holds the steps taken. Infos keep ``success`` (batching OGBench's ~20 arrays costs as much as the step)
+    and the episode's ``return`` and ``length`` so far. ``record`` (``VectorEnv.set_attr``) stores a frame after the
+    reset, every ``frame_skip``-th step and the last, for :meth:`take_frames`; rendering needs a GL backend chosen
+    before MuJoCo is imported (headless: ``MUJOCO_GL=egl`` or ``osmesa``), else a warning and no frames."""
 
-    def __init__(self, env_name: str, kwargs: dict[str, Any], chunk_size: int, frame_skip: int):
+    def __init__(self, env_name: str, kwargs: dict[str, Any], chunk_size: int = 1, frame_skip: int = 1):
         env = make_eval_env(env_name, **kwargs)
-        env.info_keys = ("success",)
-        env.frame_skip = max(1, int(frame_skip))
         super().__init__(env)
+        self.record, self.frame_skip, self._render_failed = False, max(1, int(frame_skip)), False
+        self._t, self._frames, self.rows, self.episode_return = 0, [], [], 0.0
         space = env.action_space
         self.action_space = gymnasium.spaces.Box(
             np.repeat(space.low[None], chunk_size, axis=0),
@@ -247,18 +197,63 @@ class ChunkStepWrapper(gymnasium.Wrapper):
             dtype=space.dtype,
         )
 
+    def _capture(self) -> None:
+        if not self.record or self._render_failed:
+            return
+        try:
+            frame = self.env.unwrapped.render()
+        except Exception as err:  # noqa: BLE001  (no GL backend, etc.; rendering is optional)
+            self._render_failed = True
+            self._frames = []
+            warnings.warn(
+                f"Rendering disabled: {type(err).__name__}: {err} (headless: set MUJOCO_GL=egl or osmesa)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        self._frames.append(np.asarray(frame, dtype=np.uint8).copy())
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self.observation, info = self.env.reset(seed=seed, options=options)
+        self._frames, self._t, self.episode_return = [], 0, 0.0
+        self._capture()
+        return self.observation, {k: info[k] for k in ("success",) if k in info}
+
     def step(self, chunk):
-        total, steps = 0.0, 0
+        self.rows = []
         for action in chunk:
             obs, reward, terminated, truncated, info = self.env.step(action)
-            total += float(reward)
-            steps += 1
+            self._t += 1
+            if self._t % self.frame_skip == 0 or terminated or truncated:
+                self._capture()
+            success = float(info.get("success", 0.0))
+            self.rows.append((self.observation, action, float(reward), bool(terminated), bool(truncated), success))
+            self.observation = obs
             if terminated or truncated:
                 break
-        return obs, total, terminated, truncated, {**info, "steps": steps}
+        total = sum(row[2] for row in self.rows)
+        self.episode_return += total
+        info = {**{k: info[k] for k in ("success",) if k in info}, "return": self.episode_return, "length": self._t}
+        return obs, total, terminated, truncated, info
+
+    def take_frames(self) -> np.ndarray | None:
+        frames, self._frames = self._frames, []
+        if not frames:
+            return None
+        return np.stack(frames)
+
+    def run_chunk(self, actions: np.ndarray, reset_seed: int) -> dict[str, np.ndarray]:
+        """The online phase's chunk: one row per step taken (``n <= h``) and ``next_observation``, the state to act in
+        next (the reset's, seeded ``reset_seed``, after an episode's end)."""
+        *_, terminated, truncated, _ = self.step(actions)
+        if terminated or truncated:
+            self.reset(seed=int(reset_seed))
+        columns = ("observations", "actions", "rewards", "terminated", "truncated", "success")
+        steps = {name: np.asarray(column) for name, column in zip(columns, zip(*self.rows, strict=True), strict=True)}
+        return {**steps, "next_observation": np.asarray(self.observation)}
 
 
-class EvalEnvs:
+class EvalEnvs(contextlib.AbstractContextManager):
     """One vector env kept alive between evaluations (workers cost ~1 s each), rebuilt when what it was built for
     changes and dropped after a failed rollout. Reuse changes no result: every episode is reset with its own seed.
     ``builds`` counts builds; ``recording``: some env may still record frames from the last rollout.
@@ -298,9 +293,6 @@ class EvalEnvs:
         """Forget the vector env after a failed rollout (a worker may be left mid-step), closing what still closes."""
         with contextlib.suppress(Exception):
             self.close()  # forgets the env before closing it
-
-    def __enter__(self) -> EvalEnvs:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -446,8 +438,6 @@ def _rollout(
     obs, _ = envs.reset(seed=[int(job_seeds[j]) for j in job])
     chunks = np.zeros((n, chunk_size, act_dim), dtype=np.float32)
     chunk_count = np.zeros(n, dtype=np.int64)  # chunks taken in the current episode
-    ep_return = np.zeros(n, dtype=np.float64)
-    ep_length = np.zeros(n, dtype=np.int64)
     done_count = 0
     while done_count < num_jobs:
         # Every running env takes a new chunk each round (envs step whole chunks); idle envs step zeros.
@@ -460,9 +450,7 @@ def _rollout(
         chunks[active] = _policy_chunks(policy, batch, chunk_size, act_dim, *info_args)
         chunks[~active] = 0.0
         chunk_count[active] += 1
-        obs, reward, terminated, truncated, info = envs.step(chunks)
-        ep_return += reward
-        ep_length += np.asarray(info["steps"], dtype=np.int64)
+        obs, _, terminated, truncated, info = envs.step(chunks)
         finished = terminated | truncated
         if not finished.any():
             continue
@@ -474,8 +462,8 @@ def _rollout(
             j = int(job[i])
             if j >= 0:
                 successes[j] = bool(success[i])
-                returns[j] = ep_return[i]
-                lengths[j] = ep_length[i]
+                returns[j] = info["return"][i]
+                lengths[j] = info["length"][i]
                 done_count += 1
                 if taken is not None and taken[i] is not None and recorded[j]:
                     frames[j] = taken[i]
@@ -490,6 +478,4 @@ def _rollout(
         reset_obs, _ = envs.reset(seed=seeds_now, options={"reset_mask": finished.copy()})
         obs = np.where(finished.reshape((n,) + (1,) * (obs.ndim - 1)), reset_obs, obs)
         chunk_count[finished] = 0
-        ep_return[finished] = 0.0
-        ep_length[finished] = 0
     return successes, returns, lengths, frames

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,15 +19,6 @@ from torch import nn
 from rql_lightning.envs import EvalEnvs, EvalResult, check_rollout_counts, evaluate_policy, resolve_env_id
 from rql_lightning.naming import parse_singletask, singletask_name_of
 from rql_lightning.seeding import EVAL_NOISE_STREAM, stream_seed
-
-
-@dataclass(frozen=True)
-class Replica:
-    """One run inside a module: ``key`` prefixes its metrics, ``seed`` seeds it, ``env_name`` evaluates it."""
-
-    key: str
-    seed: int
-    env_name: str
 
 
 def task_env_name(env_name: str, task: int) -> str:
@@ -51,7 +41,7 @@ def metric_key(replica_key: str, name: str) -> str:
     return f"{replica_key}/{name}" if replica_key else name
 
 
-def act(module: Any, obs: np.ndarray, noise_seeds: np.ndarray | None, generator: torch.Generator) -> np.ndarray:
+def act(module: Any, obs: np.ndarray, noise_seeds: np.ndarray | None, generator: torch.Generator) -> Any:
     """The module's ``act``: ``obs (R, M, O)`` -> chunks ``(R, M, h, A)``, row ``(r, m)``'s noise drawn after seeding
     ``generator`` with ``noise_seeds[r, m]`` (``-1``: padding, zero noise; ``None``: R = 1, drawn in sequence)."""
     dim, device = module.noise_dim, generator.device
@@ -65,12 +55,8 @@ def act(module: Any, obs: np.ndarray, noise_seeds: np.ndarray | None, generator:
     target = _device(module)
     obs_t, noise = torch.as_tensor(obs, dtype=torch.float32).to(target), noise.to(target)
     if getattr(module, "seeds", None) is None:  # a single run acts without a replica axis
-        return _numpy(module.act(obs_t[0], noise[0]))[None]
-    return _numpy(module.act(obs_t, noise))
-
-
-def _numpy(x: Any) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        return module.act(obs_t[0], noise[0])[None]
+    return module.act(obs_t, noise)
 
 
 def _chunk_size(module: nn.Module) -> int:
@@ -104,13 +90,12 @@ def _policy_mode(module: nn.Module) -> Iterator[None]:
         np.random.set_state(np_state)
 
 
-class Evaluator:
+class Evaluator(contextlib.AbstractContextManager):
     """The evaluation settings and the vector env kept alive between evaluations (``envs``, closed on exit).
 
     ``seed``: a single run's (replicas carry their own); ``video_episodes`` extra episodes rendered every
-    ``frame_skip``-th step at ``width`` x ``height`` into ``EvalResult.videos``; ``render_episodes``: frames of the
-    first counted episodes into ``EvalResult.frames``; ``episode_noise=False`` (one replica): noise drawn in sequence
-    from a generator seeded once per evaluation.
+    ``frame_skip``-th step at ``width`` x ``height`` into ``EvalResult.videos``; ``episode_noise=False`` (one
+    replica): noise drawn in sequence from a generator seeded once per evaluation.
     """
 
     def __init__(
@@ -123,7 +108,6 @@ class Evaluator:
         frame_skip: int = 3,
         width: int = 128,
         height: int = 128,
-        render_episodes: int = 0,
         env_kwargs: dict[str, Any] | None = None,
         episode_noise: bool = True,
     ) -> None:
@@ -132,34 +116,34 @@ class Evaluator:
         check_rollout_counts(num_episodes, num_envs, video_episodes, frame_skip)
         self.env_name, self.num_episodes, self.num_envs, self.seed = env_name, int(num_episodes), int(num_envs), seed
         self.video_episodes, self.frame_skip = int(video_episodes), int(frame_skip)
-        self.render_episodes = int(render_episodes)
         self.env_kwargs = dict(env_kwargs or {})
-        if video_episodes or render_episodes:
+        if video_episodes:
             self.env_kwargs.setdefault("width", int(width))
             self.env_kwargs.setdefault("height", int(height))
         self.episode_noise = bool(episode_noise)
         self.envs = EvalEnvs()  # every replica's envs, kept alive between evaluations
 
-    def replicas(self, module: Any) -> list[Replica]:
-        """Each replica of a batched module in its task's variant of ``env_name``, else the single run."""
+    def replicas(self, module: Any) -> dict[str, tuple[int, str]]:
+        """Metric key -> (seed, env name) of each replica of a batched module, in its task's variant of ``env_name``,
+        else of the single run."""
         if self.env_name is None:
             raise ValueError("env_name is not known yet: pass it, or let the callback's setup() take the datamodule's")
         replicas = replicas_of(module) or [("", None, int(self.seed))]
-        return [Replica(k, s, self.env_name if t is None else task_env_name(self.env_name, t)) for k, t, s in replicas]
+        return {k: (s, self.env_name if t is None else task_env_name(self.env_name, t)) for k, t, s in replicas}
 
     def run(self, module: nn.Module, rank: int = 0, world_size: int = 1, render: bool = True) -> dict[str, EvalResult]:
-        """This rank's share of one evaluation, per replica key (no gathering); ``render=False``: no frames or
-        videos (DDP ranks other than 0)."""
+        """This rank's share of one evaluation, per replica key (no gathering); ``render=False``: no videos (DDP
+        ranks other than 0)."""
         replicas = self.replicas(module)
         if not self.episode_noise and len(replicas) > 1:
             raise ValueError("a seed-batched module is evaluated with episode_noise=True (each seed's own noise)")
-        seeds = [rep.seed for rep in replicas]
+        seeds = [seed for seed, _ in replicas.values()]
         try:
             generator = torch.Generator(device=_device(module)).manual_seed(seeds[0])
         except RuntimeError:  # a device without generators
             generator = torch.Generator().manual_seed(seeds[0])
 
-        def policy(obs: np.ndarray, reps: np.ndarray | None = None, *episode: np.ndarray) -> np.ndarray:
+        def policy(obs: np.ndarray, reps: np.ndarray | None = None, *episode: np.ndarray) -> Any:
             """Rows (grouped by replica) -> a ``(R, rows, O)`` grid padded to a power of two rows per replica (few
             shapes for a compiled policy), each row's noise seeded by its (replica seed, episode, chunk)."""
             if reps is None:
@@ -178,12 +162,11 @@ class Evaluator:
         with _policy_mode(module):
             results = evaluate_policy(
                 policy,
-                [rep.env_name for rep in replicas],
+                [env_name for _, env_name in replicas.values()],
                 num_episodes=self.num_episodes,
                 num_envs=self.num_envs,
                 seeds=seeds,
                 chunk_size=_chunk_size(module),
-                render_episodes=self.render_episodes if render else 0,
                 env_kwargs=self.env_kwargs,
                 rank=rank,
                 world_size=world_size,
@@ -192,10 +175,7 @@ class Evaluator:
                 episode_info=self.episode_noise,
                 envs=self.envs,
             )
-        return {rep.key: result for rep, result in zip(replicas, results, strict=True)}
-
-    def __enter__(self) -> Evaluator:
-        return self
+        return dict(zip(replicas, results, strict=True))
 
     def __exit__(self, *exc: object) -> None:
         self.envs.close()
@@ -234,8 +214,7 @@ def gather(pl_module: Any, local: dict[str, EvalResult], num_episodes: int, worl
             got[:, 2] > 0.5,
             got[:, 3],
             got[:, 4].astype(np.int64),
-            frames=r.frames,
-            videos=r.videos,
+            videos=r.videos,  # rank 0's (an Evaluator renders no counted episode)
             wall_time_s=wall,
         )
     return out

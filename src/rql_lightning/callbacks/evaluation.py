@@ -38,15 +38,10 @@ def tile(videos: list[np.ndarray]) -> np.ndarray:
     return grid
 
 
-def gif_summary(tag: str, frames: np.ndarray, fps: float, summary_cls: Any = None):
-    """A ``Summary`` (``summary_cls``: the writer package's, default tensorboard's) of ``frames (T, H, W, 3)``
-    uint8 as an animated GIF image."""
+def gif_summary(tag: str, frames: np.ndarray, fps: float):
+    """A TensorBoard ``Summary`` of ``frames (T, H, W, 3)`` uint8 as an animated GIF image."""
     from PIL import Image
-
-    if summary_cls is None:
-        from tensorboard.compat.proto.summary_pb2 import Summary
-    else:
-        Summary = summary_cls  # noqa: N806
+    from tensorboard.compat.proto.summary_pb2 import Summary
 
     images = [Image.fromarray(np.ascontiguousarray(f)) for f in frames]
     buf = io.BytesIO()
@@ -67,11 +62,8 @@ def log_video(loggers: Iterable[Any], tag: str, videos: list[np.ndarray], step: 
     grid = tile(videos)
     for logger in tensorboards:
         writer = logger.experiment
-        try:
-            summary_cls = None
-            if type(writer).__module__.startswith("tensorboardX"):  # Lightning prefers it when installed
-                from tensorboardX.proto.summary_pb2 import Summary as summary_cls
-            writer._get_file_writer().add_summary(gif_summary(tag, grid, fps, summary_cls), step)
+        try:  # Lightning's writer is torch's (tensorboard is a dependency, so never tensorboardX's)
+            writer._get_file_writer().add_summary(gif_summary(tag, grid, fps), step)
             writer.flush()
         except Exception as err:  # noqa: BLE001
             rank_zero_warn(f"eval video not logged: {type(err).__name__}: {err}")
@@ -177,8 +169,8 @@ class EvaluationCallback(L.Callback):
             self.evaluator.env_name = name
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for replica in self.evaluator.replicas(pl_module):
-            self.histories.setdefault(replica.key, EvalHistory())
+        for key in self.evaluator.replicas(pl_module):
+            self.histories.setdefault(key, EvalHistory())
         self._publish_curves(trainer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -203,7 +195,7 @@ class EvaluationCallback(L.Callback):
         zero = trainer.is_global_zero
         local = self.evaluator.run(pl_module, trainer.global_rank, trainer.world_size, render=zero)
         results = gather(pl_module, local, self.evaluator.num_episodes, trainer.world_size)
-        env_names = {r.key: r.env_name for r in self.evaluator.replicas(pl_module)}
+        replicas = self.evaluator.replicas(pl_module)
         for key, one in results.items():
             self.histories.setdefault(key, EvalHistory()).record(batches, one)
             metrics = {
@@ -217,7 +209,7 @@ class EvaluationCallback(L.Callback):
             if zero:
                 log_video(trainer.loggers, metric_key(key, "eval/video"), one.videos, batches, self.video_fps)
                 where = f"batch={batches} global_step={trainer.global_step}" + (f" {key}" if key else "")
-                rank_zero_info(f"[eval] {env_names[key]} {where}: {one.summary()}")
+                rank_zero_info(f"[eval] {replicas[key][1]} {where}: {one.summary()}")
         self._publish_curves(trainer)
         return results
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from pathlib import Path
 
 import lightning as L
 from lightning.fabric.plugins.environments import SLURMEnvironment
@@ -21,10 +20,9 @@ from rql_lightning.checkpointing import checkpoint_dir, resume_command
 
 
 class PreemptionCheckpoint(L.Callback):
-    """Saves ``filename`` in ``dirpath``; None: the run's checkpoint directory, where ``resume=auto`` looks."""
+    """Saves ``last.ckpt`` in the run's checkpoint directory, where ``resume=auto`` looks."""
 
-    def __init__(self, dirpath: str | None = None, filename: str = "last.ckpt") -> None:
-        self.dirpath, self.filename = dirpath, filename
+    def __init__(self) -> None:
         self.signal_received: int | None = None
         self._trainer: L.Trainer | None = None
 
@@ -49,7 +47,7 @@ class PreemptionCheckpoint(L.Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException):
             return
-        path = (Path(self.dirpath).expanduser() if self.dirpath else checkpoint_dir(trainer)) / self.filename
+        path = checkpoint_dir(trainer) / "last.ckpt"
         trainer.save_checkpoint(path)
         interrupted = self.signal_received == signal.SIGINT
         rank_zero_info(

@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import move_data_to_device
 from rql_lightning.batch import ChunkBatch, Draws
 from rql_lightning.data.windows import sampler_from_arrays
 from rql_lightning.errors import UserError
-from rql_lightning.evaluator import report
+from rql_lightning.evaluator import replicas_of, report
 from rql_lightning.premise_measures import premise_diagnostics
 
 
@@ -52,8 +52,8 @@ class DiagnosticsCallback(L.Callback):
         runs = _runs(pl_module)
         one_run = runs[0][1]
         sampler = sampler_from_arrays(val, one_run.chunk_size, torch.device("cpu"))
-        idx = sampler.sample_indices(self.batch_size, g)  # the same windows for every run ...
-        columns = _task_columns(datamodule, pl_module, len(runs))  # ... with each run's own task's rewards and masks
+        idx = sampler.sample_indices(self.batch_size, g)  # the same windows for every run, with its task's rewards
+        columns = [None if t is None else list(datamodule.task_ids).index(t) for *_, t in runs]  # (-val columns)
         batches = [sampler.gather(idx, None if c is None else torch.full((len(idx),), c)) for c in columns]
         depth = torch.rand(self.batch_size, generator=g)
         directions = torch.randn(self.num_directions, batches[0].action_chunks.shape[1], generator=g)
@@ -75,7 +75,7 @@ class DiagnosticsCallback(L.Callback):
             self.fixed = self.draw_fixed(pl_module.trainer.datamodule, pl_module)
         batches, depth, directions, draws = self.fixed
         values: dict[str, torch.Tensor] = {}
-        for (prefix, run), batch in zip(_runs(pl_module), batches, strict=True):
+        for (prefix, run, _), batch in zip(_runs(pl_module), batches, strict=True):
             one = premise_diagnostics(run.policy, run.critic, batch, depth, directions)
             critic_loss, actor_loss, _ = run.compute_losses(batch, draws)
             one.update(val_critic_loss=critic_loss, val_actor_loss=actor_loss)
@@ -84,17 +84,9 @@ class DiagnosticsCallback(L.Callback):
         return dict(zip(values, numbers, strict=True))
 
 
-def _runs(pl_module) -> list[tuple[str, L.LightningModule]]:
-    """``(tag prefix, single-run module)`` per run the module holds: ``("", module)``, or one per seed."""
-    if getattr(pl_module, "seeds", None) is None:
-        return [("", pl_module)]
-    return [(f"{name}/", pl_module.replica(i)) for i, name in enumerate(pl_module.replica_names)]
-
-
-def _task_columns(datamodule, pl_module, runs: int) -> list[int | None]:
-    """Each run's column of the ``-val`` rewards and masks: its task's, when the replicas span several tasks."""
-    task_ids = getattr(pl_module, "hparams", {}).get("task_ids")
-    if not task_ids:
-        return [None] * runs
-    loaded = list(datamodule.task_ids)
-    return [loaded.index(int(t)) for t in task_ids]
+def _runs(pl_module) -> list[tuple[str, L.LightningModule, int | None]]:
+    """``(tag prefix, single-run module, task or None)`` per run the module holds (one, or one per replica)."""
+    replicas = replicas_of(pl_module)
+    if replicas is None:
+        return [("", pl_module, None)]
+    return [(f"{key}/", pl_module.replica(i), task) for i, (key, task, _) in enumerate(replicas)]

@@ -29,8 +29,6 @@ from rql_lightning.evaluator import metric_key, replicas_of
 from rql_lightning.file_writes import WriteRefusedError, write_atomically
 from rql_lightning.naming import class_path
 
-SUMMARY_FILENAME = "summary.json"
-
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -63,9 +61,7 @@ def method_name(module: Any) -> str:
     """The name tables use: the module's ``method_name`` (``model.name``, else its class's ``default_name``), else
     the class name (a LightningModule of the user's own)."""
     name = getattr(module, "method_name", None)
-    if isinstance(name, str) and name:
-        return name
-    return type(module).__name__
+    return name if isinstance(name, str) and name else type(module).__name__
 
 
 def git_state() -> tuple[str | None, bool | None]:
@@ -116,12 +112,10 @@ class RunSummaryCallback(L.Callback):
         task_id: int | None = None,
         seed: int | None = None,
         config: dict[str, Any] | None = None,
-        filename: str = SUMMARY_FILENAME,
         success_timing: str | None = None,
     ):
         super().__init__()
         self.output_dir = Path(output_dir).expanduser()
-        self.path = self.output_dir / filename
         self.task = task
         self.task_id = None if task_id is None else int(task_id)
         self.seed = None if seed is None else int(seed)
@@ -173,18 +167,6 @@ class RunSummaryCallback(L.Callback):
         metrics = getattr(trainer, "callback_metrics", None) or {}
         return sum(len(v) for k, v in metrics.items() if k.endswith("eval/curve"))
 
-    @staticmethod
-    def _curve(trainer: Any, replica: str | None) -> list[dict[str, Any]] | None:
-        """The published curve of the run (of a batched run's ``replica``); None when nothing evaluates it."""
-        metrics = getattr(trainer, "callback_metrics", None) or {}
-        curve = metrics.get(metric_key(replica or "", "eval/curve"))
-        if curve is None:
-            return None
-        return [
-            {"step": int(s), "success_rate": _finite(sr), "return": _finite(ret), "episodes": int(n)}
-            for s, sr, ret, n in curve.tolist()
-        ]
-
     def summary(
         self, trainer: L.Trainer, pl_module: L.LightningModule, status: str, replica: str | None = None
     ) -> dict[str, Any]:
@@ -194,9 +176,13 @@ class RunSummaryCallback(L.Callback):
         task, seed = replicas[replica] if replica is not None else (None, None)
         node = ((self.config or {}).get("callbacks") or {}).get("evaluation") or {}
         env = node.get("env_name") or getattr(getattr(trainer, "datamodule", None), "eval_env_name", None)
-        curve = self._curve(trainer, replica)
-        eval_env = None if curve is None else env
-        curve = curve or []
+        metrics = getattr(trainer, "callback_metrics", None) or {}  # a stand-in trainer may have none
+        published = metrics.get(metric_key(replica or "", "eval/curve"))  # None: nothing evaluates the run
+        curve = [
+            {"step": int(s), "success_rate": _finite(sr), "return": _finite(ret), "episodes": int(n)}
+            for s, sr, ret, n in ([] if published is None else published.tolist())
+        ]
+        online = "online/env_steps" in metrics  # the online phase's counts, as it publishes them
         identity = getattr(getattr(trainer, "datamodule", None), "identity", None)  # source, dataset, path, ...
         if not self._data_read and callable(identity):  # once per run: an identity may hash files
             self._data_read = True
@@ -222,11 +208,13 @@ class RunSummaryCallback(L.Callback):
             "data": self._data,
             "status": status,
             "step": int(trainer.global_step),
-            **self._phase_steps(trainer),
+            "offline_steps": int(metrics["online/offline_steps"]) if online else int(trainer.global_step),
+            "online_env_steps": int(metrics["online/env_steps"]) if online else 0,
+            "online_updates": int(metrics["online/online_updates"]) if online else 0,
             "eval_step": last.get("step"),
             "success_rate": last.get("success_rate"),
             "return": last.get("return"),
-            "eval_env": eval_env,
+            "eval_env": None if published is None else env,
             "ogbench_version": ogbench_version(),
             # runs under different semantics are never pooled
             "success_timing": success_timing_of(env, self.success_timing) if env else self.success_timing,
@@ -240,18 +228,6 @@ class RunSummaryCallback(L.Callback):
             "config": config,
         }
 
-    @staticmethod
-    def _phase_steps(trainer: L.Trainer) -> dict[str, int]:
-        """Offline updates and the online phase's env steps and updates, as it publishes them."""
-        metrics = getattr(trainer, "callback_metrics", None) or {}  # a stand-in trainer may have none
-        if "online/env_steps" not in metrics:
-            return {"offline_steps": int(trainer.global_step), "online_env_steps": 0, "online_updates": 0}
-        return {
-            "offline_steps": int(metrics["online/offline_steps"]),
-            "online_env_steps": int(metrics["online/env_steps"]),
-            "online_updates": int(metrics["online/online_updates"]),
-        }
-
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule, status: str) -> dict[str | None, dict]:
         """Atomically (re)write the summary file(s) on global rank 0; the records written, by replica key. A refused
         write stops the run as one line (:class:`WriteRefusedError`); a record that cannot be made is a warning."""
@@ -260,7 +236,7 @@ class RunSummaryCallback(L.Callback):
         self._written_evals = self._num_evals(trainer)
         records = {}
         for replica in [key for key, _, _ in replicas_of(pl_module) or [(None, None, None)]]:
-            path = self.path if replica is None else self.output_dir / replica / self.path.name  # one per replica
+            path = self.output_dir / (replica or "") / "summary.json"  # one per replica
             try:
                 record = self.summary(trainer, pl_module, status, replica)
                 text = json.dumps(record, indent=2, default=str) + "\n"

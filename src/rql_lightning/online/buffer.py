@@ -44,9 +44,9 @@ class ReplayBuffer:
         """The first :attr:`rows` rows of one field (a view)."""
         return self._data[name][: self.rows]
 
-    def online_arrays(self, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+    def online_arrays(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """Host copies of online rows ``[start, stop)`` (0 is the first online row)."""
-        lo, hi = self.offline_rows + start, self.offline_rows + (self.online_rows if stop is None else stop)
+        lo, hi = self.offline_rows + start, self.offline_rows + stop
         return {name: self._data[name][lo:hi].cpu().numpy() for name in FIELDS}
 
     def _grow(self, needed: int) -> None:

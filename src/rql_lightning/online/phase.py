@@ -22,7 +22,7 @@ import torch
 
 from rql_lightning.checkpointing import checkpoint_dir, last_good_line
 from rql_lightning.data.windows import WindowSampler
-from rql_lightning.envs import make_eval_env
+from rql_lightning.envs import ChunkStepWrapper
 from rql_lightning.errors import UserError
 from rql_lightning.evaluator import report
 from rql_lightning.file_writes import write_atomically
@@ -73,42 +73,6 @@ def reset_seed(seed: int, episode: int) -> int:
     return stream_seed(seed, 0, episode, RESET_STREAM) % 2**31
 
 
-class ChunkActor(gymnasium.Wrapper):
-    """The worker's env, which remembers the state to act in."""
-
-    def __init__(self, env_name: str, env_kwargs: dict[str, Any]):
-        super().__init__(make_eval_env(env_name, **env_kwargs))
-        self.env.info_keys = ("success",)
-
-    def reset_to(self, seed: int) -> np.ndarray:
-        self.observation, _ = self.env.reset(seed=int(seed))
-        return np.asarray(self.observation)
-
-    def run_chunk(self, actions: np.ndarray, reset_seed: int) -> dict[str, np.ndarray]:
-        """One row per step taken (``n <= h``): the state each action was taken in, the action, the env's outcome;
-        ``next_observation``: the state to act in next (the reset's after an episode)."""
-        steps = []
-        for action in actions:
-            next_observation, reward, terminated, truncated, info = self.env.step(action)
-            success = float(info.get("success", 0.0))
-            steps.append((self.observation, action, float(reward), bool(terminated), bool(truncated), success))
-            self.observation = next_observation
-            if terminated or truncated:
-                self.reset_to(reset_seed)
-                break
-        columns = ("observations", "actions", "rewards", "terminated", "truncated", "success")
-        steps = {name: np.asarray(column) for name, column in zip(columns, zip(*steps, strict=True), strict=True)}
-        return {**steps, "next_observation": np.asarray(self.observation)}
-
-
-def env_actor(env_name: str, env_kwargs: dict[str, Any]) -> gymnasium.vector.AsyncVectorEnv:
-    """The one env process: it executes a chunk while training goes on, one step at a time (as the release's
-    ``ActionChunkingWrapper``), dropping the rest at an episode's end and resetting with the given seed. The platform's
-    start method, as the evaluation envs use (the worker only simulates, so forking beside CUDA is safe)."""
-    factory = functools.partial(ChunkActor, env_name, dict(env_kwargs))
-    return gymnasium.vector.AsyncVectorEnv([factory], autoreset_mode=gymnasium.vector.AutoresetMode.DISABLED)
-
-
 @torch.no_grad()
 def explore_chunk(module: FlowQModule, observation: np.ndarray, seed: int, chunk: int) -> np.ndarray:
     """Online chunk ``chunk`` to execute, ``(h, A)``, for ``observation (O,)``; its noise drawn on the CPU (the same
@@ -127,7 +91,7 @@ def explore_chunk(module: FlowQModule, observation: np.ndarray, seed: int, chunk
 
 class OnlinePhase(L.Callback):
     """``steps`` environment steps with ``utd`` updates each, after ``offline_steps`` offline updates, in ``env_name``
-    (None: the datamodule's); ``sparse``: rewards as ``-(r != 0)`` (None: as the datamodule's)."""
+    (None: the datamodule's)."""
 
     def __init__(
         self,
@@ -137,12 +101,13 @@ class OnlinePhase(L.Callback):
         seed: int = 0,
         env_name: str | None = None,
         env_kwargs: dict[str, Any] | None = None,
-        sparse: bool | None = None,
     ) -> None:
         self.steps, self.offline_steps, self.utd, self.seed = int(steps), int(offline_steps), int(utd), int(seed)
-        self.env_name, self.env_kwargs, self.sparse = env_name, dict(env_kwargs or {}), sparse
+        self.env_name, self.env_kwargs = env_name, dict(env_kwargs or {})
         self.buffer: ReplayBuffer | None = None
-        self.actor: gymnasium.vector.AsyncVectorEnv | None = None  # the env process
+        # The one env process (the platform's start method, as the evaluation envs': the worker only simulates, so
+        # forking beside CUDA is safe); it resets itself with the seed sent at an episode's end.
+        self.actor: gymnasium.vector.AsyncVectorEnv | None = None
         self.in_flight = False  # a chunk is executing there
         self.env_steps = self.chunks = self.episodes = self.episodes_done = self.episode_steps = 0
         self.episode_return = 0.0
@@ -177,7 +142,7 @@ class OnlinePhase(L.Callback):
                 "dataset is offline only, as in the release"
             )
         self.env_name = self.env_name or dm.eval_env_name
-        self.sparse = bool(getattr(dm, "sparse", False)) if self.sparse is None else self.sparse
+        self.sparse = bool(getattr(dm, "sparse", False))  # rewards as the offline data's
 
     def _close(self) -> None:
         if self.actor is not None:
@@ -196,18 +161,18 @@ class OnlinePhase(L.Callback):
         self._close()
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._close()
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._close()
+        self._close()  # a fit ends here or in on_train_end (Lightning calls no teardown after an exception)
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int):
         done = trainer.global_step - self.offline_steps  # online updates done
         if done < 0 or (self.env_steps >= self.steps and self.actor is None):
             return
-        if self.actor is None:
-            self.actor = env_actor(self.env_name, self.env_kwargs)
-            self._observation = self.actor.call("reset_to", reset_seed(self.seed, self.episodes))[0]
+        if self.actor is None:  # the chunk executes one step at a time (as the release's ActionChunkingWrapper)
+            factory = functools.partial(ChunkStepWrapper, self.env_name, dict(self.env_kwargs))
+            self.actor = gymnasium.vector.AsyncVectorEnv(
+                [factory], autoreset_mode=gymnasium.vector.AutoresetMode.DISABLED
+            )
+            self._observation = self.actor.reset(seed=reset_seed(self.seed, self.episodes))[0][0]
         while True:
             if self.in_flight and done >= self._due:
                 start = time.perf_counter()
