@@ -68,7 +68,7 @@ def test_seed_s_sees_the_windows_of_a_run_with_seed_s():
     datamodule = ArrayDataModule(synthetic_arrays(), chunk_size=H, batch_size=BATCH, seed=0)
     datamodule.setup()
     stream = datamodule.make_stream(rank=1, start=7)
-    stream.seeds = SEEDS
+    stream.replicas = [(0, s) for s in SEEDS]
     stacked = stream.batch(7)
     for i, seed in enumerate(SEEDS):
         alone = ArrayDataModule(synthetic_arrays(), chunk_size=H, batch_size=BATCH, seed=seed)

@@ -6,14 +6,26 @@ rql-data generate cube-single-play-v0 --format minari --task 1   # a Minari data
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
+
+import numpy as np
 
 from rql_lightning import naming
 from rql_lightning.cli.common import user_errors_as_one_line
-from rql_lightning.data.dataset_checks import DataConfigError
+from rql_lightning.data.dataset_checks import DataConfigError, DatasetNotFoundError, check_npz_keys
 from rql_lightning.data.download import OGBENCH_DATASET_URL, download_dataset
-from rql_lightning.data.generate import DEFAULT_VAL_FRACTION, SUPPORTED_DATASETS, generate_play_dataset
+from rql_lightning.data.generate import (
+    DEFAULT_VAL_FRACTION,
+    SUPPORTED_DATASETS,
+    generate_play_dataset,
+    quiet_sim_warnings,
+)
+
+MANIPULATION_PREFIXES = ("cube-", "scene-", "puzzle-")
 
 
 def _add_data_dir(parser: argparse.ArgumentParser, what: str) -> None:
@@ -53,7 +65,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.shards > 1:
         print(f"{args.shards} shards (each with its -val.npz) are in {path}")
     else:
-        print(f"wrote {path} and {path.name[: -len('.npz')]}{naming.VAL_SUFFIX}")
+        print(f"wrote {path} and {naming.val_path_of(path).name}")
     return 0
 
 
@@ -70,31 +82,81 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def resolve_dataset(dataset: str, data_dir: Path | None) -> tuple[Path, list[Path]]:
+    """The dataset's path and its train files (a file, or a shard directory's shards)."""
+    candidate = Path(dataset).expanduser()
+    if candidate.exists() or candidate.suffix == naming.NPZ_SUFFIX or os.sep in dataset:
+        path, name, hint_dir = candidate, naming.base_dataset_name(candidate), candidate.parent
+    else:
+        hint_dir = (data_dir or naming.default_data_dir()).expanduser()
+        name, path = dataset, naming.dataset_file(hint_dir, dataset)
+        if not path.exists() and (hint_dir / name).is_dir():
+            path = hint_dir / name
+    files = naming.list_shards(path) if path.is_dir() else ([path] if path.is_file() else [])
+    if not files:
+        if name in SUPPORTED_DATASETS:
+            hint = f"generate it with: rql-data generate {name} --data-dir {hint_dir}"
+        else:
+            hint = f"rql-data can generate only: {', '.join(SUPPORTED_DATASETS)}"
+        raise DatasetNotFoundError(f"no dataset at {path}; {hint}")
+    return path, files
+
+
+def summarise(files: list[Path]) -> list[tuple[str, int]]:
+    """Transitions, episodes, observation and action dims over all files (terminals read, nothing else): info rows."""
+    transitions = episodes = 0
+    for file in files:
+        headers = check_npz_keys(file, ["observations", "actions", "terminals"], "regenerate or re-download it")
+        with np.load(file, allow_pickle=False) as data:
+            terminals = data["terminals"]
+        transitions += len(terminals)
+        episodes += int(np.count_nonzero(terminals))
+    obs_dim, action_dim = (int(np.prod(headers[k][0][1:], dtype=np.int64)) for k in ("observations", "actions"))
+    return [("transitions", transitions), ("episodes", episodes), ("obs dim", obs_dim), ("action dim", action_dim)]
+
+
+def mask_stats(parts: Iterable) -> tuple[float, float, float]:
+    """The share of rows with mask 0 (task success) and the reward range over ``parts`` (read one at a time)."""
+    successes = steps = 0
+    r_min, r_max = np.inf, -np.inf
+    for arrays in parts:
+        successes += int(np.count_nonzero(arrays.masks == 0))
+        steps += len(arrays)
+        r_min = min(r_min, float(arrays.rewards.min()))
+        r_max = max(r_max, float(arrays.rewards.max()))
+    return successes / max(steps, 1), r_min, r_max
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
-    from rql_lightning.data.dataset_summary import looks_like_minari, relabel_stats, resolve_dataset, summarise
+    from rql_lightning.data.minari_datamodule import MinariDataModule, has_minari
+    from rql_lightning.data.ogbench_datamodule import load_npz
 
-    if args.minari or looks_like_minari(args.dataset, args.data_dir):  # as the trainer sees it, after conversion
-        import numpy as np
-
-        from rql_lightning.data.minari_datamodule import MinariDataModule
-
+    a_file = Path(args.dataset).expanduser().exists() or args.dataset.endswith(naming.NPZ_SUFFIX)
+    if args.minari or (not a_file and has_minari(args.dataset, args.data_dir)):  # as the trainer sees it
         dm = MinariDataModule(args.dataset, chunk_size=1, data_dir=args.data_dir)
         arrays = dm.load_arrays()
         rows = [("dataset", f"{args.dataset} (Minari, {naming.minari_root(args.data_dir) / args.dataset})")]
         rows += [("transitions", len(arrays)), ("episodes", dm.dataset.total_episodes)]
         rows += [("obs dim", arrays.observations.shape[1]), ("action dim", arrays.actions.shape[1])]
         rows.append(("eval env", f"{dm.eval_env_gym_id} (recovered by Minari)"))
-        terminal = float(np.mean(arrays.masks == 0))
-        r_min, r_max = float(arrays.rewards.min()), float(arrays.rewards.max())
+        terminal, r_min, r_max = mask_stats([arrays])
         rows.append(("rewards", f"range [{r_min:g}, {r_max:g}], terminal-state rate {terminal:.4f}"))
     else:
         path, files = resolve_dataset(args.dataset, args.data_dir)
-        s = summarise(files)
-        rows = [("dataset", f"{path}" + (f" ({len(files)} shards)" if len(files) > 1 else ""))]
-        rows += [("transitions", s.transitions), ("episodes", s.episodes)]
-        rows += [("obs dim", s.obs_dim), ("action dim", s.action_dim)]
-        if args.task is not None:
-            success_rate, r_min, r_max = relabel_stats(naming.base_dataset_name(files[0]), files, args.task)
+        rows = [("dataset", f"{path}" + (f" ({len(files)} shards)" if len(files) > 1 else "")), *summarise(files)]
+        if args.task is not None:  # OGBench's own single-task relabelling, read as training reads it
+            name = naming.base_dataset_name(files[0])
+            if not name.startswith(MANIPULATION_PREFIXES):
+                raise DataConfigError(
+                    f"--task={args.task} relabelling supports manipulation datasets, not {name!r}; drop --task"
+                )
+            try:
+                singletask_name = naming.singletask_name_of(name, args.task)
+            except ValueError as err:
+                raise DataConfigError(f"cannot infer the environment: {err}; name the file <dataset>-vN.npz") from None
+            with warnings.catch_warnings():
+                quiet_sim_warnings()
+                success_rate, r_min, r_max = mask_stats(load_npz(file, singletask_name) for file in files)
             rows.append((f"task {args.task}", f"success rate {success_rate:.4f}, reward range [{r_min:g}, {r_max:g}]"))
     for label, value in rows:
         print(f"{label + ':':<13}{value}")

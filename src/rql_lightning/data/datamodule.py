@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from rql_lightning.data.dataset_checks import ACTION_TOLERANCE, DataConfigError, check_transitions, check_windows
-from rql_lightning.data.windows import OfflineArrays, WindowSampler, WindowStream, resolve_device, sampler_from_arrays
+from rql_lightning.data.dataset_checks import ACTION_TOLERANCE, DataConfigError, check_arrays, check_windows
+from rql_lightning.data.windows import OfflineArrays, WindowSampler, WindowStream, sampler_from_arrays
 from rql_lightning.naming import data_key
 
 FINGERPRINT_BYTES = 1 << 20  # read from each end of each file
@@ -26,8 +26,7 @@ FINGERPRINT_HEX = 12
 @dataclasses.dataclass(eq=False, repr=False, kw_only=True)
 class WindowDataModule(L.LightningDataModule):
     """Serves window batches seeded by (seed, rank, step); subclasses define :meth:`load_arrays`, :meth:`dims` and
-    :meth:`identity`. ``batch_size`` is per rank; ``global_batch_size`` splits one batch across the ranks. A
-    dataclass: each setting is a field, named once (subclasses add theirs)."""
+    :meth:`identity`. ``batch_size`` is per rank; ``global_batch_size`` splits one batch across the ranks."""
 
     chunk_size: int
     batch_size: int = 256
@@ -36,16 +35,17 @@ class WindowDataModule(L.LightningDataModule):
     global_batch_size: int | None = None
     # A multi-task run's tasks: column c of the rewards and masks is task task_ids[c]; None: one task.
     task_ids: Sequence[int] | None = None
+    action_tolerance: float = ACTION_TOLERANCE  # actions beyond [-1, 1] by more than this are an error
 
     def __post_init__(self) -> None:
         super().__init__()
-        if self.global_batch_size is not None and self.global_batch_size < 1:
-            raise DataConfigError(f"data.global_batch_size={self.global_batch_size} must be >= 1; or null for per rank")
         if self.task_ids is not None:
             if not self.task_ids or len(set(self.task_ids)) != len(self.task_ids):
                 raise DataConfigError(f"task.ids={list(self.task_ids)} must name one task or more, each once")
             self.task_ids = [int(t) for t in self.task_ids]
-        self.device = resolve_device(self.device)
+        if self.device == "auto":  # the GPU when there is one
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(self.device)
         self.seeds: list[int] | None = None  # a seed-batched run's seeds (set by training.py): one batch per seed
         self.train_sampler: WindowSampler | None = None
 
@@ -116,39 +116,33 @@ class WindowDataModule(L.LightningDataModule):
         return DataLoader(stream, batch_size=None, num_workers=0, generator=torch.Generator())
 
 
-def fingerprint(files: Iterable[Path], root: Path | None = None) -> str:
-    """A short hash of each file's size, first and last MiB (and its name below ``root`` when given)."""
-    digest = hashlib.blake2b(digest_size=FINGERPRINT_HEX // 2)
-    for file in files:
-        size = file.stat().st_size
-        if root is not None:
-            digest.update(file.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(size.to_bytes(8, "little"))
-        with open(file, "rb") as f:
-            digest.update(f.read(FINGERPRINT_BYTES))
-            if size > FINGERPRINT_BYTES:
-                f.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
-                digest.update(f.read(FINGERPRINT_BYTES))
-    return digest.hexdigest()
-
-
 def identity_record(
     source: str, dataset: str, path: str | Path | None, files: Sequence[Path] = (), arrays: OfflineArrays | None = None
 ) -> dict:
-    """What :meth:`WindowDataModule.identity` returns for ``arrays``, or for the ``files`` of ``path`` (e.g. no
-    ``-val``: their names below a directory hashed too); ``key`` (what results pool runs by) from the rest."""
-    if arrays is not None:  # like a file's: each array's shape, dtype, first and last MiB
-        digest = hashlib.blake2b(digest_size=FINGERPRINT_HEX // 2)
+    """:meth:`WindowDataModule.identity` of ``arrays`` or of the ``files`` of ``path``: a hash of each one's first and
+    last MiB, size (shape) and name; ``key`` (what results pool runs by) from the rest."""
+    digest = hashlib.blake2b(digest_size=FINGERPRINT_HEX // 2)
+    if arrays is not None:
         for name, a in vars(arrays).items():
             raw = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
             digest.update(f"{name}{a.shape}{a.dtype}".encode())
             digest.update(raw[:FINGERPRINT_BYTES].tobytes())
             digest.update(raw[-FINGERPRINT_BYTES:].tobytes())
-        size, fp = int(arrays.nbytes), digest.hexdigest()
+        size = int(arrays.nbytes)
     else:
         path = Path(path)
         size = sum(f.stat().st_size for f in files)
-        fp = fingerprint(files, path if path.is_dir() else None) if files else "missing"
+        for file in files:
+            file_size = file.stat().st_size
+            if path.is_dir():
+                digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+            digest.update(file_size.to_bytes(8, "little"))
+            with open(file, "rb") as f:
+                digest.update(f.read(FINGERPRINT_BYTES))
+                if file_size > FINGERPRINT_BYTES:
+                    f.seek(max(FINGERPRINT_BYTES, file_size - FINGERPRINT_BYTES))
+                    digest.update(f.read(FINGERPRINT_BYTES))
+    fp = digest.hexdigest() if arrays is not None or files else "missing"
     return {
         "source": source,
         "dataset": dataset,
@@ -165,7 +159,6 @@ class ArrayDataModule(WindowDataModule):
 
     source = "arrays"
     arrays: OfflineArrays = dataclasses.field(kw_only=False)
-    action_tolerance: float = ACTION_TOLERANCE
     name: str = "arrays"
 
     def describe_source(self) -> str:
@@ -183,13 +176,5 @@ class ArrayDataModule(WindowDataModule):
             raise DataConfigError(
                 f"the arrays hold {a.num_tasks} task column(s) but task_ids={self.task_ids}; give one id per column"
             )
-        check_transitions(
-            self.describe_source(),
-            a.observations,
-            a.actions,
-            a.terminals,
-            a.rewards,
-            action_tolerance=self.action_tolerance,
-            fix="fix the arrays",
-        )
+        check_arrays(self.describe_source(), a, "fix the arrays", self.action_tolerance)
         return a

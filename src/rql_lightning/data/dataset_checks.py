@@ -1,7 +1,5 @@
-"""What makes a dataset unusable, checked before training sees it (a NaN found at load, not as a NaN loss hours in).
-
-Each check raises a :class:`DatasetError` (a ``UserError``: one ``error:`` line, exit 2) naming the source, what is
-wrong and what to do; loaders run them in the order they are defined here.
+"""What makes a dataset unusable, checked before training sees it (a NaN found at load, not as a NaN loss hours in):
+each check raises a :class:`DatasetError` (a ``UserError``: one ``error:`` line) naming the source and a fix.
 """
 
 from __future__ import annotations
@@ -108,11 +106,10 @@ def check_npz_keys(path, required: Iterable[str], fix: str) -> dict[str, ArrayHe
 
 
 def check_same_layout(
-    paths: Sequence[Path], required: Iterable[str], fix: str, row_shapes: dict[str, tuple[int, ...]]
+    paths: Sequence[Path], required: list[str], fix: str, row_shapes: dict[str, tuple[int, ...]]
 ) -> None:
     """Every file of ``paths`` holds the ``row_shapes`` (the env's spaces) and every ``required`` key with the first
     file's per-row shape and dtype (headers only: nothing loaded)."""
-    required = list(required)
     first = None
     for path in paths:
         headers = check_npz_keys(path, required, fix)
@@ -192,12 +189,15 @@ def check_transitions(
             )
 
 
+def check_arrays(source: str, a, fix: str, tolerance: float) -> None:
+    """:func:`check_transitions` of the arrays of a :class:`~rql_lightning.data.windows.OfflineArrays`."""
+    check_transitions(source, a.observations, a.actions, a.terminals, a.rewards, action_tolerance=tolerance, fix=fix)
+
+
 def check_windows(source: str, terminals: np.ndarray, chunk_size: int, batch_size: int) -> None:
     """Some episode fits a valid ``chunk_size`` window (one of at least ``h`` transitions, and the sampler starts
     windows only in episodes of >= 2), and ``batch_size`` is within the dataset's size."""
-    n = len(terminals)
-    if n == 0:
-        raise EmptyDatasetError(f"{source} holds no transitions")
+    n = len(terminals)  # > 0: every loader ran check_transitions
     ends = np.flatnonzero(np.asarray(terminals) > 0)
     longest = int(np.diff(np.concatenate([[-1], ends])).max(initial=0))  # transitions per episode
     need = max(chunk_size, 2)

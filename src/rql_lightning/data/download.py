@@ -1,6 +1,6 @@
 """Getting OGBench data onto disk, and the commands an error suggests. A 100M dataset (~100 GB of shards) resumes
 ``<file>.part`` with HTTP ``Range`` and names a file only once it is whole and its headers read back
-(:func:`download_file`); 1M files fetched by training go through ogbench's own downloader (:func:`fetch_official`).
+(:func:`download_file`); 1M files fetched by training go through ogbench's own downloader.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rql_lightning.data.dataset_checks import DatasetFormatError, DatasetNotFoundError, DownloadError, check_npz_keys
+from rql_lightning.data.dataset_checks import DatasetFormatError, DownloadError, check_npz_keys
 from rql_lightning.data.generate import SUPPORTED_DATASETS
-from rql_lightning.naming import DATA_DIR_ENV, VAL_SUFFIX, dataset_file, dataset_name_of, shard_path, val_path_of
+from rql_lightning.naming import VAL_SUFFIX, dataset_file, dataset_name_of, shard_path, val_path_of
 
 OGBENCH_DATASET_URL = "https://rail.eecs.berkeley.edu/datasets/ogbench"  # where OGBench publishes its files
 OGBENCH_100M_SHARDS = 100
@@ -28,9 +28,8 @@ CHUNK_BYTES = 1 << 20
 
 
 def official_files(dataset: str, shards: int | None = None) -> list[str]:
-    """The files OGBench publishes for ``dataset``, as paths below both the URL and the data dir: a sized name
-    (``puzzle-4x4-play-100m-v0``) is a folder of shards (the first ``shards``, default 100), each with its
-    ``-val.npz``."""
+    """The files OGBench publishes for ``dataset``, below both the URL and the data dir: a sized name
+    (``puzzle-4x4-play-100m-v0``) is a folder of shards (the first ``shards``), each with its ``-val.npz``."""
     m = _SIZED.match(dataset)
     if m is None:
         return [f"{dataset}.npz", f"{dataset}{VAL_SUFFIX}"]
@@ -39,7 +38,7 @@ def official_files(dataset: str, shards: int | None = None) -> list[str]:
     return [p.as_posix() for shard in shards_ for p in (shard, val_path_of(shard))]
 
 
-def download_file(url: str, dest: Path, *, progress: bool = True, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
+def download_file(url: str, dest: Path, *, progress: bool = True) -> Path:
     """``dest``, fetched from ``url`` unless present; resumes ``<dest>.part``; renames only a complete file."""
     if dest.exists():
         return dest  # only a complete, checked file ever gets this name
@@ -48,11 +47,11 @@ def download_file(url: str, dest: Path, *, progress: bool = True, timeout: float
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S)
     except urllib.error.HTTPError as err:
         if err.code == 416 and have:  # the part is as long as the file or longer: it cannot be resumed
             part.unlink()
-            return download_file(url, dest, progress=progress, timeout=timeout)
+            return download_file(url, dest, progress=progress)
         raise DownloadError(
             f"{url} answered HTTP {err.code} ({err.reason}); check the dataset name (OGBench's 100M datasets: "
             f"cube-quadruple-play-100m-v0, puzzle-4x4-play-100m-v0, ...) or --base-url"
@@ -139,20 +138,3 @@ def shards_hint(dataset: str, singletask_name: str, data_dir: Path) -> str:
             f"--data-dir {data_dir} and train with data.dataset_path={data_dir}/{base}"
         )
     return text + f", or train on the 1M-transition file instead: data.data_kind=standard data.dataset={base}"
-
-
-def fetch_official(dataset_name: str, data_dir: Path) -> Path:
-    """Download ``<dataset_name>.npz`` and its ``-val.npz`` with ogbench's downloader (skips files present)."""
-    import ogbench.utils
-
-    data_dir = Path(data_dir).expanduser()
-    path = dataset_file(data_dir, dataset_name)
-    try:
-        ogbench.utils.download_datasets([dataset_name], str(data_dir))
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", None) or err
-        raise DatasetNotFoundError(
-            f"{path} (or its {VAL_SUFFIX}) is not in {data_dir} (data.data_dir / ${DATA_DIR_ENV}) and downloading "
-            f"it from OGBench failed ({reason}). Get it with: {obtain_hint(dataset_name, data_dir)}"
-        ) from None
-    return path

@@ -1,10 +1,6 @@
-"""Local generation of OGBench-format manipulation *play* datasets, for machines that cannot download OGBench's.
-
-OGBench's collection protocol (``data_gen_scripts/generate_manipspace.py``, ``dataset_type='play'``): the scripted
-oracles shipped in ``ogbench``, their noise, stacking probabilities, the Scene health check, the saved keys and dtypes;
-episodes collected in order, in this process or from spawned workers, with bounded memory; written as one file or
-100M-style shards, atomically. Every episode is seeded from ``(seed, split, episode index, attempt)`` alone: the same
-data whatever the workers.
+"""OGBench-format manipulation *play* datasets generated locally, for machines that cannot download OGBench's, by
+OGBench's protocol (``data_gen_scripts/generate_manipspace.py``, ``dataset_type='play'``). Every episode is seeded
+from ``(seed, split, episode index, attempt)`` alone: the same data whatever the workers.
 """
 
 from __future__ import annotations
@@ -68,13 +64,6 @@ class EpisodeSpec:
     index: int
 
 
-def check_dataset_name(dataset_name: str) -> None:
-    if dataset_name not in SUPPORTED_DATASETS:
-        raise DataConfigError(
-            f"dataset {dataset_name!r} cannot be generated; supported play datasets: {', '.join(SUPPORTED_DATASETS)}"
-        )
-
-
 class EpisodeCollector:
     """Owns one environment and its oracles; collects whole episodes exactly as OGBench's play script does."""
 
@@ -86,7 +75,6 @@ class EpisodeCollector:
         from ogbench.manipspace.oracles.plan.drawer_plan import DrawerPlanOracle
         from ogbench.manipspace.oracles.plan.window_plan import WindowPlanOracle
 
-        check_dataset_name(dataset_name)
         env_name = dataset_env_name(dataset_name)  # cube-single-play-v0 -> its gymnasium id cube-single-v0
         self._env_name = env_name
         self._seed = seed
@@ -107,10 +95,6 @@ class EpisodeCollector:
         else:  # puzzle: buttons are pressed with a closed gripper.
             self._agents = {"button": ButtonPlanOracle(env=self._env, gripper_always_closed=True, **noise)}
 
-    def _sample_p_stack(self) -> float:
-        p = P_STACK.get(self._env_name.rsplit("-", 1)[0], P_STACK_DEFAULT)
-        return float(np.random.uniform(*p)) if isinstance(p, tuple) else p
-
     def _is_healthy(self, qpos: np.ndarray) -> bool:
         if not self._env_name.startswith("scene"):
             return True
@@ -123,14 +107,12 @@ class EpisodeCollector:
     def _rollout(self, episode_seed: int) -> dict[str, np.ndarray]:
         np.random.seed(episode_seed)
         ob, info = self._env.reset(seed=episode_seed)
-        p_stack = self._sample_p_stack()
+        p_stack = P_STACK.get(self._env_name.rsplit("-", 1)[0], P_STACK_DEFAULT)
+        p_stack = float(np.random.uniform(*p_stack)) if isinstance(p_stack, tuple) else p_stack
         agent = self._agents[info["privileged/target_task"]]
         agent.reset(ob, info)
 
-        keys = ["observations", "actions", "terminals", "qpos", "qvel"]
-        if self._has_button_states:
-            keys.append("button_states")
-        data: dict[str, list[Any]] = {k: [] for k in keys}
+        data: dict[str, list[Any]] = {}
         done = False
         while not done:
             action = np.clip(np.asarray(agent.select_action(ob, info)), ACTION_LOW, ACTION_HIGH)
@@ -142,13 +124,11 @@ class EpisodeCollector:
                 agent = self._agents[agent_info["privileged/target_task"]]
                 agent.reset(agent_ob, agent_info)
             # The stored state is the one the action was taken in, hence the 'prev_*' step-info entries.
-            data["observations"].append(ob)
-            data["actions"].append(action)
-            data["terminals"].append(done)
-            data["qpos"].append(info["prev_qpos"])
-            data["qvel"].append(info["prev_qvel"])
+            row = dict(observations=ob, actions=action, terminals=done, qpos=info["prev_qpos"], qvel=info["prev_qvel"])
             if self._has_button_states:
-                data["button_states"].append(info["prev_button_states"])
+                row["button_states"] = info["prev_button_states"]
+            for key, value in row.items():
+                data.setdefault(key, []).append(value)
             ob = next_ob
         return {k: np.asarray(v, dtype=SAVED_DTYPES.get(k, np.float32)) for k, v in data.items()}
 
@@ -182,7 +162,6 @@ def _worker_init(dataset_name: str, seed: int, max_episode_steps: int) -> None:
 
 
 def _worker_collect(spec: EpisodeSpec) -> dict[str, np.ndarray]:
-    assert _WORKER_COLLECTOR is not None, "worker initializer did not run"
     return _WORKER_COLLECTOR.collect(spec)
 
 
@@ -204,9 +183,8 @@ def collect_in_process(
 def collect_in_pool(
     dataset_name: str, seed: int, max_episode_steps: int, specs: Iterable[EpisodeSpec], workers: int
 ) -> Generator[dict[str, np.ndarray], None, None]:
-    """Episodes in order from spawned workers, a bounded number in flight. ``ProcessPoolExecutor``: a worker that
-    dies raises ``BrokenProcessPool`` rather than respawning forever; 'spawn': MuJoCo/GL state must not be forked
-    (so scripts calling this need the ``if __name__ == "__main__":`` guard)."""
+    """Episodes in order from spawned workers (MuJoCo/GL state must not be forked), a bounded number in flight; a
+    worker that dies raises ``BrokenProcessPool`` rather than respawning forever."""
     context = mp.get_context("spawn")
     pool = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_worker_init, initargs=(dataset_name, seed, max_episode_steps)
@@ -242,19 +220,12 @@ def generate_play_dataset(
     num_shards: int = 1,
     max_episode_steps: int = DEFAULT_EPISODE_STEPS,
 ) -> Path:
-    """Generate an OGBench-format play dataset with OGBench's scripted plan oracles: ``save_path`` is the ``.npz``
-    (its ``-val.npz`` beside it), or with ``num_shards > 1`` a directory of shards in OGBench's 100M layout (complete
-    ones kept). The output depends only on ``seed``, not on worker or shard counts."""
-    check_dataset_name(dataset_name)
-    counts = {
-        "num_transitions": num_transitions,
-        "num_workers": num_workers,
-        "num_shards": num_shards,
-        "max_episode_steps": max_episode_steps,
-    }
-    for key, value in counts.items():
-        if value < 1:
-            raise DataConfigError(f"{key}={value} must be >= 1; pass a positive count")
+    """``save_path``: the ``.npz`` (its ``-val.npz`` beside it), or with ``num_shards > 1`` a directory of shards in
+    OGBench's 100M layout (complete ones kept). Counts >= 1: checked by ``rql-data``'s flags and the config schema."""
+    if dataset_name not in SUPPORTED_DATASETS:
+        raise DataConfigError(
+            f"dataset {dataset_name!r} cannot be generated; supported play datasets: {', '.join(SUPPORTED_DATASETS)}"
+        )
     if not 0.0 <= val_fraction <= 1.0:
         raise DataConfigError(f"val_fraction={val_fraction} is outside [0, 1]; pass a fraction of train episodes")
     save_path = Path(save_path).expanduser()
@@ -269,16 +240,12 @@ def generate_play_dataset(
         )
     # Globally numbered train/val episodes, split evenly over the files: (path, val specs, train specs).
     paths = [save_path] if num_shards == 1 else [shard_path(save_path, dataset_name, i) for i in range(num_shards)]
-    base, extra = divmod(num_train_episodes, num_shards)
-    files = []
-    next_train = next_val = 0
-    for k, path in enumerate(paths):
-        n_train = base + (1 if k < extra else 0)
-        n_val = max(1, round(val_fraction * n_train))
-        train = [EpisodeSpec(SPLIT_TRAIN, next_train + i) for i in range(n_train)]
+    files, next_val = [], 0
+    for path, train in zip(paths, np.array_split(np.arange(num_train_episodes), num_shards), strict=True):
+        n_val = max(1, round(val_fraction * len(train)))
         val = [EpisodeSpec(SPLIT_VAL, next_val + i) for i in range(n_val)]
-        files.append((path, val, train))  # val first: once the train file exists its companion does too
-        next_train += n_train
+        # val first: once the train file exists its companion does too
+        files.append((path, val, [EpisodeSpec(SPLIT_TRAIN, int(i)) for i in train]))
         next_val += n_val
     if num_shards > 1:  # complete shards kept; the directory made now, before minutes of collection
         files = [f for f in files if not (f[0].exists() and val_path_of(f[0]).exists())]

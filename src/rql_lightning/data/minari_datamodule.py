@@ -1,8 +1,6 @@
 """Windows of a local Minari dataset (``data=minari``): an episode's ``T + 1`` observations give ``T`` rows, its
-masks are ``1 - terminations``. ``generate_if_missing`` works for the ``rql/<play dataset>-task<N>-v0`` ids that
-``rql-data generate --format minari`` writes (:func:`write_play_dataset_as_minari`: OGBench play data relabelled
-for one task, ``terminations`` task success, ``truncations`` each episode's end), so a run needs no network. Only
-``minari.create_dataset_from_buffers`` is used (``minari.DataCollector`` would pull in jax).
+masks are ``1 - terminations``. ``generate_if_missing`` writes the ``rql/<play dataset>-task<N>-v0`` ids with
+:func:`write_play_dataset_as_minari` (``minari.create_dataset_from_buffers``: ``minari.DataCollector`` pulls in jax).
 """
 
 from __future__ import annotations
@@ -19,11 +17,10 @@ import numpy as np
 from rql_lightning.data.datamodule import WindowDataModule, identity_record
 from rql_lightning.data.dataset_checks import (
     ACTION_CLIP_EPS,
-    ACTION_TOLERANCE,
     DatasetError,
     DatasetFormatError,
     DatasetNotFoundError,
-    check_transitions,
+    check_arrays,
 )
 from rql_lightning.data.generate import generate_play_dataset, quiet_sim_warnings
 from rql_lightning.data.ogbench_datamodule import read_compact, task_env
@@ -75,17 +72,6 @@ def open_minari(dataset_id: str, data_dir: str | Path | None = None, download: b
     return minari.MinariDataset(str(path))
 
 
-def box_dim(space, what: str, dataset_id: str) -> int:
-    import gymnasium
-
-    if not isinstance(space, gymnasium.spaces.Box) or len(space.shape) != 1:
-        raise DatasetFormatError(
-            f"Minari dataset {dataset_id}: the {what} space is {space}; windows need flat Box {what}s. "
-            f"Flatten them (gymnasium.spaces.flatten / FlattenObservation) into a new dataset first"
-        )
-    return int(space.shape[0])
-
-
 def episodes_to_arrays(episodes: Iterable[Any], total_steps: int, obs_dim: int, action_dim: int) -> OfflineArrays:
     """Minari episodes -> one row per transition; a malformed episode is an error (skipping it would train on less)."""
     obs = np.empty((total_steps, obs_dim), np.float32)
@@ -131,7 +117,6 @@ class MinariDataModule(WindowDataModule):
     download: bool = False
     sparse: bool = False
     action_clip_eps: float = ACTION_CLIP_EPS
-    action_tolerance: float = ACTION_TOLERANCE
     generate_if_missing: bool = False
     generate_transitions: int = 200_000
     generate_workers: int = 2
@@ -166,9 +151,16 @@ class MinariDataModule(WindowDataModule):
 
     def dims(self) -> tuple[int, int]:
         """From the dataset's spaces (its metadata; no episode is read)."""
+        import gymnasium
+
         ds = self.open()
-        obs_dim = box_dim(ds.observation_space, "observation", self.dataset_id)
-        return obs_dim, box_dim(ds.action_space, "action", self.dataset_id)
+        for what, space in (("observation", ds.observation_space), ("action", ds.action_space)):
+            if not isinstance(space, gymnasium.spaces.Box) or len(space.shape) != 1:
+                raise DatasetFormatError(
+                    f"Minari dataset {self.dataset_id}: the {what} space is {space}; windows need flat Box {what}s. "
+                    f"Flatten them (gymnasium.spaces.flatten / FlattenObservation) into a new dataset first"
+                )
+        return int(ds.observation_space.shape[0]), int(ds.action_space.shape[0])
 
     def identity(self) -> dict:
         folder = minari_root(self.data_dir) / self.dataset_id  # its files, sorted, hidden (temp) ones skipped
@@ -182,15 +174,7 @@ class MinariDataModule(WindowDataModule):
             arrays = episodes_to_arrays(ds.iterate_episodes(), ds.total_steps, obs_dim, action_dim)
         except DatasetFormatError as err:
             raise DatasetFormatError(f"{self.describe_source()}: {err}; {fix}") from None
-        check_transitions(
-            self.describe_source(),
-            arrays.observations,
-            arrays.actions,
-            arrays.terminals,
-            arrays.rewards,
-            action_tolerance=self.action_tolerance,
-            fix=fix,  # shapes: the dataset's spaces, by construction
-        )
+        check_arrays(self.describe_source(), arrays, fix, self.action_tolerance)  # shapes: the spaces, by construction
         np.clip(arrays.actions, -1 + self.action_clip_eps, 1 - self.action_clip_eps, out=arrays.actions)
         if self.sparse:
             arrays.rewards = -(arrays.rewards != 0).astype(np.float32)

@@ -11,6 +11,7 @@ import functools
 import gc
 import logging
 import threading
+import urllib.error
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,13 @@ from rql_lightning.data.datamodule import WindowDataModule, identity_record
 from rql_lightning.data.dataset_checks import (
     ACTION_CLIP_EPS,
     ACTION_TOLERANCE,
-    DataConfigError,
     DatasetNotFoundError,
     check_npz_keys,
     check_same_layout,
     check_transitions,
     check_windows,
 )
-from rql_lightning.data.download import fetch_official, obtain_hint, shards_hint
+from rql_lightning.data.download import obtain_hint, shards_hint
 from rql_lightning.data.generate import ensure_play_dataset
 from rql_lightning.data.shard_schedule import ShardCycler
 from rql_lightning.data.windows import OfflineArrays, WindowSampler, concat_arrays, sampler_from_arrays
@@ -42,7 +42,6 @@ from rql_lightning.naming import (
     default_data_dir,
     eval_env_name_of,
     list_shards,
-    parse_singletask,
     singletask_name_of,
     val_path_of,
 )
@@ -59,9 +58,8 @@ _TASK_ENV_LOCK = threading.RLock()
 
 @contextlib.contextmanager
 def task_env(singletask_name: str) -> Iterator[Any]:
-    """The single-task env ``ogbench.make_env_and_datasets`` builds, kept for the process: building one compiles its
-    MuJoCo model (seconds), and a run reads its spaces, then relabels every file with it (relabelling reads only
-    what ``reset()`` sets). One at a time (an env holds ~100 MB); the lock keeps a prefetching thread off it."""
+    """The single-task env ``ogbench.make_env_and_datasets`` builds, kept for the process (building one compiles its
+    MuJoCo model); one at a time (an env holds ~100 MB), the lock keeps a prefetching thread off it."""
     import ogbench
 
     with _TASK_ENV_LOCK:
@@ -86,8 +84,7 @@ def read_compact(
     path: Path, singletask_name: str, fix: str, action_tolerance: float | None = ACTION_TOLERANCE
 ) -> dict[str, np.ndarray]:
     """What ``ogbench.utils.load_dataset(path, compact_dataset=True, add_info=True)`` returns, minus ``qvel``, once
-    :func:`check_npz_keys` and :func:`check_transitions` (against the task env's spaces) pass; ``fix`` completes
-    their messages."""
+    the keys and the transitions (against the task env's spaces) pass their checks; ``fix`` ends their messages."""
     keys = required_keys(eval_env_name_of(singletask_name))
     check_npz_keys(path, keys, fix)
     with np.load(path, allow_pickle=False) as file:
@@ -131,8 +128,6 @@ def load_npz(
 
     path = Path(path)
     names = [singletask_name] if isinstance(singletask_name, str) else list(singletask_name)
-    if len({dataset_name_of(n) for n in names}) != 1:
-        raise ValueError(f"load_npz relabels tasks of one dataset; got {names}")
     fix = fix or f"replace it with an OGBench-format file for {dataset_name_of(names[0])}"
     ds = read_compact(path, names[0], fix, action_tolerance)  # every row kept, valids = 1 - (the file's terminals)
     keep = ds["valids"] != 0  # rows that start a transition (each episode's final observation starts none)
@@ -169,9 +164,8 @@ def load_npz(
 def load_singletask(
     singletask_name: str | Sequence[str], dataset_path: Path, load_val: bool = True, **settings: Any
 ) -> tuple[OfflineArrays, OfflineArrays | None]:
-    """(train, val) arrays for one single-task variant, relabelled by ogbench (val None unless ``load_val``);
-    for a list of single-task names of one dataset, one reward and mask column per task. ``settings``:
-    :func:`load_npz`'s ``sparse``, ``action_clip_eps`` and ``action_tolerance``."""
+    """(train, val) arrays of :func:`load_npz` (its ``settings``) for one single-task name or a list of them (val
+    None unless ``load_val``)."""
     dataset_path = Path(dataset_path)
     name = dataset_name_of(singletask_name if isinstance(singletask_name, str) else singletask_name[0])
     for p in (dataset_path, val_path_of(dataset_path)) if load_val else (dataset_path,):
@@ -199,7 +193,6 @@ class OGBenchDataModule(WindowDataModule):
     dataset_path: str | Path | None = None
     sparse: bool = False
     action_clip_eps: float = ACTION_CLIP_EPS
-    action_tolerance: float = ACTION_TOLERANCE
     download: bool = True
     generate_if_missing: bool = False
     generated_dir: str | Path = DEFAULT_GENERATED_DIR
@@ -212,12 +205,11 @@ class OGBenchDataModule(WindowDataModule):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.singletask_names = [self.singletask_name]  # one per task column: task_ids's, on singletask_name's dataset
+        # What load_npz relabels for: one name, or with task_ids one per task column, on singletask_name's dataset.
+        self.labels = self.singletask_name
         if self.task_ids is not None:
-            tasks_dataset = parse_singletask(self.singletask_name).dataset
-            self.singletask_names = [singletask_name_of(tasks_dataset, t) for t in self.task_ids]
-        # What load_npz relabels for: one name, or the list of them with task_ids ((N, T) rewards and masks).
-        self.labels = self.singletask_name if self.task_ids is None else self.singletask_names
+            self.labels = [singletask_name_of(dataset_name_of(self.singletask_name), t) for t in self.task_ids]
+        self.singletask_names = [self.labels] if self.task_ids is None else self.labels
         self.eval_env_names = [eval_env_name_of(n) for n in self.singletask_names]  # each task column's env
         # The env evaluation runs in; dims() reads its spaces from it too, so evaluating in it needs no data check.
         self.eval_env_name = self.dims_env_name = eval_env_name_of(self.singletask_name)
@@ -225,6 +217,10 @@ class OGBenchDataModule(WindowDataModule):
         self.data_dir = Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
         self.dataset_path = Path(self.dataset_path).expanduser() if self.dataset_path else None
         self.generated_dir = Path(self.generated_dir).expanduser()
+        # load_npz's settings, the same for the file, its -val.npz and every shard
+        self.npz_settings = dict(
+            sparse=self.sparse, action_clip_eps=self.action_clip_eps, action_tolerance=self.action_tolerance
+        )
         self.val_arrays: OfflineArrays | None = None
         self._dims: tuple[int, int] | None = None
 
@@ -269,22 +265,24 @@ class OGBenchDataModule(WindowDataModule):
             ensure_play_dataset(
                 self.dataset_name, self.generated_dir, self.generate_transitions, num_workers=self.generate_workers
             )
-        elif self.download:
-            fetch_official(self.dataset_name, self.data_dir)
-        else:
-            raise DatasetNotFoundError(
-                f"{path} (or its -val.npz) is not in {self.data_dir} (data.data_dir / ${DATA_DIR_ENV}) and "
-                f"data.download=false. Get it with: {obtain_hint(self.dataset_name, self.data_dir)}"
-            )
+            return
+        why = "data.download=false"
+        if self.download:  # ogbench's own downloader (skips files present)
+            import ogbench.utils
+
+            try:
+                ogbench.utils.download_datasets([self.dataset_name], str(self.data_dir))
+                return
+            except (urllib.error.URLError, OSError) as err:
+                why = f"downloading it from OGBench failed ({getattr(err, 'reason', None) or err})"
+        raise DatasetNotFoundError(
+            f"{path} (or its -val.npz) is not in {self.data_dir} (data.data_dir / ${DATA_DIR_ENV}) and {why}. "
+            f"Get it with: {obtain_hint(self.dataset_name, self.data_dir)}"
+        )
 
     def load_arrays(self) -> OfflineArrays:
         train, self.val_arrays = load_singletask(self.labels, self.resolve_path(), self.load_val, **self.npz_settings)
         return train
-
-    @property
-    def npz_settings(self) -> dict[str, Any]:
-        """:func:`load_npz`'s settings, the same for the file, its ``-val.npz`` and every shard."""
-        return dict(sparse=self.sparse, action_clip_eps=self.action_clip_eps, action_tolerance=self.action_tolerance)
 
 
 def load_shard_group(
@@ -365,23 +363,16 @@ class ShardedOGBenchDataModule(OGBenchDataModule):
             self.shards.close()
 
 
-DATA_KINDS = ("standard", "100m_shards")
-
-
-def ogbench_datamodule(
-    singletask_name: str, chunk_size: int, batch_size: int = 256, *, data_kind: str = "standard", **settings: Any
-) -> OGBenchDataModule:
+def ogbench_datamodule(singletask_name: str, *, data_kind: str = "standard", **settings: Any) -> OGBenchDataModule:
     """The ``_target_`` of ``conf/data/ogbench.yaml``: the layout, picked at instantiation (every rank alike) by an
     explicit ``dataset_path`` (a directory is shards), else ``data_kind``. A sharded task without shards and
     ``generate_if_missing`` trains on a generated file of its 1M-style dataset (100M is never generated here)."""
-    if data_kind not in DATA_KINDS:
-        raise DataConfigError(f"data.data_kind={data_kind!r} is unknown; use one of {', '.join(DATA_KINDS)}")
     path = Path(settings["dataset_path"]).expanduser() if settings.get("dataset_path") else None
     sharded = data_kind == "100m_shards"
     if path is not None:
         sharded = path.is_dir() or (sharded and path.suffix != NPZ_SUFFIX)
     if sharded:
-        dm = ShardedOGBenchDataModule(singletask_name, chunk_size=chunk_size, batch_size=batch_size, **settings)
+        dm = ShardedOGBenchDataModule(singletask_name, **settings)
         if path is not None or not dm.generate_if_missing or dm.train_files():
             return dm
         base = dataset_name_of(singletask_name)
@@ -391,4 +382,4 @@ def ogbench_datamodule(
             base,
         )
         settings = {**settings, "dataset": base}
-    return OGBenchDataModule(singletask_name, chunk_size=chunk_size, batch_size=batch_size, **settings)
+    return OGBenchDataModule(singletask_name, **settings)

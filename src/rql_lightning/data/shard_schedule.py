@@ -15,12 +15,9 @@ from pathlib import Path
 
 import torch
 
-from rql_lightning.data.dataset_checks import DataConfigError
 from rql_lightning.data.windows import WindowSampler
 
 log = logging.getLogger("rql_lightning")
-
-STALL_POLICIES = ("wait", "continue")
 
 
 @dataclass(eq=False, repr=False)
@@ -34,18 +31,7 @@ class ShardCycler:
     shards_in_memory: int = 1
     on_stall: str = "wait"
 
-    def __post_init__(self) -> None:
-        if not self.shards:
-            raise DataConfigError("ShardCycler got no shards; pass at least one shard file")
-        for key, value in (
-            ("data.shard_swap_interval", self.swap_interval),
-            ("data.shards_in_memory", self.shards_in_memory),
-        ):
-            if value < 1:
-                raise DataConfigError(f"{key}={value} must be >= 1; pass a positive count")
-        if self.on_stall not in STALL_POLICIES:
-            raise DataConfigError(f"data.shard_stall={self.on_stall!r} is unknown; use one of {STALL_POLICIES}")
-        self.shards = [Path(p) for p in self.shards]
+    def __post_init__(self) -> None:  # the settings: checked by the config schema (checks.py), shards by the caller
         m = self.shards_in_memory
         self.groups = [self.shards[i : i + m] for i in range(0, len(self.shards), m)]
         self.active: WindowSampler | None = None
@@ -145,9 +131,7 @@ class ShardCycler:
 
     def close(self) -> None:
         """Stop the loader thread (waiting for a load in flight); a later :meth:`sampler_at` restarts it."""
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = self._pending_group = None
+        self._pending = self._pending_group = None  # a load not started yet is cancelled by the shutdown
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None

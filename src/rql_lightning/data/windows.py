@@ -1,7 +1,5 @@
 """Transitions, windows and streams: the one place that decides what a window means (docs/algorithm.md (W1)-(W5)).
-
-Sampling is a few gathers on the arrays' device, no Python loop over the batch; batch ``k`` of rank ``r`` is a function
-of ``(seed, r, k)`` only, so a resumed run draws exactly the batches the uninterrupted one would.
+Batch ``k`` of rank ``r`` is a function of ``(seed, r, k)`` only, so a resumed run draws the uninterrupted one's.
 """
 
 from __future__ import annotations
@@ -142,17 +140,9 @@ class WindowSampler:
         return self.gather(self.sample_indices(batch_size, generator))
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto``: the GPU when there is one; anything else as torch reads it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def sampler_from_arrays(arrays: OfflineArrays, chunk_size: int, device: torch.device) -> WindowSampler:
     """A sampler over ``arrays``, moved to ``device`` once."""
-    columns = (arrays.observations, arrays.actions, arrays.rewards, arrays.terminals, arrays.masks)
-    return WindowSampler(*(torch.from_numpy(a).to(device) for a in columns), chunk_size)
+    return WindowSampler(*(torch.from_numpy(a).to(device) for a in vars(arrays).values()), chunk_size)  # same order
 
 
 class WindowStream(IterableDataset):
@@ -163,15 +153,6 @@ class WindowStream(IterableDataset):
     #: ``(task column, seed)`` of each replica of a batched run (``modules/seeds.py``): batches are then
     #: ``(R, B, ...)``, replica ``(c, s)``'s rows this stream's batch with ``seed=s``, rewards from column ``c``.
     replicas: Sequence[tuple[int, int]] | None = None
-
-    @property
-    def seeds(self) -> list[int] | None:
-        """The replicas' seeds; setting them makes a seeds-only run (every replica on task column 0)."""
-        return None if self.replicas is None else [s for _, s in self.replicas]
-
-    @seeds.setter
-    def seeds(self, seeds: Sequence[int] | None) -> None:
-        self.replicas = None if seeds is None else [(0, s) for s in seeds]
 
     def __init__(
         self, sampler: WindowSampler, batch_size: int, seed: int, rank: int = 0, start: int = 0, world_size: int = 1
@@ -191,8 +172,6 @@ class WindowStream(IterableDataset):
         sampler, b = self.sampler_at(index), self.batch_size
         replicas = self.replicas if self.replicas is not None else [(0, self.seed)]
         columns = [c for c, _ in replicas]
-        if not all(0 <= c < sampler.num_tasks for c in columns):
-            raise ValueError(f"replica task columns {columns} do not fit data with {sampler.num_tasks} task(s)")
         # A split global batch: every rank draws the whole batch as rank 0 does and keeps its own slice.
         rank, lo = (0, self.rank * b) if self.world_size > 1 else (self.rank, 0)
         drawn = {}
