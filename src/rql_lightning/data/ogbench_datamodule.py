@@ -59,15 +59,17 @@ _TASK_ENV_LOCK = threading.RLock()
 @contextlib.contextmanager
 def task_env(singletask_name: str) -> Iterator[Any]:
     """The single-task env ``ogbench.make_env_and_datasets`` builds, kept for the process (building one compiles its
-    MuJoCo model); one at a time (an env holds ~100 MB), the lock keeps a prefetching thread off it."""
+    MuJoCo model): those of one dataset's tasks at a time (a task column relabels every file with each of them; an env
+    holds ~150 MB); the lock keeps a prefetching thread off them."""
     import ogbench
 
     with _TASK_ENV_LOCK:
         if singletask_name not in _TASK_ENVS:
-            for env in _TASK_ENVS.values():
-                env.close()
-            _TASK_ENVS.clear()
-            gc.collect()  # a gym env is a reference cycle: free the last one's MuJoCo model before the next
+            if any(dataset_name_of(name) != dataset_name_of(singletask_name) for name in _TASK_ENVS):
+                for env in _TASK_ENVS.values():
+                    env.close()
+                _TASK_ENVS.clear()
+                gc.collect()  # a gym env is a reference cycle: free the other dataset's MuJoCo models first
             _TASK_ENVS[singletask_name] = ogbench.make_env_and_datasets(singletask_name, env_only=True)
         yield _TASK_ENVS[singletask_name]
 
