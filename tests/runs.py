@@ -52,9 +52,9 @@ class _Capture(io.StringIO):
         pass
 
 
-def rql_train_here(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """``rql-train *args`` run in this process, with ``cwd`` as working directory: its exit code (0, or the
-    code of the ``SystemExit`` it ended with) and what it printed, as :func:`rql_train` returns them.
+def rql_train_here(args: list[str], cwd: Path, command: str = "rql-train") -> subprocess.CompletedProcess:
+    """``rql-train *args`` (or ``rql-eval``) run in this process, with ``cwd`` as working directory: its exit code
+    (0, or the code of the ``SystemExit`` it ended with) and what it printed, as :func:`rql_train` returns them.
 
     Only Python-level output is captured (``sys.stdout``/``sys.stderr`` and the log handlers that write to
     them), and pytest records warnings itself: a claim about the real process's streams needs :func:`rql_train`.
@@ -65,7 +65,10 @@ def rql_train_here(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
+    from rql_lightning.cli.eval import main as eval_main
     from rql_lightning.cli.train import train_main
+
+    main = {"rql-train": train_main, "rql-eval": eval_main}[command]
 
     out, err = _Capture(), _Capture()
     loggers = [logging.root, *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]
@@ -93,10 +96,10 @@ def rql_train_here(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
         os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         os.environ.pop("HYDRA_FULL_ERROR", None)  # the default, short error reports are under test
         os.chdir(cwd)
-        sys.argv = ["rql-train", *args]
+        sys.argv = [command, *args]
         with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                train_main()
+                main()
             except SystemExit as exit_:
                 code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     finally:
@@ -119,7 +122,7 @@ def rql_train_here(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
         for s, handler in saved_signals.items():
             if handler is not None and signal.getsignal(s) is not handler:
                 signal.signal(s, handler)
-    return subprocess.CompletedProcess(["rql-train", *args], code, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess([command, *args], code, out.getvalue(), err.getvalue())
 
 
 def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:

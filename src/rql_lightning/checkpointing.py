@@ -38,10 +38,8 @@ def last_good_checkpoint(directory: str | Path) -> tuple[Path, int | None] | Non
         with suppress(Exception):  # a checkpoint that does not load is not a good one
             step = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
             found.append((step, path.name == "last.ckpt", path))
-    if not found:
-        return None
-    step, _, path = max(found)
-    return path, step
+    step, _, path = max(found, default=(None, None, None))
+    return None if path is None else (path, step)
 
 
 def last_good_line(directory: str | Path, known: tuple[Path, int | None] | None = None) -> str:
@@ -56,10 +54,8 @@ def last_good_line(directory: str | Path, known: tuple[Path, int | None] | None 
 
 def checkpoint_dir(trainer: Any) -> Path:
     """Where the trainer's checkpoints go: its ModelCheckpoint's ``dirpath``, else ``<root>/checkpoints``."""
-    callback = getattr(trainer, "checkpoint_callback", None)
-    if callback is not None and getattr(callback, "dirpath", None):
-        return Path(callback.dirpath)
-    return Path(trainer.default_root_dir) / "checkpoints"
+    dirpath = getattr(getattr(trainer, "checkpoint_callback", None), "dirpath", None)
+    return Path(dirpath) if dirpath else Path(trainer.default_root_dir) / "checkpoints"
 
 
 def resume_command(run_dir: str | Path) -> str:

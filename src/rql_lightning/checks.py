@@ -29,7 +29,6 @@ SHAPE_KEYS = DATA_KEYS + _NET_KEYS + TOP_LEVEL_KEYS  # a checkpoint only fits a 
 MODULE_CLASS_KEY = "module_class"  # written into every checkpoint by FlowQModule.on_save_checkpoint
 # An exported replica's origin (modules/seed_export.py): its run's env and protocol wherever the file lies.
 EXPORTED_FROM = "exported_from"
-IGNORED = {"name"}  # a label, free to change across a resume
 
 
 @dataclass(frozen=True)
@@ -45,16 +44,15 @@ class Setting:
     open_high: bool = False
     choices: tuple[Any, ...] | None = None
     special: tuple[Any, ...] = ()
-    nullable: bool = False
 
     def problem(self, value: Any) -> str | None:
         """What is wrong with ``value``, or None."""
-        if value is None:
-            return None if self.nullable or (self.choices and None in self.choices) else "must be set"
-        if value in self.special:
+        if value in self.special or value in (self.choices or ()):
             return None
+        if value is None:
+            return "must be set"
         if self.choices is not None:
-            return None if value in self.choices else f"must be one of {', '.join(map(str, self.choices))}"
+            return f"must be one of {', '.join(map(str, self.choices))}"
         if self.kind is bool:
             return None if isinstance(value, bool) else "must be true or false"
         if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
@@ -106,7 +104,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("model.virtual_states", str, "reversal is RQL; the others are controls", choices=VIRTUAL_STATES),
     Setting("data.batch_size", int, "the paper uses 256", low=1),
     Setting("data.global_batch_size", int, "null, or a global batch divisible by the number of ranks", low=1,
-            nullable=True),
+            special=(None,)),
     Setting("data.generate_transitions", int, "the quickstart generates 200000", low=1),
     Setting("data.generate_workers", int, "one worker process per free core", low=1),
     Setting("data.action_tolerance", float, "the default is 0.001", low=0.0),
@@ -134,14 +132,12 @@ SETTINGS: tuple[Setting, ...] = (
 # fmt: on
 
 
-def _select(cfg: Any, key: str) -> tuple[bool, Any]:
-    missing = object()
-    value = OmegaConf.select(cfg, key, default=missing, throw_on_missing=False)
-    if value is missing:
-        return False, None
-    if OmegaConf.is_config(value):
-        value = OmegaConf.to_container(value, resolve=True)
-    return True, value
+_ABSENT = object()
+
+
+def _select(cfg: Any, key: str, default: Any = None) -> Any:
+    value = OmegaConf.select(cfg, key, default=default, throw_on_missing=False)
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 _ALIAS = re.compile(r"\$\{([\w.]+)\}")  # a value that only reads another key: ${task.alpha}
@@ -158,9 +154,7 @@ def _alias_of(cfg: Any, key: str) -> str | None:
 
 def _distinct(values: Any, bad) -> bool:
     """A non-empty list of distinct values, none of them ``bad``."""
-    if not isinstance(values, list) or not values or len(set(map(str, values))) != len(values):
-        return False
-    return not any(bad(v) for v in values)
+    return isinstance(values, list) and len(set(map(str, values))) == len(values) > 0 and not any(map(bad, values))
 
 
 def _show(value: Any) -> str:
@@ -180,31 +174,29 @@ class OversubscribedWarning(UserWarning):
 def check_config(cfg: Any) -> None:
     """Every setting within its contract (:data:`SETTINGS`), then the rules between settings (config only)."""
     for setting in SETTINGS:
-        present, value = _select(cfg, setting.key)
-        if not present:
-            continue
-        problem = setting.problem(value)
+        value = _select(cfg, setting.key, _ABSENT)
+        problem = None if value is _ABSENT else setting.problem(value)
         if problem:
             key = setting.key
             for _ in range(10):  # the key the user set: model.expectile reads ${task.expectile}
                 key = _alias_of(cfg, key) or key
             raise UserError(f"{key}={_show(value)} {problem}; {setting.hint}")
     for key in ("model.actor_hidden_dims", "model.critic_hidden_dims"):
-        present, dims = _select(cfg, key)
+        dims = _select(cfg, key, _ABSENT)
         bad = not isinstance(dims, list) or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims)
-        if present and bad:
+        if dims is not _ABSENT and bad:
             raise UserError(f"{key}={_show(dims)} must be a list of positive layer widths; e.g. {key}=[512,512]")
-    seeds = _select(cfg, "seeds")[1]
-    if seeds is not None and not _distinct(seeds, lambda s: isinstance(s, bool) or not isinstance(s, int) or s < 0):
+    seeds = _select(cfg, "seeds")
+    if seeds is not None and not _distinct(seeds, next(s for s in SETTINGS if s.key == "seed").problem):
         raise UserError(
             f"seeds={_show(seeds)} must be a non-empty list of distinct non-negative integers; "
             "e.g. seeds=[0,1,2,3], or seeds=null for the single run of seed="
         )
-    timing = _select(cfg, "eval.success_timing")[1]
-    if timing is not None and str(_select(cfg, "data._target_")[1]).endswith("MinariDataModule"):
+    timing = _select(cfg, "eval.success_timing")
+    if timing is not None and str(_select(cfg, "data._target_")).endswith("MinariDataModule"):
         raise UserError(f"eval.success_timing={timing} is OGBench's switch; a Minari env has none: drop it")
     steps = (cfg.get("online") or {}).get("steps", 0)
-    task_ids = _select(cfg, "task.ids")[1]
+    task_ids = _select(cfg, "task.ids")
     if task_ids is not None:
         (task_id,) = [s for s in SETTINGS if s.key == "task.id"]
         if not _distinct(task_ids, task_id.problem):
@@ -367,7 +359,7 @@ def fit_problem(checkpoint: dict[str, Any], run_hparams: dict[str, Any], module_
             "with (its run's .hydra/config.yaml names it), or drop ckpt_path to start a new run"
         )
     if not saved_class:  # older checkpoints: hyperparameters of another method mean another class
-        foreign = sorted((set(saved) ^ set(run_hparams)) - IGNORED)
+        foreign = sorted((set(saved) ^ set(run_hparams)) - {"name"})  # name: a label, free to change
         if foreign:
             return (
                 f"was written by another model class (hyperparameters {', '.join(foreign)} differ); resume with "

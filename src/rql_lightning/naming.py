@@ -20,7 +20,6 @@ DEFAULT_MINARI_ROOT = "~/.minari/datasets"  # Minari's own default
 
 NPZ_SUFFIX = ".npz"
 VAL_SUFFIX = "-val.npz"
-SHARD_INDEX_WIDTH = 3
 MINARI_PREFIX = "minari:"  # "minari:<dataset id>": the env that Minari recovers for that dataset
 
 _SINGLETASK = re.compile(r"^(?P<dataset>.+)-singletask-task(?P<task>\d+)-(?P<version>v\d+)$")
@@ -113,15 +112,18 @@ def val_path_of(path: str | Path) -> Path:
 
 def shard_path(directory: str | Path, dataset_name: str, index: int) -> Path:
     """``<directory>/<dataset>-NNN.npz``: shard ``index`` of a 100M-style dataset."""
-    return Path(directory) / f"{dataset_name}-{index:0{SHARD_INDEX_WIDTH}d}{NPZ_SUFFIX}"
+    return Path(directory) / f"{dataset_name}-{index:03d}{NPZ_SUFFIX}"
 
 
 def list_shards(directory: str | Path) -> list[Path]:
     """Train shards of a directory: sorted ``*.npz`` minus ``*-val.npz`` (empty if it does not exist)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.glob(f"*{NPZ_SUFFIX}") if not p.name.endswith(VAL_SUFFIX))
+    return sorted(p for p in Path(directory).glob(f"*{NPZ_SUFFIX}") if not p.name.endswith(VAL_SUFFIX))
+
+
+def run_dir_of(ckpt_path: str | Path) -> Path:
+    """``<run>/checkpoints/x.ckpt`` -> ``<run>``; a checkpoint elsewhere -> its own folder."""
+    path = Path(ckpt_path).expanduser().absolute()
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
 def minari_id_of(dataset_name: str, task: int) -> str:

@@ -22,7 +22,6 @@ from rql_lightning.file_writes import WriteRefusedError, write_atomically
 
 log = logging.getLogger("rql_lightning")
 LOCK_NAME = ".rql-lock"
-_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
 
 
 class RunDirBusy(UserError):
@@ -31,7 +30,7 @@ class RunDirBusy(UserError):
 
 def is_rank_zero_process() -> bool:
     """Global rank 0 of a launch, from the variables launchers set (torchrun, Lightning's, SLURM)."""
-    return all(os.environ.get(name, "0") == "0" for name in _RANK_VARIABLES)
+    return all(os.environ.get(v, "0") == "0" for v in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID"))
 
 
 def _process_start(pid: int) -> str | None:

@@ -32,7 +32,8 @@ def _refusing(method: Callable) -> Callable:
             cause = os_error_in(err)
             if cause is None:
                 raise
-            path = os.fsdecode(cause.filename) if cause.filename else self._event_file()
+            writer = getattr(getattr(self._experiment, "file_writer", None), "event_writer", None)
+            path = os.fsdecode(cause.filename or getattr(writer, "_file_name", None) or self.log_dir)
             state = last_good_line(self.checkpoint_dir)
             raise WriteRefusedError(refusal("the TensorBoard event file", path, cause, state)) from None
 
@@ -47,10 +48,6 @@ class RunTensorBoardLogger(TensorBoardLogger):
         super().__init__(*args, **kwargs)
         _quiet_writer_threads()
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else Path(self.root_dir)
-
-    def _event_file(self) -> str:
-        writer = getattr(getattr(self._experiment, "file_writer", None), "event_writer", None)
-        return getattr(writer, "_file_name", None) or self.log_dir
 
     experiment = property(_refusing(TensorBoardLogger.experiment.fget))
     log_metrics = _refusing(TensorBoardLogger.log_metrics)

@@ -79,3 +79,21 @@ def test_rql_eval_bad_checkpoint_is_one_line(what, tmp_path, monkeypatch, capsys
     assert exit_.value.code == 2 and TRACEBACK not in err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "ckpt_path" in errors[0] and expected in errors[0], err
+
+
+def test_rql_eval_refuses_a_key_it_does_not_have(tmp_path):
+    """``+key=...`` adds a key Hydra lets through: refused in one line, not ignored (docs/errors.md row 81)."""
+    import torch
+
+    from rql_lightning.cli.eval import USAGE
+
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"global_step": 1, "state_dict": {}, "hyper_parameters": {}}, ckpt)
+    args = [f"ckpt_path={ckpt}", "+eval.episodez=3", "+colour=red"]
+    proc = rql_train_here(args, cwd=tmp_path, command="rql-eval")
+    assert proc.returncode == 2 and TRACEBACK not in proc.stderr, explain(proc)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    expected = "colour, episodez: not a setting of rql-eval (conf/eval.yaml has them all); usage: "
+    assert errors == [f"error: {expected}{USAGE}"], explain(proc)
+    assert not list((tmp_path / "run").rglob("eval.json"))

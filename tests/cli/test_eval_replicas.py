@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from rql_lightning.checkpoint_eval import evaluate_checkpoint
+from rql_lightning.cli.eval import evaluate_checkpoint
 from rql_lightning.errors import UserError
 from tests.cli.test_eval import rql_eval
 from tests.runs import explain, train_tiny

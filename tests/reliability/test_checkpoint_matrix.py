@@ -19,7 +19,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from rql_lightning.checkpoint_eval import evaluate_checkpoint
+from rql_lightning.cli.eval import evaluate_checkpoint
 from rql_lightning.config import compose_config
 from rql_lightning.errors import UserError
 from rql_lightning.modules import seed_export

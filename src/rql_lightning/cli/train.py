@@ -15,7 +15,7 @@ from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf import DictConfig
 
 from rql_lightning.checks import check_config, check_machine, check_overrides, check_run_dir_arguments
-from rql_lightning.cli.common import USAGE_EXIT_CODE, fail, silence_unactionable_warnings, user_errors_as_one_line
+from rql_lightning.cli.common import USAGE_EXIT_CODE, silence_unactionable_warnings, user_errors_as_one_line
 from rql_lightning.config import CONF_DIR, compose_config, print_config_tree
 from rql_lightning.errors import UserError
 from rql_lightning.run_lock import is_rank_zero_process
@@ -36,10 +36,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         if numbers.get("success_rate") is not None:
             ret = numbers.get("return", float("nan"))
             lines.append(f"    {name}: success rate {numbers['success_rate']:.2f}   return {ret:.1f}")
-    if summary.get("checkpoint"):
-        lines.append(f"  checkpoint:   {summary['checkpoint']}")
-    if summary.get("tensorboard"):
-        lines.append(f"  TensorBoard:  tensorboard --logdir {summary['tensorboard']}")
+    for key, label in (("checkpoint", "checkpoint:   "), ("tensorboard", "TensorBoard:  tensorboard --logdir ")):
+        if summary.get(key):
+            lines.append(f"  {label}{summary[key]}")
     print("\n".join(lines), flush=True)
 
 
@@ -64,6 +63,7 @@ _NOT_A_RUN += ("-cp", "--config-path", "-cn", "--config-name")
 def check_before_hydra(argv: list[str]) -> None:
     """Check every job's config before Hydra writes a directory or launches a sweep's first job (a single run also
     against this machine; a sweep's jobs where they start). Composition errors are left to Hydra to report."""
+    check_run_dir_arguments(argv)
     flags = [a.split("=", 1)[0] for a in argv if a.startswith("-")]
     if any(f in _NOT_A_RUN for f in flags):
         return
@@ -124,11 +124,7 @@ def sweep_jobs(overrides: list[str]) -> list[tuple[list[str], list[str]]]:
 
 def train_main() -> None:
     """Console script ``rql-train``; Hydra's own usage errors (exit 1, like a crash) exit 2 like ours."""
-    try:
-        check_run_dir_arguments(sys.argv[1:])
-        check_before_hydra(sys.argv[1:])
-    except UserError as err:
-        fail(str(err))
+    user_errors_as_one_line(lambda: check_before_hydra(sys.argv[1:]))
     try:
         _hydra_main()
     except SystemExit as exit_:

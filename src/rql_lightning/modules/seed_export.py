@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from rql_lightning.checkpoint_eval import run_dir_of
 from rql_lightning.checks import EXPORTED_FROM, read_checkpoint
 from rql_lightning.errors import UserError
+from rql_lightning.naming import run_dir_of
 
 
 def _slice(value: Any, i: int) -> Any:

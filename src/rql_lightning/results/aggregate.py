@@ -41,9 +41,7 @@ def markdown_table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def standard_error(values: Sequence[float]) -> float:
     """Sample standard deviation (ddof=1) / sqrt(n); NaN for n < 2."""
-    if len(values) < 2:
-        return math.nan
-    return float(np.std(values, ddof=1) / math.sqrt(len(values)))
+    return math.nan if len(values) < 2 else float(np.std(values, ddof=1) / math.sqrt(len(values)))
 
 
 @dataclass

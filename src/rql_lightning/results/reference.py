@@ -14,7 +14,6 @@ from pathlib import Path
 from rql_lightning.results.aggregate import Results, Stat, markdown_table
 from rql_lightning.results.load import ResultsInputError
 
-REFERENCE_COLUMNS = ("environment", "task", "method", "success")  # and optionally "stderr"
 _FIX = "columns environment, task, method, success[, stderr], success in percent"
 
 
@@ -71,7 +70,7 @@ def load_reference(path: str | Path) -> Reference:
         raise ResultsInputError(f"reference={path} cannot be read ({err.strerror}); pass a CSV with {_FIX}") from None
     except (UnicodeDecodeError, csv.Error) as err:
         raise ResultsInputError(f"reference={path} is not a text CSV ({err}); write {_FIX}") from None
-    missing = [c for c in REFERENCE_COLUMNS if c not in header]
+    missing = [c for c in ("environment", "task", "method", "success") if c not in header]  # stderr is optional
     if missing:
         raise ResultsInputError(f"reference={path} lacks column(s) {', '.join(missing)}; write {_FIX}")
     if not rows:
@@ -126,8 +125,7 @@ def unmatched(res: Results, ref: Reference) -> list[str]:
     """The reference rows that stand beside no cell of ours (``method/env/task``): a misspelt name shows here."""
     used = {(_ref_method(ref, res, m), env, tid) for (m, env, tid) in res.task}
     used |= {(_ref_method(ref, res, m), env) for (m, env) in res.env}
-    rows = [*ref.env, *ref.task]
-    return ["/".join(map(str, key)) for key in rows if key not in used]
+    return ["/".join(map(str, key)) for key in (*ref.env, *ref.task) if key not in used]
 
 
 def reference_markdown(comparisons: list[Comparison], source: str) -> str:
