@@ -11,6 +11,7 @@ import torch
 
 from tests.callbacks.test_reliability import last_step, preemptible_run, signal_when_training, start_training
 from tests.online.test_online_run import online_rows
+from tests.runs import explain, rql_train_here
 
 OFFLINE = 5
 
@@ -31,10 +32,9 @@ def test_sigterm_mid_online_keeps_the_transitions_and_resume_auto_continues(cube
     kept = online_rows(ckpt)
     assert len(kept["observations"]) == collected
 
-    more = 20
-    proc = start_training([*common, f"online.steps={collected + more}"], tmp_path, run_dir)
-    out, err = proc.communicate(timeout=180)
-    assert proc.returncode == 0, err[-3000:]
+    more = 20  # the resume in this process: only the signalled run needs a process of its own
+    done = rql_train_here([*common, f"online.steps={collected + more}"], tmp_path)
+    assert done.returncode == 0, explain(done)
     assert last_step(run_dir) == OFFLINE + collected + more
     rows = online_rows(ckpt)
     assert len(rows["observations"]) == collected + more
