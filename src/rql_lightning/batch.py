@@ -10,43 +10,27 @@ import torch
 
 @dataclass
 class ChunkBatch:
-    """A batch of windows, batch-first, ready for the losses.
+    """A batch of windows, batch-first, ready for the losses."""
 
-    observations: (B, O) state s_t.            next_observations: (B, O) state s_{t+h}.
-    action_chunks: (B, h*A) actions t..t+h-1.  rewards: (B, h) with post-episode rewards zeroed.
-    bootstrap_mask: (B,).  valid: (B,).        action_mask: (B, h*A).
-    """
-
-    observations: torch.Tensor
-    action_chunks: torch.Tensor
-    rewards: torch.Tensor
-    next_observations: torch.Tensor
-    bootstrap_mask: torch.Tensor
-    valid: torch.Tensor
-    action_mask: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.observations.shape[0]
+    observations: torch.Tensor  # (B, O) state s_t
+    action_chunks: torch.Tensor  # (B, h*A) actions t..t+h-1
+    rewards: torch.Tensor  # (B, h) with post-episode rewards zeroed
+    next_observations: torch.Tensor  # (B, O) state s_{t+h}
+    bootstrap_mask: torch.Tensor  # (B,)
+    valid: torch.Tensor  # (B,)
+    action_mask: torch.Tensor  # (B, h*A)
 
 
 @dataclass
 class Draws:
     """Every random number of one update (docs/algorithm.md (U1)), batch-first, shared by all methods: the losses
-    draw nothing, so a test can pin every number. ``D = h * A``.
+    draw nothing, so a test can pin every number. ``D = h * A``."""
 
-    next_noise (B, D): start noise at ``s'`` (the bootstrap).  policy_noise (B, D): start noise at ``s``.
-    depth (B,): RQL's reversal depths (A2').  bc_noise (B, D), bc_time (B, 1): ``x0`` and ``t`` of (A5)'s path.
-    """
-
-    next_noise: torch.Tensor
-    policy_noise: torch.Tensor
-    depth: torch.Tensor
-    bc_noise: torch.Tensor
-    bc_time: torch.Tensor
-
-    def rows(self, index: slice) -> Draws:
-        """The draws of rows ``index`` (a rank's share of a global batch's draws)."""
-        return Draws(**{name: value[index] for name, value in vars(self).items()})
+    next_noise: torch.Tensor  # (B, D) start noise at s' (the bootstrap)
+    policy_noise: torch.Tensor  # (B, D) start noise at s
+    depth: torch.Tensor  # (B,) RQL's reversal depths (A2')
+    bc_noise: torch.Tensor  # (B, D) x0 of (A5)'s path
+    bc_time: torch.Tensor  # (B, 1) t of (A5)'s path
 
     @classmethod
     def sample(

@@ -43,16 +43,21 @@ class FlowPolicy(nn.Module):
             x = x + self.velocity(obs, x, f) / steps
         return x.clamp(-1.0, 1.0) if clip else x
 
+    def euler(
+        self, obs: torch.Tensor, x: torch.Tensor, f: torch.Tensor, step: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``F`` Euler steps of size ``step (B, 1)`` (negative: backward) from ``x (B, D)`` at flow time ``f (B, 1)``:
+        ``(x, f)``, ``f`` as a running float32 sum."""
+        for _ in range(self.flow_steps):
+            x = x + self.velocity(obs, x, f) * step
+            f = f + step
+        return x, f
+
     def reverse(self, obs: torch.Tensor, chunk: torch.Tensor, depth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(A2): ``F`` backward Euler steps of size ``d / F`` from ``chunk (B, D)`` at ``f = 1``, depth ``d (B,)``.
-        Returns ``(x_f (B, D), f (B, 1))``, ``f = 1 - d`` as a running float32 sum."""
+        Returns ``(x_f (B, D), f (B, 1))``, ``f = 1 - d``."""
         step = (depth / self.flow_steps).unsqueeze(-1)
-        x = chunk
-        f = torch.ones_like(step)
-        for _ in range(self.flow_steps):
-            x = x - self.velocity(obs, x, f) * step
-            f = f - step
-        return x, f
+        return self.euler(obs, chunk, torch.ones_like(step), -step)  # x + v * (-s) is x - v * s exactly (IEEE)
 
     def split_chunk(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, h * A) -> (B, h, A)``: the actions to execute open-loop, in order."""

@@ -12,7 +12,6 @@ from rql_lightning.flow import FlowPolicy
 from rql_lightning.nets import EnsembleMLP
 
 
-# ----- shared pieces ---------------------------------------------------------------------------
 def critic_at(
     critic: EnsembleMLP, obs: torch.Tensor, x: torch.Tensor, f: torch.Tensor | float, detach_params: bool = False
 ) -> torch.Tensor:
@@ -71,7 +70,6 @@ def flow_matching_loss(
     return FlowMatching(err.mean(), x_t, pred)
 
 
-# ----- RQL -------------------------------------------------------------------------------------
 VIRTUAL_STATES = ("reversal", "interpolation", "forward")
 
 
@@ -82,16 +80,6 @@ def reversed_time(depth: torch.Tensor, flow_steps: int) -> torch.Tensor:
     for _ in range(flow_steps):
         f = f - step
     return f
-
-
-def forward_euler(
-    policy: FlowPolicy, obs: torch.Tensor, x: torch.Tensor, f: torch.Tensor, step: torch.Tensor
-) -> torch.Tensor:
-    """``F`` forward Euler steps of size ``step (B, 1)`` from ``x (B, D)`` at flow time ``f (B, 1)``."""
-    for _ in range(policy.flow_steps):
-        x = x + policy.velocity(obs, x, f) * step
-        f = f + step
-    return x
 
 
 def virtual_states(
@@ -105,7 +93,7 @@ def virtual_states(
         f, x0 = reversed_time(draws.depth, policy.flow_steps), draws.policy_noise
         if mode == "interpolation":
             return (1.0 - f) * x0 + f * batch.action_chunks, f
-        return forward_euler(policy, batch.observations, x0, torch.zeros_like(f), f / policy.flow_steps), f
+        return policy.euler(batch.observations, x0, torch.zeros_like(f), f / policy.flow_steps)[0], f
 
 
 def critic_loss(
@@ -117,12 +105,11 @@ def critic_loss(
     discount: float,
     expectile: float,
     rho: float,
-    states: tuple[torch.Tensor, torch.Tensor] | None = None,
+    mode: str = "reversal",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(A2)-(A4): every member regressed on the shared target at the reversed states, or at ``states``
-    (``(x_f, f)`` of :func:`virtual_states`) when given."""
+    """(A2)-(A4): every member regressed on the shared target at the :func:`virtual_states` of ``mode``."""
     with torch.no_grad():
-        x_f, f = states if states is not None else virtual_states(policy, batch, draws)
+        x_f, f = virtual_states(policy, batch, draws, mode)
         next_qs = critic_at(target_critic, batch.next_observations, draws.next_noise, 0.0)  # (K, B)
         y = td_target(batch, pessimistic_value(next_qs, rho), discount)
     q = critic_at(critic, batch.observations, x_f, f)  # (K, B)

@@ -11,14 +11,14 @@ import torch
 
 from rql_lightning.batch import ChunkBatch
 from rql_lightning.flow import FlowPolicy
-from rql_lightning.losses import critic_at, forward_euler
+from rql_lightning.losses import critic_at
 from rql_lightning.nets import EnsembleMLP
 
 
 def round_trip(policy: FlowPolicy, obs: torch.Tensor, chunk: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
     """``chunk (B, D)`` reversed by ``depth (B,)``, then ``F`` forward Euler steps of ``d / F`` back to ``f = 1``."""
     x_f, f = policy.reverse(obs, chunk, depth)
-    return forward_euler(policy, obs, x_f, f, (depth / policy.flow_steps).unsqueeze(-1))
+    return policy.euler(obs, x_f, f, (depth / policy.flow_steps).unsqueeze(-1))[0]
 
 
 def round_trip_error(

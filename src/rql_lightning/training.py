@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +17,6 @@ from rql_lightning.run_lock import hold_run_dir
 
 if TYPE_CHECKING:
     import lightning as L
-
-log = logging.getLogger("rql_lightning")
 
 
 def train(cfg: DictConfig, config_checked: bool = False) -> dict[str, Any]:
@@ -42,6 +39,7 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"ckpt_path={ckpt_path} does not exist; point it at a .ckpt (e.g. <run>/checkpoints/last.ckpt)")
     # Imported here, so that a bad command line is reported before torch and Lightning have loaded.
     import lightning as L
+    from lightning.pytorch.utilities import rank_zero_info
 
     from rql_lightning.online.phase import online_phase
 
@@ -57,9 +55,13 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data, _convert_="all")
     obs_dim, action_dim = datamodule.dims()  # from the env's or the file's spaces: nothing loaded yet
     check_env_spaces(cfg, datamodule, obs_dim, action_dim)
-    replicas = replica_axis(cfg)
+    seeds = [int(s) for s in cfg.seeds] if cfg.get("seeds") else None
+    replicas = {"seeds": seeds} if seeds else {}
+    if cfg.task.get("ids") is not None:  # a replica per (task, seed), task-major, as the datamodule orders batches
+        runs = [(int(t), s) for t in cfg.task.ids for s in seeds or [int(cfg.seed)]]
+        replicas = {"seeds": [s for _, s in runs], "task_ids": [t for t, _ in runs]}
     model = instantiate(cfg.model, obs_dim=obs_dim, action_dim=action_dim, **replicas, _convert_="all")
-    datamodule.seeds = [int(s) for s in cfg.seeds] if cfg.get("seeds") else None  # its task_ids: data.task_ids
+    datamodule.seeds = seeds  # its task_ids: data.task_ids
     if explicit:  # checked now, before data is loaded; "last" is checked by the module as Lightning loads it
         read_checkpoint(ckpt_path, dict(model.hparams), class_path(type(model)))
         ckpt_path = str(Path(ckpt_path).expanduser())
@@ -68,7 +70,15 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
     if online is not None:
         callbacks.insert(0, online)  # first, so its final numbers are published before the summary reads them
     trainer = make_trainer(cfg, callbacks, **({"max_steps": online.total_steps} if online else {}))
-    log_batch_semantics(trainer.world_size, datamodule)
+    ranks = trainer.world_size
+    if ranks > 1 and hasattr(datamodule, "per_rank_batch_size"):  # say what a batch means across ranks
+        per_rank = datamodule.per_rank_batch_size(ranks)
+        how = (
+            "data.global_batch_size split across ranks"
+            if getattr(datamodule, "global_batch_size", None)
+            else "data.batch_size per rank; data.global_batch_size=256 splits the paper's batch instead"
+        )
+        rank_zero_info(f"{ranks} ranks x {per_rank} = global batch {ranks * per_rank}; the paper's is 256 ({how})")
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return summarize(trainer, cfg)
 
@@ -76,44 +86,29 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
 def check_env_spaces(cfg: DictConfig, datamodule: Any, obs_dim: int, action_dim: int) -> None:
     """Before step 0: the evaluation env and the online phase's (which may name another env than the data's) observe
     and act in the data's dims; the env the dims were read from (``dims_env_name``) is not built again."""
-    own = getattr(datamodule, "eval_env_name", None)
-    envs = {}  # the key that names the env -> the env
-    evaluation = (cfg.get("callbacks") or {}).get("evaluation")
-    if evaluation is not None and cfg.get("eval", {}).get("episodes", 1) != 0:
-        envs["callbacks.evaluation.env_name"] = evaluation.get("env_name") or own
-    online = cfg.get("online") or {}
-    if online.get("steps", 0):
-        envs["online.env_name"] = online.get("env_name") or own
     from rql_lightning.envs import make_eval_env
 
+    own = getattr(datamodule, "eval_env_name", None)
+    envs = {}  # role -> (the key that names the env, the env)
+    evaluation = (cfg.get("callbacks") or {}).get("evaluation")
+    if evaluation is not None and cfg.get("eval", {}).get("episodes", 1) != 0:
+        envs["evaluation"] = ("callbacks.evaluation.env_name", evaluation.get("env_name") or own)
+    online = cfg.get("online") or {}
+    if online.get("steps", 0):
+        envs["online"] = ("online.env_name", online.get("env_name") or own)
     checked = {None, getattr(datamodule, "dims_env_name", None)}  # None: no env, the evaluation callback says so
-    for key, name in envs.items():
+    for role, (key, name) in envs.items():
         if name in checked:
             continue
         checked.add(name)
-        env = make_eval_env(name)
-        try:
+        with make_eval_env(name) as env:
             obs_shape, action_shape = tuple(env.observation_space.shape or ()), tuple(env.action_space.shape or ())
-        finally:
-            env.close()
         if (obs_shape, action_shape) != ((obs_dim,), (action_dim,)):
-            role = "online" if key.startswith("online") else "evaluation"
             raise UserError(
                 f"the {role} env {name} has observations of shape {obs_shape} and actions of shape {action_shape}, "
                 f"but {datamodule.describe_source()} holds ({obs_dim},) and ({action_dim},); use the data's own env "
                 f"({key}=null), or train on data of that env"
             )
-
-
-def replica_axis(cfg: DictConfig) -> dict[str, list[int]]:
-    """The module's replica axis: none for one run; ``seeds`` for a seed batch; with ``task.ids`` one replica per
-    (task, seed), task-major, as the datamodule orders its batches."""
-    seeds = [int(s) for s in cfg.seeds] if cfg.get("seeds") else None
-    tasks = cfg.task.get("ids")
-    if tasks is None:
-        return {"seeds": seeds} if seeds else {}
-    seeds = seeds or [int(cfg.seed)]
-    return {"seeds": [s for _ in tasks for s in seeds], "task_ids": [int(t) for t in tasks for _ in seeds]}
 
 
 def make_callbacks(cfg: DictConfig) -> list:
@@ -144,53 +139,35 @@ def make_loggers(cfg: DictConfig) -> list:
     return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None and "_target_" in c]
 
 
-def log_batch_semantics(world_size: int, datamodule: Any) -> None:
-    """Say at start what a batch means across ranks: per rank (Lightning's convention) or split."""
-    from lightning.pytorch.utilities import rank_zero_info
-
-    if world_size <= 1 or not hasattr(datamodule, "per_rank_batch_size"):
-        return
-    per_rank = datamodule.per_rank_batch_size(world_size)
-    how = (
-        "data.global_batch_size split across ranks"
-        if getattr(datamodule, "global_batch_size", None)
-        else "data.batch_size per rank; data.global_batch_size=256 splits the paper's batch instead"
-    )
-    rank_zero_info(
-        f"{world_size} ranks x {per_rank} = global batch {world_size * per_rank}; the paper's is 256 ({how})"
-    )
-
-
 def summarize(trainer: L.Trainer, cfg: DictConfig) -> dict[str, Any]:
     """Where the run went, and its last ``eval/*`` numbers; a batched run's per replica under ``per_seed`` (seed ->
     numbers) or ``per_task`` (task -> seed -> numbers), their mean as ``success_rate`` / ``return``."""
-    axis = replica_axis(cfg)
-    seeds, tasks = axis.get("seeds", []), axis.get("task_ids")
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from rql_lightning.evaluator import metric_key, replicas_of
+
+    replicas = replicas_of(trainer.lightning_module) or [("", None, None)]
+    seeds = [seed for _, _, seed in replicas if seed is not None]
     summary: dict[str, Any] = {"task": cfg.task.name, "task_id": cfg.task.ids or cfg.task.id}
     summary["seed"] = sorted(set(seeds), key=seeds.index) or cfg.seed
     summary["step"] = trainer.global_step
-    metrics = trainer.callback_metrics
     numbers: dict[tuple[int | None, int | None], dict[str, float]] = {}
-    pairs = list(zip(tasks or [None] * len(seeds), seeds, strict=True)) or [(None, None)]
-    for task, seed in pairs:
-        prefix = "".join(f"{kind}{n}/" for kind, n in (("task", task), ("seed", seed)) if n is not None)
-        for key, name in (("eval/success_rate", "success_rate"), ("eval/return", "return")):
-            if prefix + key in metrics:
-                numbers.setdefault((task, seed), {})[name] = float(metrics[prefix + key])
-    if tasks:
+    for key, task, seed in replicas:
+        for name in ("success_rate", "return"):
+            if (value := trainer.callback_metrics.get(metric_key(key, f"eval/{name}"))) is not None:
+                numbers.setdefault((task, seed), {})[name] = float(value)
+    if replicas[0][1] is not None:  # task_ids
         summary["seeds"], summary["per_task"] = summary["seed"], {}
         for (task, seed), values in numbers.items():
             summary["per_task"].setdefault(task, {})[seed] = values
     elif seeds:
         summary["seeds"], summary["per_seed"] = seeds, {seed: values for (_, seed), values in numbers.items()}
-    if len(numbers) == len(pairs):
+    if len(numbers) == len(replicas):
         for name in ("success_rate", "return"):
             summary[name] = sum(v[name] for v in numbers.values()) / len(numbers)
     checkpoint = trainer.checkpoint_callback  # Lightning's accessor of its ModelCheckpoint
     if checkpoint is not None:
         summary["checkpoint"] = checkpoint.last_model_path or checkpoint.best_model_path
-    from lightning.pytorch.loggers import TensorBoardLogger
-
     tensorboard = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
     if tensorboard:
         summary["tensorboard"] = tensorboard[0].log_dir

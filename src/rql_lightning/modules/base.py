@@ -2,11 +2,9 @@
 
 A method writes :meth:`critic_loss` and :meth:`actor_loss` (and :meth:`sample_chunks` if it evaluates another
 network) for ONE run; see ``rql.py``. The update is docs/algorithm.md (U1)-(U6), one optimizer, a group per network.
-
 With ``seeds`` (and ``task_ids``: a task-major grid of tasks x seeds) every parameter and buffer gets a leading
-replica axis, replica ``i`` initialised as the run ``seed=seeds[i]``; the one-run losses run for all replicas
-through ``vmap`` (:meth:`per_replica`), and the rest of the update is elementwise, so it is the same code.
-Without ``seeds`` there is no axis and no vmap: tensors, checkpoint keys and numbers are the single run's.
+replica axis, replica ``i`` initialised as the run ``seed=seeds[i]``, and the one-run losses run through ``vmap``
+(:meth:`per_replica`); without, tensors, checkpoint keys and numbers are the single run's.
 """
 
 from __future__ import annotations
@@ -61,13 +59,9 @@ class _Replicated(type):
 
 
 class FlowQModule(L.LightningModule, metaclass=_Replicated):
-    """Base class: flow actor + critic ensemble, targets, one manual update per batch, for one run or ``R``.
-
-    ``name`` is the method's short name in results tables (saved with the hyperparameters);
-    without it, :attr:`method_name` is the class's :attr:`default_name`. ``seeds``: the replica axis
-    (one run per seed), None for one run of ``seed``. ``task_ids``: with ``seeds``, replica ``i`` is the run of task
-    ``task_ids[i]`` with seed ``seeds[i]`` (tasks of one dataset; only its batches' rewards and masks tell them apart).
-    """
+    """Base class: flow actor + critic ensemble, targets, one manual update per batch. ``name``: see
+    :attr:`method_name`. ``seeds``: one run per seed, None for one run of ``seed``; ``task_ids``: replica ``i`` is task
+    ``task_ids[i]`` with seed ``seeds[i]`` (tasks of one dataset: only its batches' rewards and masks differ)."""
 
     default_name: str = "flowq"
     # False for a method whose sample_chunks is host code that vmap cannot batch: act then calls it replica by replica
@@ -124,7 +118,6 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         """The short name results tables use: ``name`` if given, else the class's ``default_name``."""
         return self.hparams.get("name") or self.default_name
 
-    # ----- the replica axis -----------------------------------------------------------------------
     @property
     def seeds(self) -> list[int] | None:
         """The replicas' run seeds, or None for a single run (no replica axis)."""
@@ -134,10 +127,6 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
     def task_ids(self) -> list[int] | None:
         """The replicas' task ids (aligned with :attr:`seeds`), or None when every replica is the run's one task."""
         return None if self.hparams.get("task_ids") is None else list(self.hparams.task_ids)
-
-    @property
-    def num_replicas(self) -> int:
-        return 1 if self.seeds is None else len(self.seeds)
 
     @property
     def replica_names(self) -> list[str]:
@@ -190,7 +179,6 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         module.load_state_dict({k: v[index].clone() for k, v in self.state_dict().items()})
         return module.to(self.device)
 
-    # ----- hooks a method fills in (for one run) ----------------------------------------------------
     def draw(self, batch_size: int, generator: torch.Generator | None = None) -> Draws:
         """All random numbers of one run's update, on the module's device."""
         return Draws.sample(batch_size, self.policy.chunk_dim, self.policy.flow_steps, self.device, generator)
@@ -206,7 +194,6 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         """One run's evaluation policy: the EMA actor's flow from ``noise (N, D)``; returns ``(N, h, A)``."""
         return self.ema_policy.split_chunk(self.ema_policy.sample(obs, noise))
 
-    # ----- the update (every replica at once) -------------------------------------------------------
     def compute_losses(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """One run's losses at the current weights: ``(critic_loss, actor_loss, info)``."""
         critic_term, critic_info = self.critic_loss(batch, draws)
@@ -224,9 +211,8 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         else:  # used outside a Trainer (tests, notebooks)
             loss.backward()
         every = self.hparams.check_finite_every
-        restore = None
-        if every > 0 and self.global_step % every == 0:
-            restore = self._finite_or_skip(critic_term, actor_term, optimizer)
+        due = every > 0 and self.global_step % every == 0
+        restore = self._finite_or_skip(critic_term, actor_term, optimizer) if due else None
         if restore is not False:
             self._fast("update_targets")()
             optimizer.step()
@@ -252,7 +238,7 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         replicas, or with ``skip_nonfinite`` drop and count the bad replicas' update. Returns None when all are
         finite, False when none is (nothing steps), else a function that puts the bad replicas back after the step
         (Adam's step counter is shared: a replica skipped alone later bias-corrects one step ahead of its run)."""
-        lead = () if self.seeds is None else (self.num_replicas,)
+        lead = () if self.seeds is None else (len(self.seeds),)
         terms = {"critic_loss": critic_term.detach(), "actor_loss": actor_term.detach()}
         critic = {id(p) for p in self.critic.parameters()}
         for name, params in (
@@ -315,7 +301,7 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         ``i`` draws what the run ``seed=seeds[i]`` does. Under ``data.global_batch_size`` a rank draws the global
         batch as rank 0 and keeps its rows: N ranks draw what one process with the full batch draws."""
         step = self.global_step if step is None else step
-        trainer, start = self._trainer, self.global_rank * batch_size
+        trainer, rows = self._trainer, slice(self.global_rank * batch_size, (self.global_rank + 1) * batch_size)
         split = (
             trainer.world_size if trainer is not None and getattr(trainer.datamodule, "global_batch_size", None) else 1
         )
@@ -326,7 +312,7 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
 
         def one(seed: int) -> Draws:
             draws = self.draw(batch_size * split, seeded_generator(seed, rank, step, DRAW_STREAM, generator=g))
-            return draws.rows(slice(start, start + batch_size)) if split > 1 else draws
+            return draws if split == 1 else type(draws)(**{k: v[rows] for k, v in vars(draws).items()})
 
         return one(self.hparams.seed) if self.seeds is None else stack_records([one(s) for s in self.seeds])
 
@@ -362,7 +348,6 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         # Fused Adam: one kernel for all parameters (same arithmetic as the reference's optax.adam).
         return torch.optim.Adam(self.optimizer_groups(), eps=1e-8, fused=True)
 
-    # ----- checkpoints ----------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Record the class, so a resume into another method is named as such (``checks.fit_problem``)."""
         checkpoint[MODULE_CLASS_KEY] = class_path(type(self))
@@ -374,7 +359,6 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         if problem:
             raise UserError(f"ckpt_path={self._trainer.ckpt_path if self._trainer else '?'} {problem}")
 
-    # ----- acting ---------------------------------------------------------------------------
     @property
     def noise_dim(self) -> int:
         """The size of one row of :meth:`act`'s noise (the flattened chunk the flow starts from)."""
@@ -393,6 +377,6 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         return torch.stack(
             [
                 functional_call(self, {k: v[i] for k, v in tensors}, ("sample_chunks", obs[i], noise[i]))
-                for i in range(self.num_replicas)
+                for i in range(len(self.seeds))
             ]
         )

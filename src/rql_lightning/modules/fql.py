@@ -38,7 +38,6 @@ class FQLModule(FlowQModule):
         """The one-step policy's unclipped chunk ``(B, D)``."""
         return self.onestep(torch.cat([obs, noise], dim=-1))
 
-    # ----- hooks -----------------------------------------------------------------------------
     def critic_loss(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, dict]:
         hp = self.hparams
         with torch.no_grad():
@@ -68,7 +67,6 @@ class FQLModule(FlowQModule):
         loss = bc + hp.alpha * distill + q_term
         return loss, {"bc_loss": bc.detach(), "distill_loss": distill.detach(), "q_term": q_term.detach()}
 
-    # ----- evaluation and optimizer -----------------------------------------------------------
     @torch.no_grad()
     def sample_chunks(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """The online one-step policy, clipped to [-1, 1]: ``(N, h, A)``."""

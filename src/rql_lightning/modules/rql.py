@@ -34,10 +34,8 @@ class RQLModule(FlowQModule):
 
     def critic_loss(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, dict]:
         hp = self.hparams
-        states = losses.virtual_states(self.policy, batch, draws, hp.virtual_states)
-        loss, info = losses.critic_loss(
-            self.critic, self.target_critic, self.policy, batch, draws, hp.discount, hp.expectile, hp.rho, states
-        )
+        nets = (self.critic, self.target_critic, self.policy)
+        loss, info = losses.critic_loss(*nets, batch, draws, hp.discount, hp.expectile, hp.rho, hp.virtual_states)
         return loss, {"q": info["q"].detach()}
 
     def actor_loss(self, batch: ChunkBatch, draws: Draws) -> tuple[torch.Tensor, dict]:

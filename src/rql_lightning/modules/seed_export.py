@@ -1,12 +1,8 @@
-"""One replica of a seed-batched (or multi-task) checkpoint as an ordinary single-run checkpoint.
-
-    python -m rql_lightning.modules.seed_export <run>/checkpoints/last.ckpt 3 seed3.ckpt
-    python -m rql_lightning.modules.seed_export <run>/checkpoints/last.ckpt 3 task2-seed3.ckpt --task 2
-
-The result is what a run with ``seed=3`` alone would have saved at that step (state_dict, Adam moments,
-hyperparameters, loop state), so ``rql-train seed=3 ckpt_path=seed3.ckpt`` (``task.id=2 seed=3`` for a task's
-replica) continues it as a single run. It records where it came from (``exported_from``, checks.py), so
-``rql-eval ckpt_path=seed3.ckpt`` finds that run's evaluation env, protocol and model class wherever it lies.
+"""One replica of a seed-batched (or multi-task) checkpoint as an ordinary single-run checkpoint (docs/running.md):
+``python -m rql_lightning.modules.seed_export <ckpt> 3 seed3.ckpt [--task 2]`` writes what a run with ``seed=3`` alone
+would have saved at that step (state_dict, Adam moments, hyperparameters, loop state), so ``rql-train seed=3
+ckpt_path=seed3.ckpt`` (``task.id=2 seed=3`` for a task's replica) continues it as a single run. It records where it
+came from (``exported_from``), so ``rql-eval ckpt_path=seed3.ckpt`` finds that run's env, protocol and model class.
 """
 
 from __future__ import annotations
@@ -54,10 +50,7 @@ def export_seed(ckpt_path: str | Path, seed: int, out_path: str | Path, task: in
     i = pairs.index((task, seed))
     exported = dict(checkpoint)
     exported["state_dict"] = _slice(checkpoint["state_dict"], i)
-    exported["optimizer_states"] = [
-        {"state": _slice(opt["state"], i), "param_groups": opt["param_groups"]}
-        for opt in checkpoint.get("optimizer_states", [])
-    ]
+    exported["optimizer_states"] = [_slice(opt, i) for opt in checkpoint.get("optimizer_states", [])]  # state, groups
     exported["hyper_parameters"] = {**{k: v for k, v in hp.items() if k not in ("seeds", "task_ids")}, "seed": seed}
     exported[EXPORTED_FROM] = {
         "ckpt_path": str(source),
