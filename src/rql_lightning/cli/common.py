@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import warnings
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
@@ -46,10 +45,3 @@ def user_errors_as_one_line(fn: Callable[[], T]) -> T:
         if isinstance(cause, UserError):
             fail(str(cause))
         raise
-
-
-def silence_unactionable_warnings() -> None:
-    """Noise a user cannot act on: OGBench's float64 bounds, GLFW without a display, a Lightning deprecation."""
-    warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32.*")
-    warnings.filterwarnings("ignore", message=".*DISPLAY environment variable is missing.*")
-    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")

@@ -18,12 +18,8 @@ from rql_lightning import naming
 from rql_lightning.cli.common import user_errors_as_one_line
 from rql_lightning.data.dataset_checks import DataConfigError, DatasetNotFoundError, check_npz_keys
 from rql_lightning.data.download import OGBENCH_DATASET_URL, download_dataset
-from rql_lightning.data.generate import (
-    DEFAULT_VAL_FRACTION,
-    SUPPORTED_DATASETS,
-    generate_play_dataset,
-    quiet_sim_warnings,
-)
+from rql_lightning.data.generate import DEFAULT_VAL_FRACTION, SUPPORTED_DATASETS, generate_play_dataset
+from rql_lightning.errors import silence_unactionable_warnings
 
 MANIPULATION_PREFIXES = ("cube-", "scene-", "puzzle-")
 
@@ -128,10 +124,9 @@ def mask_stats(parts: Iterable) -> tuple[float, float, float]:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from rql_lightning.data.minari_datamodule import MinariDataModule, has_minari
-    from rql_lightning.data.ogbench_datamodule import load_npz
-
     a_file = Path(args.dataset).expanduser().exists() or args.dataset.endswith(naming.NPZ_SUFFIX)
+    if args.minari or not a_file:  # torch and Lightning come in only here, or for --task
+        from rql_lightning.data.minari_datamodule import MinariDataModule, has_minari
     if args.minari or (not a_file and has_minari(args.dataset, args.data_dir)):  # as the trainer sees it
         dm = MinariDataModule(args.dataset, chunk_size=1, data_dir=args.data_dir)
         arrays = dm.load_arrays()
@@ -154,8 +149,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
                 singletask_name = naming.singletask_name_of(name, args.task)
             except ValueError as err:
                 raise DataConfigError(f"cannot infer the environment: {err}; name the file <dataset>-vN.npz") from None
+            from rql_lightning.data.ogbench_datamodule import load_npz
+
             with warnings.catch_warnings():
-                quiet_sim_warnings()
+                silence_unactionable_warnings()
                 success_rate, r_min, r_max = mask_stats(load_npz(file, singletask_name) for file in files)
             rows.append((f"task {args.task}", f"success rate {success_rate:.4f}, reward range [{r_min:g}, {r_max:g}]"))
     for label, value in rows:

@@ -18,9 +18,9 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from rql_lightning.checks import EXPORTED_FROM, MODULE_CLASS_KEY, read_checkpoint
-from rql_lightning.cli.common import fail, silence_unactionable_warnings, user_errors_as_one_line
+from rql_lightning.cli.common import fail, user_errors_as_one_line
 from rql_lightning.config import CONF_DIR
-from rql_lightning.errors import UserError
+from rql_lightning.errors import UserError, silence_unactionable_warnings
 from rql_lightning.naming import run_dir_of
 
 USAGE = "rql-eval ckpt_path=<run>/checkpoints/last.ckpt [eval.episodes=50] [eval.video_episodes=2]"

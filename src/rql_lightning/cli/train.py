@@ -15,9 +15,9 @@ from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf import DictConfig
 
 from rql_lightning.checks import check_config, check_machine, check_overrides, check_run_dir_arguments
-from rql_lightning.cli.common import USAGE_EXIT_CODE, silence_unactionable_warnings, user_errors_as_one_line
+from rql_lightning.cli.common import USAGE_EXIT_CODE, user_errors_as_one_line
 from rql_lightning.config import CONF_DIR, compose_config, print_config_tree
-from rql_lightning.errors import UserError
+from rql_lightning.errors import UserError, silence_unactionable_warnings
 from rql_lightning.run_lock import is_rank_zero_process
 
 

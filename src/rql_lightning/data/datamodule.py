@@ -25,8 +25,7 @@ FINGERPRINT_HEX = 12
 
 @dataclasses.dataclass(eq=False, repr=False, kw_only=True)
 class WindowDataModule(L.LightningDataModule):
-    """Serves window batches seeded by (seed, rank, step); subclasses define :meth:`load_arrays`, :meth:`dims` and
-    :meth:`identity`. ``batch_size`` is per rank; ``global_batch_size`` splits one batch across the ranks."""
+    """Window batches seeded by (seed, rank, step): ``batch_size`` per rank, or ``global_batch_size`` split over all."""
 
     chunk_size: int
     batch_size: int = 256
@@ -51,8 +50,7 @@ class WindowDataModule(L.LightningDataModule):
 
     @property
     def replicas(self) -> list[tuple[int, int]] | None:
-        """``(task column, seed)`` of each replica of a batched run, task-major (row ``r`` of every ``(R, B, ...)``
-        batch); None for a single run."""
+        """The :attr:`WindowStream.replicas` of this run, task-major; None for a single run."""
         if self.seeds is None and self.task_ids is None:
             return None
         columns = range(len(self.task_ids)) if self.task_ids is not None else [0]
@@ -119,8 +117,7 @@ class WindowDataModule(L.LightningDataModule):
 def identity_record(
     source: str, dataset: str, path: str | Path | None, files: Sequence[Path] = (), arrays: OfflineArrays | None = None
 ) -> dict:
-    """:meth:`WindowDataModule.identity` of ``arrays`` or of the ``files`` of ``path``: a hash of each one's first and
-    last MiB, size (shape) and name; ``key`` (what results pool runs by) from the rest."""
+    """:meth:`WindowDataModule.identity` of ``arrays`` or of the ``files`` of ``path`` (each one's ends, size, name)."""
     digest = hashlib.blake2b(digest_size=FINGERPRINT_HEX // 2)
     if arrays is not None:
         for name, a in vars(arrays).items():

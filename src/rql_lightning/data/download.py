@@ -109,8 +109,7 @@ def download_dataset(
     shards: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Fetch ``dataset`` into ``data_dir`` in the layout training reads (files present are kept); returns the
-    shard folder ``<data_dir>/<dataset>/`` or the file ``<data_dir>/<dataset>.npz``."""
+    """Fetch ``dataset`` into ``data_dir`` as training reads it (files present kept); returns its file or folder."""
     data_dir = Path(data_dir).expanduser()
     for name in official_files(dataset, shards):
         download_file(f"{base_url.rstrip('/')}/{name}", data_dir / name, progress=progress)

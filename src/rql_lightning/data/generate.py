@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rql_lightning.data.dataset_checks import DataConfigError, npz_headers
+from rql_lightning.errors import silence_unactionable_warnings
 from rql_lightning.file_writes import WriteRefusedError, refusal, write_atomically
 from rql_lightning.naming import NPZ_SUFFIX, dataset_env_name, dataset_file, shard_path, val_path_of
 
@@ -142,12 +143,6 @@ class EpisodeCollector:
                 return episode
 
 
-def quiet_sim_warnings() -> None:
-    """Silence simulator set-up noise (no GLFW display, Box float32 casts): it says nothing about the data."""
-    warnings.filterwarnings("ignore", message=".*DISPLAY.*")
-    warnings.filterwarnings("ignore", message=".*precision lowered.*")
-
-
 # Episodes queued per worker: keeps workers busy while the parent saves a file, without unbounded buffering.
 EPISODES_IN_FLIGHT_PER_WORKER = 4
 
@@ -157,7 +152,7 @@ _WORKER_COLLECTOR: EpisodeCollector | None = None
 
 def _worker_init(dataset_name: str, seed: int, max_episode_steps: int) -> None:
     global _WORKER_COLLECTOR
-    quiet_sim_warnings()
+    silence_unactionable_warnings()
     _WORKER_COLLECTOR = EpisodeCollector(dataset_name, seed, max_episode_steps)
 
 
@@ -172,7 +167,7 @@ def collect_in_process(
     saved_state = np.random.get_state()
     try:
         with warnings.catch_warnings():
-            quiet_sim_warnings()
+            silence_unactionable_warnings()
             collector = EpisodeCollector(dataset_name, seed, max_episode_steps)
         for spec in specs:
             yield collector.collect(spec)
@@ -238,23 +233,22 @@ def generate_play_dataset(
             f"num_shards={num_shards} exceeds the {num_train_episodes} train episodes; "
             "request more transitions or fewer shards"
         )
-    # Globally numbered train/val episodes, split evenly over the files: (path, val specs, train specs).
+    # Globally numbered train/val episodes, split evenly over the files: (path, specs) in writing order, val first
+    # (once the train file exists its companion does too); complete shards kept.
     paths = [save_path] if num_shards == 1 else [shard_path(save_path, dataset_name, i) for i in range(num_shards)]
-    files, next_val = [], 0
+    writes, next_val = [], 0
     for path, train in zip(paths, np.array_split(np.arange(num_train_episodes), num_shards), strict=True):
-        n_val = max(1, round(val_fraction * len(train)))
-        val = [EpisodeSpec(SPLIT_VAL, next_val + i) for i in range(n_val)]
-        # val first: once the train file exists its companion does too
-        files.append((path, val, [EpisodeSpec(SPLIT_TRAIN, int(i)) for i in train]))
-        next_val += n_val
-    if num_shards > 1:  # complete shards kept; the directory made now, before minutes of collection
-        files = [f for f in files if not (f[0].exists() and val_path_of(f[0]).exists())]
+        val = [EpisodeSpec(SPLIT_VAL, next_val + i) for i in range(max(1, round(val_fraction * len(train))))]
+        next_val += len(val)
+        if num_shards == 1 or not (path.exists() and val_path_of(path).exists()):
+            writes += [(val_path_of(path), val), (path, [EpisodeSpec(SPLIT_TRAIN, int(i)) for i in train])]
+    if num_shards > 1:  # the directory made now, before minutes of collection
         try:
             save_path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise WriteRefusedError(refusal("the shard directory", save_path, err, _KEPT, _AGAIN)) from None
 
-    specs = [spec for _, val, train in files for spec in (*val, *train)]
+    specs = [spec for _, split_specs in writes for spec in split_specs]
     if not specs:
         return save_path
     workers = min(num_workers, len(specs))
@@ -263,21 +257,20 @@ def generate_play_dataset(
     desc = f"generating {dataset_name}"
     bar = tqdm(total=len(specs) * max_episode_steps, unit="step", unit_scale=True, desc=desc, disable=not progress)
     try:
-        for file, val, train in files:  # each file written as soon as its episodes are in
-            # Whole or not at all (write_atomically): readers never see a half-written dataset.
-            for path, split_specs in ((val_path_of(file), val), (file, train)):
-                chunk = []
-                for _ in split_specs:
-                    chunk.append(next(episodes))
-                    bar.update(len(chunk[-1]["terminals"]))
-                arrays = {key: np.concatenate([ep[key] for ep in chunk]) for key in chunk[0]}
-                write_atomically(
-                    path,
-                    lambda f, arrays=arrays: np.savez_compressed(f, **arrays),
-                    what="the generated data file",
-                    state=lambda: _KEPT,
-                    then=_AGAIN,
-                )
+        # Each file written as soon as its episodes are in, whole or not at all: readers never see half a dataset.
+        for path, split_specs in writes:
+            chunk = []
+            for _ in split_specs:
+                chunk.append(next(episodes))
+                bar.update(len(chunk[-1]["terminals"]))
+            arrays = {key: np.concatenate([ep[key] for ep in chunk]) for key in chunk[0]}
+            write_atomically(
+                path,
+                lambda f, arrays=arrays: np.savez_compressed(f, **arrays),
+                what="the generated data file",
+                state=lambda: _KEPT,
+                then=_AGAIN,
+            )
     finally:
         episodes.close()  # runs the generator's cleanup now (RNG restore / pool shutdown), not at GC time
         bar.close()

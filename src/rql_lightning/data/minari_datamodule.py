@@ -22,9 +22,10 @@ from rql_lightning.data.dataset_checks import (
     DatasetNotFoundError,
     check_arrays,
 )
-from rql_lightning.data.generate import generate_play_dataset, quiet_sim_warnings
+from rql_lightning.data.generate import generate_play_dataset
 from rql_lightning.data.ogbench_datamodule import read_compact, task_env
 from rql_lightning.data.windows import OfflineArrays
+from rql_lightning.errors import silence_unactionable_warnings
 from rql_lightning.naming import (
     DEFAULT_MINARI_ROOT,
     MINARI_ROOT_ENV,
@@ -121,10 +122,7 @@ class MinariDataModule(WindowDataModule):
     generate_transitions: int = 200_000
     generate_workers: int = 2
     task_ids: None = dataclasses.field(default=None, init=False)  # one task: its dataset's rewards
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.dataset = None  # the MinariDataset, once opened (by setup or dims, never by prepare_data)
+    dataset: Any = dataclasses.field(default=None, init=False)  # the MinariDataset once opened (never by prepare_data)
 
     def describe_source(self) -> str:
         return f"Minari dataset {self.dataset_id} ({minari_root(self.data_dir) / self.dataset_id})"
@@ -268,11 +266,10 @@ def generate_minari_dataset(
     num_transitions: int = 200_000,
     **generate: Any,
 ):
-    """Generate ``dataset_name`` play data (``generate``: :func:`generate_play_dataset`'s settings) in a temporary
-    file; returns it as Minari, relabelled for ``task``."""
+    """``dataset_name`` play data generated in a temporary file, returned as Minari relabelled for ``task``."""
     root = refuse_existing(dataset_id, data_dir)  # before minutes of generation
     with tempfile.TemporaryDirectory(prefix="rql-minari-") as tmp:
         path = generate_play_dataset(dataset_name, dataset_file(tmp, dataset_name), num_transitions, **generate)
         with warnings.catch_warnings():
-            quiet_sim_warnings()
+            silence_unactionable_warnings()
             return write_play_dataset_as_minari(path, singletask_name_of(dataset_name, task), dataset_id, root)

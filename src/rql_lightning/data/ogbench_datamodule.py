@@ -166,8 +166,7 @@ def load_npz(
 def load_singletask(
     singletask_name: str | Sequence[str], dataset_path: Path, load_val: bool = True, **settings: Any
 ) -> tuple[OfflineArrays, OfflineArrays | None]:
-    """(train, val) arrays of :func:`load_npz` (its ``settings``) for one single-task name or a list of them (val
-    None unless ``load_val``)."""
+    """(train, val) :func:`load_npz` arrays of a file and its ``-val.npz`` (val None unless ``load_val``)."""
     dataset_path = Path(dataset_path)
     name = dataset_name_of(singletask_name if isinstance(singletask_name, str) else singletask_name[0])
     for p in (dataset_path, val_path_of(dataset_path)) if load_val else (dataset_path,):
@@ -181,9 +180,8 @@ def load_singletask(
 
 @dataclasses.dataclass(eq=False, repr=False, kw_only=True)
 class OGBenchDataModule(WindowDataModule):
-    """Windows of one OGBench file (its ``-val.npz`` beside it): ``dataset_path``, else ``<data_dir>/<dataset>.npz``
-    (downloaded if ``download``), else generated into ``generated_dir`` if ``generate_if_missing``. ``task_ids``: one
-    reward and mask column per task. The ``shard_*`` settings are :class:`ShardedOGBenchDataModule`'s."""
+    """Windows of one OGBench file and its ``-val.npz`` (:meth:`resolve_path`); ``task_ids``: a reward and mask
+    column per task. The ``shard_*`` settings are :class:`ShardedOGBenchDataModule`'s."""
 
     source = "ogbench"
     shards = None  # sharded: the ShardCycler once set up (also the train_sampler)
@@ -208,10 +206,9 @@ class OGBenchDataModule(WindowDataModule):
     def __post_init__(self) -> None:
         super().__post_init__()
         # What load_npz relabels for: one name, or with task_ids one per task column, on singletask_name's dataset.
-        self.labels = self.singletask_name
-        if self.task_ids is not None:
-            self.labels = [singletask_name_of(dataset_name_of(self.singletask_name), t) for t in self.task_ids]
-        self.singletask_names = [self.labels] if self.task_ids is None else self.labels
+        columns = [singletask_name_of(dataset_name_of(self.singletask_name), t) for t in self.task_ids or []]
+        self.labels = columns or self.singletask_name  # a name: (N,) rewards and masks; a list: (N, T)
+        self.singletask_names = columns or [self.singletask_name]
         self.eval_env_names = [eval_env_name_of(n) for n in self.singletask_names]  # each task column's env
         # The env evaluation runs in; dims() reads its spaces from it too, so evaluating in it needs no data check.
         self.eval_env_name = self.dims_env_name = eval_env_name_of(self.singletask_name)
@@ -224,17 +221,14 @@ class OGBenchDataModule(WindowDataModule):
             sparse=self.sparse, action_clip_eps=self.action_clip_eps, action_tolerance=self.action_tolerance
         )
         self.val_arrays: OfflineArrays | None = None
-        self._dims: tuple[int, int] | None = None
 
     def describe_source(self) -> str:
         return str(self.resolve_path())
 
     def dims(self) -> tuple[int, int]:
         """From the single-task env's spaces (no data read; the data is checked against them on load)."""
-        if self._dims is None:
-            with task_env(self.singletask_names[0]) as env:  # every task of a dataset has the same spaces
-                self._dims = (int(env.observation_space.shape[0]), int(env.action_space.shape[0]))
-        return self._dims
+        with task_env(self.singletask_names[0]) as env:  # kept for the process; every task has the same spaces
+            return int(env.observation_space.shape[0]), int(env.action_space.shape[0])
 
     def train_files(self) -> list[Path]:
         return [self.resolve_path()]
@@ -290,8 +284,7 @@ class OGBenchDataModule(WindowDataModule):
 def load_shard_group(
     paths: Sequence[Path], labels: str | Sequence[str], chunk_size: int, batch_size: int, device: torch.device, **kwargs
 ) -> WindowSampler:
-    """A group of shard files as one :class:`WindowSampler` on ``device`` (on the cycler's loader thread);
-    ``kwargs``: :func:`load_npz`'s ``sparse``, ``action_clip_eps`` and ``action_tolerance``."""
+    """A group of shard files as one :class:`WindowSampler` on ``device`` (on the cycler's loader thread)."""
     fix = "delete {} and fetch or regenerate that shard"
     arrays = concat_arrays([load_npz(p, labels, fix=fix.format(p.name), **kwargs) for p in paths])  # parts freed
     source = str(paths[0]) if len(paths) == 1 else f"shards {paths[0]} .. {paths[-1].name}"
@@ -300,8 +293,7 @@ def load_shard_group(
 
 
 class ShardedOGBenchDataModule(OGBenchDataModule):
-    """Windows of a directory of OGBench shards (``task.data_kind=100m_shards``), swapped in memory on the
-    schedule of :mod:`rql_lightning.data.shard_schedule`; every shard's headers are checked before step 0."""
+    """Windows of a directory of OGBench shards (``task.data_kind=100m_shards``), swapped by a :class:`ShardCycler`."""
 
     source = "ogbench-shards"
 

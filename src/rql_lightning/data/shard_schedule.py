@@ -22,8 +22,7 @@ log = logging.getLogger("rql_lightning")
 
 @dataclass(eq=False, repr=False)
 class ShardCycler:
-    """Which shard group serves batch ``k``, and the background loads that keep the next one ready;
-    ``load_group(paths) -> WindowSampler`` does the loading (e.g. ``ogbench_datamodule.load_shard_group``)."""
+    """Which shard group serves batch ``k``, and the background loads (``load_group``) that keep the next one ready."""
 
     shards: Sequence[Path]
     load_group: Callable[[Sequence[Path]], WindowSampler]
@@ -99,8 +98,7 @@ class ShardCycler:
         return self.active
 
     def sampler_at(self, step: int) -> WindowSampler:
-        """The sampler for batch ``step`` (what a :class:`~rql_lightning.data.windows.WindowStream` over this
-        schedule draws from); swaps to the next group when its interval starts."""
+        """The sampler for batch ``step``; swaps to the next group when its interval starts."""
         group = self.group_of(step)
         if group != self.active_group:
             if self.active is not None and self._pending_group == group and not self._pending.done():

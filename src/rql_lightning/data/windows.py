@@ -72,8 +72,7 @@ def windows_to_batch(
 
 @dataclass(eq=False, repr=False)
 class WindowSampler:
-    """Samples :class:`ChunkBatch` es from :class:`OfflineArrays` held as tensors (``s_{t+h}`` gathered from the
-    same observations)."""
+    """Samples :class:`ChunkBatch` es from :class:`OfflineArrays` held as tensors (``s_{t+h}``: a later row)."""
 
     observations: torch.Tensor
     actions: torch.Tensor
