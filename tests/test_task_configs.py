@@ -52,10 +52,10 @@ def test_task_config_matches_spec(env: str):
 @pytest.mark.parametrize("env", sorted(spec_table()))
 def test_task_evaluates_in_its_ogbench_single_task_env(env: str):
     from rql_lightning.envs import resolve_env_id
-    from rql_lightning.naming import eval_env_name_of
+    from rql_lightning.naming import parse_singletask
 
     cfg = yaml.safe_load((TASK_DIR / f"{env}.yaml").read_text())
-    name = eval_env_name_of(cfg["singletask_name"].replace("${task.id}", "3"))
+    name = parse_singletask(cfg["singletask_name"].replace("${task.id}", "3")).env
     assert name == f"{env}-singletask-task3-v0"
     assert resolve_env_id(name) == (name, False)  # registered with gymnasium by ogbench
 

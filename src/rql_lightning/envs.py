@@ -138,7 +138,6 @@ class EvalResult:
     episode_successes: np.ndarray  # (E,) bool
     episode_returns: np.ndarray  # (E,) float64
     episode_lengths: np.ndarray  # (E,) int64
-    frames: list[np.ndarray] = field(default_factory=list)  # (T', H, W, 3) uint8 per recorded counted episode
     wall_time_s: float = 0.0
     episode_ids: np.ndarray | None = None  # (E,) int64, each episode's seed offset; None means arange(E)
     videos: list[np.ndarray] = field(default_factory=list)  # the extra video episodes (in no statistic)
@@ -238,9 +237,7 @@ class ChunkStepWrapper(gymnasium.Wrapper):
 
     def take_frames(self) -> np.ndarray | None:
         frames, self._frames = self._frames, []
-        if not frames:
-            return None
-        return np.stack(frames)
+        return np.stack(frames) if frames else None
 
     def run_chunk(self, actions: np.ndarray, reset_seed: int) -> dict[str, np.ndarray]:
         """The online phase's chunk: one row per step taken (``n <= h``) and ``next_observation``, the state to act in
@@ -334,7 +331,6 @@ def evaluate_policy(
     num_envs: int,
     seeds: Sequence[int],
     chunk_size: int,
-    render_episodes: int = 0,
     env_kwargs: dict[str, Any] | None = None,
     *,
     rank: int = 0,
@@ -345,10 +341,10 @@ def evaluate_policy(
     envs: EvalEnvs | None = None,
 ) -> list[EvalResult]:
     """Roll out ``policy`` for ``num_episodes`` episodes of each replica (``env_names[r]``, ``seeds[r]``) on
-    ``num_envs`` envs per replica; one result per replica, of this ``rank``'s share only. ``render_episodes``: frames
-    of each replica's first ones; ``video_episodes`` extra ones (ids ``num_episodes..``), rendered, never counted;
-    ``frame_skip``: record every n-th step; ``episode_info``: call ``policy(obs, replicas, episode_ids,
-    chunk_indices)``; ``envs``: a holder that keeps the vector env alive (closed by its owner), None: this call's.
+    ``num_envs`` envs per replica; one result per replica, of this ``rank``'s share only. ``video_episodes`` extra
+    ones (ids ``num_episodes..``), rendered, never counted; ``frame_skip``: record every n-th step; ``episode_info``:
+    call ``policy(obs, replicas, episode_ids, chunk_indices)``; ``envs``: a holder that keeps the vector env alive
+    (closed by its owner), None: this call's.
     """
     check_rollout_counts(num_episodes, num_envs, video_episodes, frame_skip, chunk_size)
     if world_size < 1 or not 0 <= rank < world_size:
@@ -360,13 +356,13 @@ def evaluate_policy(
     start = time.perf_counter()
     n = num_episodes
     counted = np.arange(rank, len(seeds) * n, world_size, dtype=np.int64)
-    # Jobs (replica, episode id, counted, recorded), replica by replica, each replica's video episodes first so
-    # their slow rendering overlaps with the counted episodes instead of trailing them.
+    # Jobs (replica, episode id, recorded), replica by replica, each replica's video episodes first so their slow
+    # rendering overlaps with the counted episodes instead of trailing them.
     jobs = []
     for r in range(len(seeds)):
-        jobs += [(r, n + v, 0, 1) for v in range(video_episodes)]
-        jobs += [(r, int(k), 1, int(j < render_episodes)) for j, k in enumerate(counted[counted // n == r] % n)]
-    table = np.array(jobs, dtype=np.int64).reshape(-1, 4)
+        jobs += [(r, n + v, 1) for v in range(video_episodes)]
+        jobs += [(r, int(k), 0) for k in counted[counted // n == r] % n]
+    table = np.array(jobs, dtype=np.int64).reshape(-1, 3)
     holder = envs if envs is not None else EvalEnvs()
     try:
         successes, returns, lengths, frames = _rollout(
@@ -380,14 +376,13 @@ def evaluate_policy(
     wall = time.perf_counter() - start
     results = []
     for r in range(len(seeds)):
-        mine, videos = (np.flatnonzero((table[:, 0] == r) & (table[:, 2] == c)) for c in (1, 0))
+        mine, videos = (np.flatnonzero((table[:, 0] == r) & (table[:, 2] == c)) for c in (0, 1))
         results.append(
             EvalResult.from_episodes(
                 table[mine, 1],
                 successes[mine],
                 returns[mine],
                 lengths[mine],
-                frames=[frames[j] for j in mine if j in frames],
                 videos=[frames[j] for j in videos if j in frames],
                 wall_time_s=wall,
             )
@@ -407,7 +402,7 @@ def _rollout(
     frame_skip: int,
     episode_info: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray]]:
-    """Run ``jobs`` (rows: replica, episode id, counted, recorded), each replica's in order on its own envs of
+    """Run ``jobs`` (rows: replica, episode id, recorded), each replica's in order on its own envs of
     one vector env; per-job outcome arrays."""
     num_jobs = len(jobs)
     successes = np.zeros(num_jobs, dtype=bool)
@@ -416,7 +411,7 @@ def _rollout(
     frames: dict[int, np.ndarray] = {}
     if num_jobs == 0:
         return successes, returns, lengths, frames
-    replica, ids, recorded = jobs[:, 0], jobs[:, 1], jobs[:, 3].astype(bool)
+    replica, ids, recorded = jobs[:, 0], jobs[:, 1], jobs[:, 2].astype(bool)
     any_recorded = bool(recorded.any())
     queues = [np.flatnonzero(replica == r).tolist() for r in range(len(seeds))]  # each replica's jobs, in order
     owner = np.repeat(np.arange(len(seeds)), [min(num_envs, len(q)) for q in queues])  # replica of each env
@@ -440,7 +435,6 @@ def _rollout(
     chunk_count = np.zeros(n, dtype=np.int64)  # chunks taken in the current episode
     done_count = 0
     while done_count < num_jobs:
-        # Every running env takes a new chunk each round (envs step whole chunks); idle envs step zeros.
         active = job >= 0
         batch = obs[active]
         if np.issubdtype(batch.dtype, np.floating):
@@ -470,8 +464,6 @@ def _rollout(
             job[i] = next_job(i)
         if done_count >= num_jobs:
             break
-        # Reset every finished env: with its next episode's seed, or (idle envs) with a seed outside the
-        # evaluation range so the vector env can keep stepping it.
         seeds_now = [int(job_seeds[j]) if j >= 0 else idle_seed + i for i, j in enumerate(job)]
         if any_recorded:
             envs.set_attr("record", [bool(j >= 0 and recorded[j]) for j in job])

@@ -214,7 +214,7 @@ def gather(pl_module: Any, local: dict[str, EvalResult], num_episodes: int, worl
             got[:, 2] > 0.5,
             got[:, 3],
             got[:, 4].astype(np.int64),
-            videos=r.videos,  # rank 0's (an Evaluator renders no counted episode)
+            videos=r.videos,  # rank 0's
             wall_time_s=wall,
         )
     return out

@@ -44,16 +44,6 @@ def parse_singletask(name: str) -> SingleTask:
     return SingleTask(task, f"{m['dataset']}-{version}", f"{env}-singletask-task{task}-{version}")
 
 
-def dataset_name_of(singletask_name: str) -> str:
-    """``cube-single-play-singletask-task1-v0`` -> ``cube-single-play-v0`` (the dataset file's name)."""
-    return parse_singletask(singletask_name).dataset
-
-
-def eval_env_name_of(singletask_name: str) -> str:
-    """``cube-single-play-singletask-task1-v0`` -> ``cube-single-singletask-task1-v0`` (the gym id)."""
-    return parse_singletask(singletask_name).env
-
-
 def singletask_name_of(dataset_name: str, task: int) -> str:
     """``cube-single-play-v0``, 1 -> ``cube-single-play-singletask-task1-v0``."""
     if not _VERSION_SUFFIX.search(dataset_name):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
 
 from rql_lightning.checkpointing import last_good_line
 from rql_lightning.file_writes import WriteRefusedError, os_error_in, refusal
@@ -66,8 +67,6 @@ class RunTensorBoardLogger(TensorBoardLogger):
 def _quiet_writer_threads() -> None:
     """TensorBoard's writer thread dies on a refused write and Python prints its traceback; the logger reports
     that error itself, as one line, at its next call. Other threads' errors print as before."""
-    from tensorboard.summary.writer.event_file_writer import _AsyncWriterThread
-
     previous = threading.excepthook
     if getattr(previous, "quiets", None) is _AsyncWriterThread:
         return

@@ -54,7 +54,7 @@ def test_zero_policy_times_out_and_chunks_are_open_loop_single_env():
     assert 0.0 <= res.success_rate <= 1.0 and res.success_rate == 0.0
     np.testing.assert_array_equal(res.episode_lengths, [T_MAX] * 3)
     np.testing.assert_array_equal(res.episode_returns, [-T_MAX] * 3)  # reward -1 per step while unsolved
-    assert res.mean_return == -T_MAX and res.frames == []
+    assert res.mean_return == -T_MAX and res.videos == []
     # one call per chunk: ceil(T/h) per episode, episodes run one after another on the single env
     assert policy.batch_sizes == [1] * (3 * math.ceil(T_MAX / h))
 
@@ -177,11 +177,11 @@ def test_render_frames_with_egl(tmp_path):
         f"""
         import numpy as np
         from rql_lightning.envs import evaluate_policy
-        (res,) = evaluate_policy(lambda o: np.zeros((len(o), 2, 5)), [{ENV!r}], 2, 1, [0], 2, render_episodes=1,
+        (res,) = evaluate_policy(lambda o: np.zeros((len(o), 2, 5)), [{ENV!r}], 2, 1, [0], 2, video_episodes=1,
                                  env_kwargs=dict(max_episode_steps=4, width=32, height=24))
         assert res.episode_lengths.tolist() == [4, 4]
-        assert len(res.frames) == 1, len(res.frames)
-        f = res.frames[0]
+        assert len(res.videos) == 1, len(res.videos)
+        f = res.videos[0]
         assert f.shape == (5, 24, 32, 3) and f.dtype == np.uint8 and f.max() > 0, (f.shape, f.dtype)
         print("RENDER_OK")
         """

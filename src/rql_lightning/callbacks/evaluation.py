@@ -30,12 +30,10 @@ def tile(videos: list[np.ndarray]) -> np.ndarray:
     h, w = videos[0].shape[1:3]
     cols = math.ceil(math.sqrt(len(videos)))
     rows = math.ceil(len(videos) / cols)
-    grid = np.zeros((t, rows * h, cols * w, 3), dtype=np.uint8)
-    for i, v in enumerate(videos):
-        r, c = divmod(i, cols)
-        padded = np.concatenate([v, np.repeat(v[-1:], t - v.shape[0], axis=0)]) if v.shape[0] < t else v
-        grid[:, r * h : (r + 1) * h, c * w : (c + 1) * w] = padded
-    return grid
+    held = [np.concatenate([v, np.repeat(v[-1:], t - v.shape[0], axis=0)]).astype(np.uint8) for v in videos]
+    held += [np.zeros((t, h, w, 3), np.uint8)] * (rows * cols - len(videos))  # blank tiles
+    grid = np.stack(held).reshape(rows, cols, t, h, w, 3)
+    return grid.transpose(2, 0, 3, 1, 4, 5).reshape(t, rows * h, cols * w, 3)
 
 
 def gif_summary(tag: str, frames: np.ndarray, fps: float):
@@ -80,7 +78,7 @@ class EvalPoint(NamedTuple):
 
 @dataclass
 class EvalHistory:
-    """One replica's evaluations: this process's ``results`` (frames of the latest only) and ``restored`` ones."""
+    """One replica's evaluations: this process's ``results`` (videos of the latest only) and ``restored`` ones."""
 
     results: list[tuple[int, EvalResult]] = field(default_factory=list)
     restored: list[EvalPoint] = field(default_factory=list)
@@ -90,8 +88,8 @@ class EvalHistory:
         return self.results[-1][1] if self.results else None
 
     def record(self, step: int, result: EvalResult) -> None:
-        if self.results:  # keep frames of the latest evaluation only
-            self.results[-1][1].frames, self.results[-1][1].videos = [], []
+        if self.results:  # keep videos of the latest evaluation only
+            self.results[-1][1].videos = []
         self.results.append((int(step), result))
 
     def curve(self) -> list[EvalPoint]:

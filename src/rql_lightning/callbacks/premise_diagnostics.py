@@ -50,15 +50,14 @@ class DiagnosticsCallback(L.Callback):
             )
         g = torch.Generator().manual_seed(self.seed)
         runs = _runs(pl_module)
-        one_run = runs[0][1]
-        sampler = sampler_from_arrays(val, one_run.chunk_size, torch.device("cpu"))
+        policy = runs[0][1].policy  # one run's shapes (chunk size, flow steps) are every run's
+        sampler = sampler_from_arrays(val, policy.chunk_size, torch.device("cpu"))
         idx = sampler.sample_indices(self.batch_size, g)  # the same windows for every run, with its task's rewards
         columns = [None if t is None else list(datamodule.task_ids).index(t) for *_, t in runs]  # (-val columns)
         batches = [sampler.gather(idx, None if c is None else torch.full((len(idx),), c)) for c in columns]
         depth = torch.rand(self.batch_size, generator=g)
         directions = torch.randn(self.num_directions, batches[0].action_chunks.shape[1], generator=g)
         directions = directions / directions.norm(dim=1, keepdim=True)
-        policy = one_run.policy
         draws = Draws.sample(self.batch_size, policy.chunk_dim, policy.flow_steps, "cpu", g)  # the update's draws
         return move_data_to_device((batches, depth, directions, draws), pl_module.device)  # as Lightning moves batches
 

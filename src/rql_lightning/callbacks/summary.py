@@ -1,12 +1,7 @@
 """``summary.json``: one small machine-readable record per run (fields: :meth:`RunSummaryCallback.summary`), for
-``rql-results`` and notebooks.
-
-Written by global rank 0, atomically, at fit start, after every evaluation, at train end and when training raises
-(a crashed run keeps its partial curve); a refused write stops the run with one line. At train end the record also
-goes to TensorBoard's HParams view. A batched module (``seeds``, ``task.ids``) is several runs: it writes
-``<output_dir>/<replica key>/summary.json`` each, with that run's ``seed``, ``task_id``, curve and config plus the
-whole batch's ``seeds`` (and ``task_ids``), and no top-level file.
-"""
+``rql-results`` and notebooks. Rewritten at fit start, after every evaluation, at train end and when training raises
+(a crashed run keeps its partial curve). A batched module (``seeds``, ``task.ids``) writes one per replica,
+``<output_dir>/<replica key>/summary.json``, with the whole batch's ``seeds`` (and ``task_ids``)."""
 
 from __future__ import annotations
 
@@ -15,6 +10,7 @@ import math
 import subprocess
 import time
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +18,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
+from omegaconf import OmegaConf
 
 from rql_lightning.checkpointing import checkpoint_dir, last_good_line
 from rql_lightning.envs import ogbench_version, success_timing_of
@@ -42,19 +39,14 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, bool | int | float | str):
-            flat[name] = value
         else:
-            flat[name] = str(value)
+            flat[name] = value if isinstance(value, bool | int | float | str) else str(value)
     return flat
 
 
 def _finite(x: Any) -> float | None:
     """A float for JSON, ``None`` for NaN/inf (which strict JSON cannot hold)."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
+    return None if x is None or not math.isfinite(x := float(x)) else x
 
 
 def method_name(module: Any) -> str:
@@ -66,21 +58,17 @@ def method_name(module: Any) -> str:
 
 def git_state() -> tuple[str | None, bool | None]:
     """``(HEAD commit, has uncommitted changes to tracked files)`` of the checkout holding this code; ``(None, None)``
-    when git is missing or the code is not inside a checkout."""
-
-    def git(*args: str) -> subprocess.CompletedProcess:
-        cwd = Path(__file__).resolve().parent
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)
-
+    when git is missing or the code is not inside a checkout (or before its first commit)."""
+    command = ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"]
     try:
-        head = git("rev-parse", "HEAD")
-        if head.returncode != 0:
-            return None, None
-        status = git("status", "--porcelain", "--untracked-files=no")
+        status = subprocess.run(
+            command, cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
         return None, None
-    dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
-    return head.stdout.strip() or None, dirty
+    lines = status.stdout.splitlines() if status.returncode == 0 else []
+    head = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), "(initial)")
+    return (None, None) if head == "(initial)" else (head, any(not line.startswith("#") for line in lines))
 
 
 def load_hydra_config(output_dir: Path) -> dict[str, Any] | None:
@@ -89,8 +77,6 @@ def load_hydra_config(output_dir: Path) -> dict[str, Any] | None:
     path = Path(output_dir) / ".hydra" / "config.yaml"
     if not path.is_file():
         return None
-    from omegaconf import OmegaConf
-
     cfg = OmegaConf.load(path)
     # ``paths.output_dir`` is ``${hydra:runtime.output_dir}``, which only resolves inside a Hydra job.
     if "paths" in cfg and "output_dir" in cfg.paths:
@@ -121,8 +107,6 @@ class RunSummaryCallback(L.Callback):
         self.seed = None if seed is None else int(seed)
         self.success_timing = success_timing
         if config is not None and not isinstance(config, dict):  # a DictConfig from instantiate
-            from omegaconf import OmegaConf
-
             config = OmegaConf.to_container(config, resolve=True)
         self.config = config
         self._start: float | None = None
@@ -157,10 +141,8 @@ class RunSummaryCallback(L.Callback):
             self.log_hparams(trainer, pl_module, records)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        try:
+        with suppress(WriteRefusedError):  # the run is already stopping for ``exception``: that is the one line to show
             self.write(trainer, pl_module, "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed")
-        except WriteRefusedError:  # the run is already stopping for ``exception``: that is the one line to show
-            pass
 
     @staticmethod
     def _num_evals(trainer: Any) -> int:
@@ -182,7 +164,6 @@ class RunSummaryCallback(L.Callback):
             {"step": int(s), "success_rate": _finite(sr), "return": _finite(ret), "episodes": int(n)}
             for s, sr, ret, n in ([] if published is None else published.tolist())
         ]
-        online = "online/env_steps" in metrics  # the online phase's counts, as it publishes them
         identity = getattr(getattr(trainer, "datamodule", None), "identity", None)  # source, dataset, path, ...
         if not self._data_read and callable(identity):  # once per run: an identity may hash files
             self._data_read = True
@@ -208,9 +189,9 @@ class RunSummaryCallback(L.Callback):
             "data": self._data,
             "status": status,
             "step": int(trainer.global_step),
-            "offline_steps": int(metrics["online/offline_steps"]) if online else int(trainer.global_step),
-            "online_env_steps": int(metrics["online/env_steps"]) if online else 0,
-            "online_updates": int(metrics["online/online_updates"]) if online else 0,
+            "offline_steps": int(metrics.get("online/offline_steps", trainer.global_step)),  # online: as published
+            "online_env_steps": int(metrics.get("online/env_steps", 0)),
+            "online_updates": int(metrics.get("online/online_updates", 0)),
             "eval_step": last.get("step"),
             "success_rate": last.get("success_rate"),
             "return": last.get("return"),
@@ -265,10 +246,8 @@ class RunSummaryCallback(L.Callback):
             "run.method": record["model"],
             "run.data": str(data.get("key", "")),
         }
-        metrics = {}
-        for replica, r in records.items():
-            metrics[metric_key(replica or "", "final/success_rate")] = r["success_rate"]
-            metrics[metric_key(replica or "", "final/return")] = r["return"]
+        finals = ("success_rate", "return")
+        metrics = {metric_key(key or "", f"final/{name}"): r[name] for key, r in records.items() for name in finals}
         metrics["final/step"] = record["step"]
         try:
             numbers = {k: float(v) for k, v in metrics.items() if _finite(v) is not None}

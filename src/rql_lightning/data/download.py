@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from rql_lightning.data.dataset_checks import DatasetFormatError, DownloadError, check_npz_keys
 from rql_lightning.data.generate import SUPPORTED_DATASETS
-from rql_lightning.naming import VAL_SUFFIX, dataset_file, dataset_name_of, shard_path, val_path_of
+from rql_lightning.naming import VAL_SUFFIX, dataset_file, parse_singletask, shard_path, val_path_of
 
 OGBENCH_DATASET_URL = "https://rail.eecs.berkeley.edu/datasets/ogbench"  # where OGBench publishes its files
 OGBENCH_100M_SHARDS = 100
@@ -130,7 +130,7 @@ def shards_hint(dataset: str, singletask_name: str, data_dir: Path) -> str:
     text = (
         f"Download OGBench's shards into {data_dir}/{dataset}/ with: rql-data download {dataset} --data-dir {data_dir}"
     )
-    base = dataset_name_of(singletask_name)
+    base = parse_singletask(singletask_name).dataset
     if base in SUPPORTED_DATASETS:
         text += (
             f", or generate shards locally: rql-data generate {base} --shards 100 --num-transitions 100000000 "

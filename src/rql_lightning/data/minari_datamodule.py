@@ -30,11 +30,11 @@ from rql_lightning.naming import (
     DEFAULT_MINARI_ROOT,
     MINARI_ROOT_ENV,
     dataset_file,
-    eval_env_name_of,
     minari_env_name,
     minari_root,
     minari_root_env,
     parse_minari_id,
+    parse_singletask,
     singletask_name_of,
 )
 
@@ -222,7 +222,7 @@ def write_play_dataset_as_minari(
     root = refuse_existing(dataset_id, data_dir)
     with task_env(singletask_name) as env:  # the process's one, as training relabels with
         ds = read_compact(npz_path, singletask_name, "regenerate it with rql-data generate")
-        ogbench.relabel_utils.relabel_dataset(eval_env_name_of(singletask_name), env, ds)
+        ogbench.relabel_utils.relabel_dataset(parse_singletask(singletask_name).env, env, ds)
         last_rows = np.flatnonzero(ds["valids"] == 0)  # each episode's final observation
         first_rows = np.concatenate([[0], last_rows[:-1] + 1])
         buffers = []

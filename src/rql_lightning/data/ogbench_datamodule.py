@@ -38,10 +38,9 @@ from rql_lightning.naming import (
     DEFAULT_GENERATED_DIR,
     NPZ_SUFFIX,
     dataset_file,
-    dataset_name_of,
     default_data_dir,
-    eval_env_name_of,
     list_shards,
+    parse_singletask,
     singletask_name_of,
     val_path_of,
 )
@@ -65,7 +64,7 @@ def task_env(singletask_name: str) -> Iterator[Any]:
 
     with _TASK_ENV_LOCK:
         if singletask_name not in _TASK_ENVS:
-            if any(dataset_name_of(name) != dataset_name_of(singletask_name) for name in _TASK_ENVS):
+            if any(parse_singletask(name).dataset != parse_singletask(singletask_name).dataset for name in _TASK_ENVS):
                 for env in _TASK_ENVS.values():
                     env.close()
                 _TASK_ENVS.clear()
@@ -87,7 +86,7 @@ def read_compact(
 ) -> dict[str, np.ndarray]:
     """What ``ogbench.utils.load_dataset(path, compact_dataset=True, add_info=True)`` returns, minus ``qvel``, once
     the keys and the transitions (against the task env's spaces) pass their checks; ``fix`` ends their messages."""
-    keys = required_keys(eval_env_name_of(singletask_name))
+    keys = required_keys(parse_singletask(singletask_name).env)
     check_npz_keys(path, keys, fix)
     with np.load(path, allow_pickle=False) as file:
         ds = {k: file[k] for k in keys}
@@ -130,13 +129,13 @@ def load_npz(
 
     path = Path(path)
     names = [singletask_name] if isinstance(singletask_name, str) else list(singletask_name)
-    fix = fix or f"replace it with an OGBench-format file for {dataset_name_of(names[0])}"
+    fix = fix or f"replace it with an OGBench-format file for {parse_singletask(names[0]).dataset}"
     ds = read_compact(path, names[0], fix, action_tolerance)  # every row kept, valids = 1 - (the file's terminals)
     keep = ds["valids"] != 0  # rows that start a transition (each episode's final observation starts none)
     labels = {"rewards": [], "masks": []}
     for name in names:
         with task_env(name) as env:
-            ogbench.relabel_utils.relabel_dataset(eval_env_name_of(name), env, ds)  # sets rewards, masks
+            ogbench.relabel_utils.relabel_dataset(parse_singletask(name).env, env, ds)  # sets rewards, masks
         for key, columns in labels.items():
             columns.append(ds.pop(key)[keep].astype(np.float32, copy=False))
     for key in ("qpos", "button_states", "valids"):
@@ -168,7 +167,7 @@ def load_singletask(
 ) -> tuple[OfflineArrays, OfflineArrays | None]:
     """(train, val) :func:`load_npz` arrays of a file and its ``-val.npz`` (val None unless ``load_val``)."""
     dataset_path = Path(dataset_path)
-    name = dataset_name_of(singletask_name if isinstance(singletask_name, str) else singletask_name[0])
+    name = parse_singletask(singletask_name if isinstance(singletask_name, str) else singletask_name[0]).dataset
     for p in (dataset_path, val_path_of(dataset_path)) if load_val else (dataset_path,):
         if not p.exists():
             raise DatasetNotFoundError(f"{p} does not exist. Get it with: {obtain_hint(name, dataset_path.parent)}")
@@ -206,13 +205,13 @@ class OGBenchDataModule(WindowDataModule):
     def __post_init__(self) -> None:
         super().__post_init__()
         # What load_npz relabels for: one name, or with task_ids one per task column, on singletask_name's dataset.
-        columns = [singletask_name_of(dataset_name_of(self.singletask_name), t) for t in self.task_ids or []]
+        columns = [singletask_name_of(parse_singletask(self.singletask_name).dataset, t) for t in self.task_ids or []]
         self.labels = columns or self.singletask_name  # a name: (N,) rewards and masks; a list: (N, T)
         self.singletask_names = columns or [self.singletask_name]
-        self.eval_env_names = [eval_env_name_of(n) for n in self.singletask_names]  # each task column's env
+        self.eval_env_names = [parse_singletask(n).env for n in self.singletask_names]  # each task column's env
         # The env evaluation runs in; dims() reads its spaces from it too, so evaluating in it needs no data check.
-        self.eval_env_name = self.dims_env_name = eval_env_name_of(self.singletask_name)
-        self.dataset_name = self.dataset or dataset_name_of(self.singletask_name)
+        self.eval_env_name = self.dims_env_name = parse_singletask(self.singletask_name).env
+        self.dataset_name = self.dataset or parse_singletask(self.singletask_name).dataset
         self.data_dir = Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
         self.dataset_path = Path(self.dataset_path).expanduser() if self.dataset_path else None
         self.generated_dir = Path(self.generated_dir).expanduser()
@@ -369,7 +368,7 @@ def ogbench_datamodule(singletask_name: str, *, data_kind: str = "standard", **s
         dm = ShardedOGBenchDataModule(singletask_name, **settings)
         if path is not None or not dm.generate_if_missing or dm.train_files():
             return dm
-        base = dataset_name_of(singletask_name)
+        base = parse_singletask(singletask_name).dataset
         log.warning(
             "%s has no shards; data.generate_if_missing=true: training on a generated %s file instead",
             dm.resolve_path(),

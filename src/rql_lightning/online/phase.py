@@ -1,9 +1,4 @@
-"""The online phase as a callback (docs/online.md): after ``offline_steps`` updates, act, store, and keep updating.
-
-Before each online update the chunk in flight is collected once the updates it pays for are due, and the next is sent,
-so the env runs chunk ``c + 1`` while chunk ``c``'s updates run; rows committed before update ``u`` reach batches
-``>= u + 2`` (Lightning has fetched ``u + 1`` already).
-"""
+"""The online phase as a callback (docs/online.md): after ``offline_steps`` updates, act, store, and keep updating."""
 
 from __future__ import annotations
 
@@ -195,8 +190,7 @@ class OnlinePhase(L.Callback):
         self.in_flight = True
 
     def _commit(self, steps: dict[str, np.ndarray], trainer: L.Trainer) -> None:
-        """Store the chunk's steps as the release records them: the action executed, ``terminals`` on
-        termination or truncation, ``masks = 1 - terminated``, sparse rewards ``-(r != 0)``."""
+        """Store the chunk's steps as the release records them (docs/online.md, "What is stored")."""
         reward, terminated, ended = steps["rewards"], steps["terminated"], steps["terminated"] | steps["truncated"]
         rewards = -(reward != 0).astype(np.float32) if self.sparse else reward.astype(np.float32)
         rows = {
@@ -206,7 +200,7 @@ class OnlinePhase(L.Callback):
             "terminals": ended.astype(np.float32),
             "masks": 1.0 - terminated.astype(np.float32),
         }
-        self.buffer.add(rows, visible_from=trainer.global_step + 2)
+        self.buffer.add(rows, visible_from=trainer.global_step + 2)  # Lightning has fetched the next batch already
         self.buffer.forget_before(trainer.global_step)
         n = len(rewards)
         self.env_steps += n

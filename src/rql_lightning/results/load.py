@@ -260,12 +260,10 @@ def load_runs(
 def run_diagnostics(run: Run, _cache: dict | None = None) -> dict[str, list[tuple[int, float]]]:
     """``diag/<name> -> [(step, value)]`` of one run's premise diagnostics, found from its directory alone: a batched
     job's replica ``<job>/[task<t>/]seed<s>`` logs ``[task<t>/]seed<s>/diag/<name>`` to ``<job>/tensorboard``."""
-    if run.task_batched:  # <job>/task<t>/seed<s>/summary.json
-        log_dir, prefix = run.path.parent.parent / "tensorboard", f"task{run.task_id}/seed{run.seed}/"
-    elif run.seed_batched:
-        log_dir, prefix = run.path.parent / "tensorboard", f"seed{run.seed}/"
-    else:
-        log_dir, prefix = run.path / "tensorboard", ""
+    prefix = (
+        f"task{run.task_id}/seed{run.seed}/" if run.task_batched else f"seed{run.seed}/" if run.seed_batched else ""
+    )
+    log_dir = (run.path.parents[prefix.count("/") - 1] if prefix else run.path) / "tensorboard"
     if not log_dir.is_dir():
         return {}
     cache = {} if _cache is None else _cache

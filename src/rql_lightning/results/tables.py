@@ -84,15 +84,12 @@ def env_rows(res: Results) -> list[dict[str, Any]]:
     counts = ("n_envs", "n_tasks", "n_seeds", "n_runs")
     rows = []
     for m in res.methods:
-        base = {"method": m, "model": res.models.get(m, m)}
-        envs = [env for env in res.envs if (m, env) in res.env]
-        for env in envs:
-            source = "+".join(res.sources[(m, env)])
-            rows.append(_stat_row({**base, "data_source": source, "env": env}, res.env[(m, env)], counts))
-        if m in res.average:
-            every = sorted({source for env in envs for source in res.sources[(m, env)]})
-            keys = {**base, "data_source": "+".join(every), "env": "average"}
-            rows.append(_stat_row(keys, res.average[m], counts))
+        cells = [(env, res.env[(m, env)], res.sources[(m, env)]) for env in res.envs if (m, env) in res.env]
+        every = sorted({source for _, _, sources in cells for source in sources})
+        cells += [("average", res.average[m], every)] if m in res.average else []
+        for env, stat, sources in cells:
+            keys = {"method": m, "model": res.models.get(m, m), "data_source": "+".join(sources), "env": env}
+            rows.append(_stat_row(keys, stat, counts))
     return rows
 
 
