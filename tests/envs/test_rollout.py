@@ -120,7 +120,8 @@ def test_replicas_of_two_tasks_step_in_lock_step_each_as_its_own_run():
     those of its run alone, in as many rounds as the longest run alone takes."""
     task2 = ENV.replace("task1", "task2")
     names, seeds = [ENV, ENV, task2, task2], [3, 4, 3, 4]
-    kw = dict(num_episodes=3, num_envs=2, chunk_size=1, env_kwargs=dict(max_episode_steps=60))
+    # one env per replica: the four step in one (async) vector env, each alone in its own (sync) one
+    kw = dict(num_episodes=3, num_envs=1, chunk_size=1, env_kwargs=dict(max_episode_steps=60))
     sizes = []
 
     def counting(obs):

@@ -2,34 +2,36 @@
 last good checkpoint; exit code 2; the previous file intact, no partial file left. Every writer (checkpoints,
 summary.json, TensorBoard event files, online transitions, generated data) goes through file_writes.py.
 
-Real processes for what only a process shows: a file size limit (``RLIMIT_FSIZE``; Python ignores SIGXFSZ, so a
-write past it fails with EFBIG), a directory made read-only, a directory removed mid-run.
+A file size limit (``RLIMIT_FSIZE``; Python ignores SIGXFSZ, so a write past it fails with EFBIG) is set in this
+process around the command or the write under test, and lifted after; ``rql-data generate`` under one, a directory
+made read-only and one removed mid-run are real processes.
 
 docs/errors.md rows 68 and 75-78.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import resource
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 
 from rql_lightning.checkpointing import AtomicCheckpointIO
+from rql_lightning.cli.common import user_errors_as_one_line
 from rql_lightning.file_writes import WriteRefusedError
 from tests.reliability.test_run_lock import lock_overrides, start_training, wait_for
 from tests.runs import RQL_TRAIN, TRACEBACK, explain, quiet_env, rql_train_here
-
-RQL_DATA = str(Path(sys.executable).with_name("rql-data"))
 
 
 def _chmod_bites() -> bool:
@@ -59,17 +61,25 @@ def limited_to(size: int):
     return limit
 
 
-def run_child(code: str, limit: int, *args: str) -> subprocess.CompletedProcess:
-    """``python -c code args`` under a file size limit, its errors reported as the commands report them."""
-    preamble = "import sys\nfrom rql_lightning.cli.common import user_errors_as_one_line\n"
-    return subprocess.run(
-        [sys.executable, "-c", preamble + code, *args],
-        env=quiet_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=limited_to(limit),
-    )
+@contextlib.contextmanager
+def file_size_limit(size: int):
+    """No file this process writes may grow past ``size`` bytes meanwhile; lifted again after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def refused_here(limit: int, write, capfd) -> subprocess.CompletedProcess:
+    """``write()`` run in this process as a command runs it (a user error: one line, exit code 2) under a file
+    size limit: its exit code and output, as a process's."""
+    capfd.readouterr()  # the capture file starts empty, far below the limit
+    with file_size_limit(limit), pytest.raises(SystemExit) as exit_:
+        user_errors_as_one_line(write)
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(["in-process"], exit_.value.code, out, err)
 
 
 def one_error_line(done: subprocess.CompletedProcess) -> str:
@@ -99,22 +109,14 @@ def test_a_file_size_limit_during_a_checkpoint_write_is_one_line_and_keeps_the_l
     """Row 68: the resumed run's first checkpoint exceeds the file size limit (RLIMIT_FSIZE; Python ignores
     SIGXFSZ, so the write fails with EFBIG) and torch's serializer reports only 'unexpected pos'."""
     run_dir = tmp_path / "run"
-    # The first run in this process: only the second, under the limit, needs to be a process of its own.
     first = rql_train_here(lock_overrides(cube_single_dataset, run_dir, 10), tmp_path)
     assert first.returncode == 0, explain(first)
     last = run_dir / "checkpoints" / "last.ckpt"
     size, before = last.stat().st_size, last.read_bytes()
     limit = size // 2  # above every other file the run writes (config, logs, summary.json, events)
 
-    second = subprocess.run(
-        [RQL_TRAIN, *lock_overrides(cube_single_dataset, run_dir, 20)],
-        cwd=tmp_path,
-        env=quiet_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        preexec_fn=limited_to(limit),
-    )
+    with file_size_limit(limit):
+        second = rql_train_here(lock_overrides(cube_single_dataset, run_dir, 20), tmp_path)
     assert second.returncode == 2, explain(second)
     assert TRACEBACK not in second.stdout + second.stderr, explain(second)
     errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
@@ -178,24 +180,24 @@ def test_the_last_good_checkpoint_is_the_newest_that_loads(tmp_path):
     assert last_good_checkpoint(tmp_path / "missing") is None
 
 
-def test_a_file_size_limit_during_a_summary_write_keeps_the_previous_summary(tmp_path):
+def test_a_file_size_limit_during_a_summary_write_keeps_the_previous_summary(tmp_path, capfd):
     # docs/errors.md row 75
-    """Row 75: summary.json (here padded past the limit by its config) refused in a real process."""
+    """Row 75: summary.json (here padded past the limit by its config) refused."""
+    from rql_lightning.callbacks.summary import RunSummaryCallback
+
     run = tmp_path / "run"
     last = a_checkpoint(run / "checkpoints" / "last.ckpt", 10)
     (run / "summary.json").write_text('{"status": "running"}\n')
-    code = (
-        "from pathlib import Path\n"
-        "from types import SimpleNamespace\n"
-        "import torch\n"
-        "from rql_lightning.callbacks.summary import RunSummaryCallback\n"
-        "run = Path(sys.argv[1])\n"
-        "callback = RunSummaryCallback(run, task='cube-single', seed=0, config={'pad': 'x' * 8000})\n"
-        "trainer = SimpleNamespace(is_global_zero=True, global_step=12, callback_metrics={}, datamodule=None,\n"
-        "                          checkpoint_callback=None, default_root_dir=str(run))\n"
-        "user_errors_as_one_line(lambda: callback.write(trainer, torch.nn.Linear(1, 1), 'running'))\n"
+    callback = RunSummaryCallback(run, task="cube-single", seed=0, config={"pad": "x" * 8000})
+    trainer = SimpleNamespace(
+        is_global_zero=True,
+        global_step=12,
+        callback_metrics={},
+        datamodule=None,
+        checkpoint_callback=None,
+        default_root_dir=str(run),
     )
-    line = one_error_line(run_child(code, 4096, str(run)))
+    line = one_error_line(refused_here(4096, lambda: callback.write(trainer, torch.nn.Linear(1, 1), "running"), capfd))
     assert line == (
         f"could not write the run summary {run / 'summary.json'} ([Errno 27] File too large); the last good "
         f"checkpoint is {last} (step 10); raise the file size limit (ulimit -f), then resume with resume=auto"
@@ -204,24 +206,24 @@ def test_a_file_size_limit_during_a_summary_write_keeps_the_previous_summary(tmp
     assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "summary.json"]  # no temporary file left
 
 
-def test_a_file_size_limit_during_an_event_file_write_is_one_line(tmp_path):
+def test_a_file_size_limit_during_an_event_file_write_is_one_line(tmp_path, capfd):
     # docs/errors.md row 76
     """Row 76: TensorBoard's writer thread fails past the limit; the logger's next call says so, once."""
+    from rql_lightning.tensorboard_logger import RunTensorBoardLogger
+
     run = tmp_path / "run"
     last = a_checkpoint(run / "checkpoints" / "last.ckpt", 10)
-    code = (
-        "from rql_lightning.tensorboard_logger import RunTensorBoardLogger\n"
-        "logger = RunTensorBoardLogger(sys.argv[1], name='tensorboard', version='', checkpoint_dir=sys.argv[2])\n"
-        "def log():\n"
-        "    for step in range(1000):\n"
-        "        logger.log_metrics({'train/critic_loss': 1.0, 'train/actor_loss': 2.0}, step)\n"
-        "        logger.save()\n"
-        "try:\n"
-        "    user_errors_as_one_line(log)\n"
-        "finally:\n"
-        "    logger.finalize('failed')\n"
-    )
-    done = run_child(code, 4096, str(run), str(last.parent))
+    logger = RunTensorBoardLogger(str(run), name="tensorboard", version="", checkpoint_dir=str(last.parent))
+
+    def log() -> None:
+        try:
+            for step in range(1000):
+                logger.log_metrics({"train/critic_loss": 1.0, "train/actor_loss": 2.0}, step)
+                logger.save()
+        finally:
+            logger.finalize("failed")
+
+    done = refused_here(4096, log, capfd)
     (event_file,) = (run / "tensorboard").glob("events.out.tfevents.*")
     assert one_error_line(done) == (
         f"could not write the TensorBoard event file {event_file} ([Errno 27] File too large); the last good "
@@ -230,19 +232,15 @@ def test_a_file_size_limit_during_an_event_file_write_is_one_line(tmp_path):
     assert done.stderr.count("\n") == 1, explain(done)  # the writer thread's death printed nothing
 
 
-def test_a_file_size_limit_during_an_online_segment_write_is_one_line(tmp_path):
+def test_a_file_size_limit_during_an_online_segment_write_is_one_line(tmp_path, capfd):
     # docs/errors.md row 77
     """Row 77: the segment the next checkpoint would list is refused; nothing of it is left beside the checkpoints."""
+    from rql_lightning.online.phase import write_segment
+
     online = tmp_path / "checkpoints" / "online"
     last = a_checkpoint(tmp_path / "checkpoints" / "last.ckpt", 40)
-    code = (
-        "from pathlib import Path\n"
-        "import numpy as np\n"
-        "from rql_lightning.online.phase import write_segment\n"
-        "rows = {'observations': np.random.default_rng(0).normal(size=(1000, 28)).astype(np.float32)}\n"
-        "user_errors_as_one_line(lambda: write_segment(Path(sys.argv[1]), 0, rows))\n"
-    )
-    line = one_error_line(run_child(code, 4096, str(online)))
+    rows = {"observations": np.random.default_rng(0).normal(size=(1000, 28)).astype(np.float32)}
+    line = one_error_line(refused_here(4096, lambda: write_segment(online, 0, rows), capfd))
     assert re.fullmatch(
         re.escape(f"could not write the online transitions {online}/rows0000000000-0000001000-")
         + r"[0-9a-f]{16}\.npz"
@@ -256,18 +254,13 @@ def test_a_file_size_limit_during_an_online_segment_write_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_file_size_limit_during_data_generation_leaves_no_partial_file(tmp_path):
+def test_a_file_size_limit_during_data_generation_leaves_no_partial_file(tmp_path, capfd):
     # docs/errors.md row 78
     """Row 78: ``rql-data generate`` under a file size limit; the -val file, written first, is refused."""
-    done = subprocess.run(
-        [RQL_DATA, "generate", "cube-single-play-v0", "--num-transitions", "10", "--data-dir", str(tmp_path)]
-        + ["--no-progress"],
-        env=quiet_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        preexec_fn=limited_to(4096),
-    )
+    from rql_lightning.cli.data import main as rql_data
+
+    args = ["generate", "cube-single-play-v0", "--num-transitions", "10", "--data-dir", str(tmp_path), "--no-progress"]
+    done = refused_here(4096, lambda: rql_data(args), capfd)
     val = tmp_path / "cube-single-play-v0-val.npz"
     assert one_error_line(done) == (
         f"could not write the generated data file {val} ([Errno 27] File too large); the files finished before it "
