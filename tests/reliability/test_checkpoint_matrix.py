@@ -2,11 +2,10 @@
 
 The matrix: the checkpoints of a single run, a seed batch, a paper column (``task.ids`` x seeds), an online
 phase, sharded data, ``model=fql``, and seed batches of ``model=bc`` and of a subclass (examples/my_flow_policy.py;
-the single runs of each method: tests/modules/test_models_cli.py), each under
-``rql-eval`` (every replica, and one replica by its key), ``resume=auto``, and the export of one replica
-followed by ``rql-eval`` and a resume of the exported file. Real tiny runs, in-process: the contract here is the
-library's (the commands' own lines are tested in tests/cli).
-"""
+the single runs of each method: tests/modules/test_models_cli.py), each under ``rql-eval`` (every replica, and one
+replica by its key; a key it does not hold), ``resume=auto``, and the export of one replica followed by
+``rql-eval`` and a resume of the exported file. Real tiny runs, in-process: the contract here is the library's
+(the commands' exit codes and streams are tested in tests/cli)."""
 
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ from rql_lightning.config import compose_config
 from rql_lightning.errors import UserError
 from rql_lightning.modules import seed_export
 from rql_lightning.training import train
-from tests.runs import TINY
+from tests.runs import TINY, explain, rql_train_here
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +152,9 @@ def test_rql_eval_evaluates_every_replica_and_one_by_its_key(runs, every_replica
         with pytest.raises(UserError, match=r"replica=seed0 is not a replica of .*it is a single run"):
             evaluate_checkpoint(str(ckpt), tmp_path / "one", episodes=1, num_envs=1, replica="seed0")
         return
-    assert list(every["replicas"]) == [key_of(*p) for p in pairs]
+    assert list(every["replicas"]) == [key_of(*p) for p in pairs] and every["seed"] == [s for _, s in pairs]
+    assert every["success_rate"] == sum(r["success_rate"] for r in every["replicas"].values()) / len(pairs)
+    assert json.loads((every_dir / "eval.json").read_text())["replicas"] == every["replicas"]
     task, seed = pairs[-1]
     one = evaluate_checkpoint(str(ckpt), tmp_path / "one", episodes=1, num_envs=1, replica=key_of(task, seed))
     assert one["seed"] == seed and "replicas" not in one
@@ -172,6 +173,20 @@ def test_resume_auto_continues_the_checkpoint(runs, kind, cube_single_dataset, s
     assert summary["first_step"] == total(kind, STEPS) and summary["step"] == total(kind, MORE)
     resumed = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert resumed["global_step"] == total(kind, MORE)
+
+
+def test_a_replica_the_checkpoint_does_not_hold_is_one_line(runs, tmp_path):
+    # docs/errors.md row 71
+    with pytest.raises(UserError, match=r"replica=seed4 is not a replica of .*; its replicas: seed0, seed1"):
+        evaluate_checkpoint(str(runs["seeds"]), tmp_path / "x", episodes=1, num_envs=1, replica="seed4")
+
+
+def test_the_command_prints_each_replica(runs, tmp_path):
+    args = [f"ckpt_path={runs['seeds']}", "eval.episodes=1", "eval.num_envs=1", f"hydra.run.dir={tmp_path}"]
+    done = rql_train_here(args, tmp_path, command="rql-eval")
+    assert done.returncode == 0, explain(done)
+    assert "  seed0: success rate" in done.stdout and "  seed1: success rate" in done.stdout
+    assert json.loads((tmp_path / "eval.json").read_text())["seed"] == [0, 1]
 
 
 def test_single_runs_need_no_export_and_say_so_in_one_line(runs, tmp_path, capsys):
