@@ -110,10 +110,10 @@ def test_resume_auto_in_the_same_run_directory_continues_the_online_phase(cube_s
     first = train(compose_config(overrides(cube_single_dataset, out, "online.steps=100")))
     assert first["step"] == OFFLINE + 100
     kept = online_rows(out / "checkpoints" / "last.ckpt")
-    summary = train(compose_config(overrides(cube_single_dataset, out, "resume=auto")))
-    assert summary["step"] == OFFLINE + ONLINE
+    summary = train(compose_config(overrides(cube_single_dataset, out, "resume=auto", "online.steps=150")))
+    assert summary["step"] == OFFLINE + 150
     rows = online_rows(out / "checkpoints" / "last.ckpt")
-    assert len(rows["observations"]) == ONLINE
+    assert len(rows["observations"]) == 150
     for name in ("observations", "actions", "rewards", "masks"):
         assert np.array_equal(rows[name][:100], kept[name]), name
     assert rows["terminals"][99] == 1  # the episode in progress at the checkpoint ends there
