@@ -139,7 +139,7 @@ def check_transitions(
     action_tolerance: float = ACTION_TOLERANCE,
     obs_shape: Sequence[int] | None = None,
     action_shape: Sequence[int] | None = None,
-    fix: str = "regenerate or re-download the dataset",  # completes "...; to fix: <fix>"
+    fix: str,  # completes "...; to fix: <fix>"
 ) -> None:
     """Validate per-row arrays before any conversion; ``obs_shape``/``action_shape``: the env's spaces, if at hand."""
     n = len(terminals)
@@ -189,7 +189,7 @@ def check_transitions(
             )
 
 
-def check_arrays(source: str, a, fix: str, tolerance: float) -> None:
+def check_arrays(source: str, a, fix: str, tolerance: float | None) -> None:
     """:func:`check_transitions` of the arrays of a :class:`~rql_lightning.data.windows.OfflineArrays`."""
     check_transitions(source, a.observations, a.actions, a.terminals, a.rewards, action_tolerance=tolerance, fix=fix)
 

@@ -82,7 +82,6 @@ class EpisodeCollector:
         self._env = gymnasium.make(
             env_name, terminate_at_goal=False, mode="data_collection", max_episode_steps=max_episode_steps
         )
-        self._has_button_states = hasattr(self._env.unwrapped, "_cur_button_states")
         noise = dict(noise=ORACLE_NOISE, noise_smoothing=ORACLE_NOISE_SMOOTHING)
         if env_name.startswith("cube"):
             self._agents = {"cube": CubePlanOracle(env=self._env, **noise)}
@@ -126,7 +125,7 @@ class EpisodeCollector:
                 agent.reset(agent_ob, agent_info)
             # The stored state is the one the action was taken in, hence the 'prev_*' step-info entries.
             row = dict(observations=ob, actions=action, terminals=done, qpos=info["prev_qpos"], qvel=info["prev_qvel"])
-            if self._has_button_states:
+            if "prev_button_states" in info:  # puzzle and scene
                 row["button_states"] = info["prev_button_states"]
             for key, value in row.items():
                 data.setdefault(key, []).append(value)

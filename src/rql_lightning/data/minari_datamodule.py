@@ -49,27 +49,26 @@ def open_minari(dataset_id: str, data_dir: str | Path | None = None, download: b
 
     root = minari_root(data_dir)
     path = root / dataset_id / "data"
-    if not path.is_dir():
-        if download:
-            with minari_root_env(root):
-                try:
-                    minari.download_dataset(dataset_id)
-                except Exception as err:  # network, unknown id, incompatible version: one message
-                    raise DatasetNotFoundError(
-                        f"Minari dataset {dataset_id} is not in {root} and downloading it failed ({err}). "
-                        f"Download it where the network allows (MINARI_DATASETS_PATH={root} minari download "
-                        f"{dataset_id}) or write one: rql-data generate <play dataset> --format minari "
-                        f"--data-dir {root}"
-                    ) from None
-        else:
-            with minari_root_env(root):
-                local = sorted(minari.list_local_datasets()) if root.is_dir() else []
-            raise DatasetNotFoundError(
-                f"Minari dataset {dataset_id} is not in {root} (data.data_dir, else ${MINARI_ROOT_ENV}, else "
-                f"{DEFAULT_MINARI_ROOT}; it has: {', '.join(local) or 'nothing'}). Fetch it with: "
-                f"MINARI_DATASETS_PATH={root} minari download {dataset_id} (or data.download=true), or write one "
-                f"from OGBench play data: rql-data generate cube-single-play-v0 --format minari --data-dir {root}"
-            )
+    if not path.is_dir() and download:
+        with minari_root_env(root):
+            try:
+                minari.download_dataset(dataset_id)
+            except Exception as err:  # network, unknown id, incompatible version: one message
+                raise DatasetNotFoundError(
+                    f"Minari dataset {dataset_id} is not in {root} and downloading it failed ({err}). "
+                    f"Download it where the network allows (MINARI_DATASETS_PATH={root} minari download "
+                    f"{dataset_id}) or write one: rql-data generate <play dataset> --format minari "
+                    f"--data-dir {root}"
+                ) from None
+    elif not path.is_dir():
+        with minari_root_env(root):
+            local = sorted(minari.list_local_datasets()) if root.is_dir() else []
+        raise DatasetNotFoundError(
+            f"Minari dataset {dataset_id} is not in {root} (data.data_dir, else ${MINARI_ROOT_ENV}, else "
+            f"{DEFAULT_MINARI_ROOT}; it has: {', '.join(local) or 'nothing'}). Fetch it with: "
+            f"MINARI_DATASETS_PATH={root} minari download {dataset_id} (or data.download=true), or write one "
+            f"from OGBench play data: rql-data generate cube-single-play-v0 --format minari --data-dir {root}"
+        )
     return minari.MinariDataset(str(path))
 
 
@@ -117,7 +116,6 @@ class MinariDataModule(WindowDataModule):
     data_dir: str | None = None
     download: bool = False
     sparse: bool = False
-    action_clip_eps: float = ACTION_CLIP_EPS
     generate_if_missing: bool = False
     generate_transitions: int = 200_000
     generate_workers: int = 2
@@ -173,7 +171,7 @@ class MinariDataModule(WindowDataModule):
         except DatasetFormatError as err:
             raise DatasetFormatError(f"{self.describe_source()}: {err}; {fix}") from None
         check_arrays(self.describe_source(), arrays, fix, self.action_tolerance)  # shapes: the spaces, by construction
-        np.clip(arrays.actions, -1 + self.action_clip_eps, 1 - self.action_clip_eps, out=arrays.actions)
+        np.clip(arrays.actions, -1 + ACTION_CLIP_EPS, 1 - ACTION_CLIP_EPS, out=arrays.actions)
         if self.sparse:
             arrays.rewards = -(arrays.rewards != 0).astype(np.float32)
         return arrays
@@ -240,8 +238,7 @@ def write_play_dataset_as_minari(
                     truncations=np.arange(t) == t - 1,  # play episodes end at the time limit
                 )
             )
-        root.mkdir(parents=True, exist_ok=True)
-        with minari_root_env(root), warnings.catch_warnings():
+        with minari_root_env(root), warnings.catch_warnings():  # Minari makes <root>/<id>/data
             warnings.simplefilter("ignore")  # Minari warns about every optional metadata field left out
             return minari.create_dataset_from_buffers(
                 dataset_id,

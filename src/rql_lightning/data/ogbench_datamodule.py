@@ -24,6 +24,7 @@ from rql_lightning.data.dataset_checks import (
     ACTION_CLIP_EPS,
     ACTION_TOLERANCE,
     DatasetNotFoundError,
+    check_arrays,
     check_npz_keys,
     check_same_layout,
     check_transitions,
@@ -119,7 +120,6 @@ def load_npz(
     singletask_name: str | Sequence[str],
     *,
     sparse: bool = False,
-    action_clip_eps: float = ACTION_CLIP_EPS,
     action_tolerance: float = ACTION_TOLERANCE,
     fix: str | None = None,
 ) -> OfflineArrays:
@@ -153,12 +153,10 @@ def load_npz(
         terminals=ds.pop("terminals")[keep].astype(np.float32),
         masks=masks,
     )
-    np.clip(arrays.actions, -1 + action_clip_eps, 1 - action_clip_eps, out=arrays.actions)
+    np.clip(arrays.actions, -1 + ACTION_CLIP_EPS, 1 - ACTION_CLIP_EPS, out=arrays.actions)
     if sparse:
         arrays.rewards = -(arrays.rewards != 0).astype(np.float32)
-    check_transitions(
-        str(path), arrays.observations, arrays.actions, arrays.terminals, arrays.rewards, action_tolerance=None
-    )
+    check_arrays(str(path), arrays, "regenerate or re-download the dataset", None)  # after the squeeze
     return arrays
 
 
@@ -191,7 +189,6 @@ class OGBenchDataModule(WindowDataModule):
     data_dir: str | Path | None = None
     dataset_path: str | Path | None = None
     sparse: bool = False
-    action_clip_eps: float = ACTION_CLIP_EPS
     download: bool = True
     generate_if_missing: bool = False
     generated_dir: str | Path = DEFAULT_GENERATED_DIR
@@ -216,9 +213,7 @@ class OGBenchDataModule(WindowDataModule):
         self.dataset_path = Path(self.dataset_path).expanduser() if self.dataset_path else None
         self.generated_dir = Path(self.generated_dir).expanduser()
         # load_npz's settings, the same for the file, its -val.npz and every shard
-        self.npz_settings = dict(
-            sparse=self.sparse, action_clip_eps=self.action_clip_eps, action_tolerance=self.action_tolerance
-        )
+        self.npz_settings = dict(sparse=self.sparse, action_tolerance=self.action_tolerance)
         self.val_arrays: OfflineArrays | None = None
 
     def describe_source(self) -> str:
