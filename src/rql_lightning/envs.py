@@ -74,19 +74,9 @@ def max_episode_steps(env_name: str) -> int | None:
     """Time limit of an evaluation env (from its gymnasium spec; an OGBench env is not built)."""
     env_id, _ = resolve_env_id(env_name)
     if is_minari_env_name(env_id):
-        env = make_eval_env(env_id)
-        try:
+        with make_eval_env(env_id) as env:  # a gymnasium.Env closes on exit
             return env.spec.max_episode_steps if env.spec is not None else None
-        finally:
-            env.close()
     return gymnasium.spec(env_id).max_episode_steps
-
-
-def ogbench_version() -> str:
-    """The installed OGBench's version (recorded with every run: its semantics changed between releases)."""
-    from importlib.metadata import version
-
-    return version("ogbench")  # a dependency: always installed
 
 
 def success_timing_of(env_name: str, requested: str | None = None) -> str | None:
@@ -189,12 +179,7 @@ class ChunkStepWrapper(gymnasium.Wrapper):
         super().__init__(env)
         self.record, self.frame_skip, self._render_failed = False, max(1, int(frame_skip)), False
         self._t, self._frames, self.rows, self.episode_return = 0, [], [], 0.0
-        space = env.action_space
-        self.action_space = gymnasium.spaces.Box(
-            np.repeat(space.low[None], chunk_size, axis=0),
-            np.repeat(space.high[None], chunk_size, axis=0),
-            dtype=space.dtype,
-        )
+        self.action_space = gymnasium.vector.utils.batch_space(env.action_space, chunk_size)  # (h, act_dim)
 
     def _capture(self) -> None:
         if not self.record or self._render_failed:
@@ -365,7 +350,7 @@ def evaluate_policy(
     table = np.array(jobs, dtype=np.int64).reshape(-1, 3)
     holder = envs if envs is not None else EvalEnvs()
     try:
-        successes, returns, lengths, frames = _rollout(
+        outcomes, frames = _rollout(
             policy, holder, env_names, seeds, table, num_envs, chunk_size, env_kwargs, frame_skip, episode_info
         )
     except BaseException:
@@ -380,9 +365,7 @@ def evaluate_policy(
         results.append(
             EvalResult.from_episodes(
                 table[mine, 1],
-                successes[mine],
-                returns[mine],
-                lengths[mine],
+                *outcomes[mine].T,  # successes, returns, lengths
                 videos=[frames[j] for j in videos if j in frames],
                 wall_time_s=wall,
             )
@@ -401,16 +384,14 @@ def _rollout(
     env_kwargs: dict[str, Any] | None,
     frame_skip: int,
     episode_info: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Run ``jobs`` (rows: replica, episode id, recorded), each replica's in order on its own envs of
-    one vector env; per-job outcome arrays."""
+    one vector env; per-job (success, return, length) rows (float64 holds each exactly) and frames."""
     num_jobs = len(jobs)
-    successes = np.zeros(num_jobs, dtype=bool)
-    returns = np.zeros(num_jobs, dtype=np.float64)
-    lengths = np.zeros(num_jobs, dtype=np.int64)
+    outcomes = np.zeros((num_jobs, 3))
     frames: dict[int, np.ndarray] = {}
     if num_jobs == 0:
-        return successes, returns, lengths, frames
+        return outcomes, frames
     replica, ids, recorded = jobs[:, 0], jobs[:, 1], jobs[:, 2].astype(bool)
     any_recorded = bool(recorded.any())
     queues = [np.flatnonzero(replica == r).tolist() for r in range(len(seeds))]  # each replica's jobs, in order
@@ -455,9 +436,7 @@ def _rollout(
         for i in np.flatnonzero(finished):
             j = int(job[i])
             if j >= 0:
-                successes[j] = bool(success[i])
-                returns[j] = info["return"][i]
-                lengths[j] = info["length"][i]
+                outcomes[j] = success[i], info["return"][i], info["length"][i]
                 done_count += 1
                 if taken is not None and taken[i] is not None and recorded[j]:
                     frames[j] = taken[i]
@@ -470,4 +449,4 @@ def _rollout(
         reset_obs, _ = envs.reset(seed=seeds_now, options={"reset_mask": finished.copy()})
         obs = np.where(finished.reshape((n,) + (1,) * (obs.ndim - 1)), reset_obs, obs)
         chunk_count[finished] = 0
-    return successes, returns, lengths, frames
+    return outcomes, frames

@@ -52,31 +52,16 @@ def act(module: Any, obs: np.ndarray, noise_seeds: np.ndarray | None, generator:
         for j in zip(*np.nonzero(noise_seeds >= 0), strict=True):
             generator.manual_seed(int(noise_seeds[j]))
             noise[j] = torch.randn(1, dim, generator=generator, device=device)[0]
-    target = _device(module)
-    obs_t, noise = torch.as_tensor(obs, dtype=torch.float32).to(target), noise.to(target)
+    obs_t, noise = torch.as_tensor(obs, dtype=torch.float32).to(module.device), noise.to(module.device)
     if getattr(module, "seeds", None) is None:  # a single run acts without a replica axis
         return module.act(obs_t[0], noise[0])[None]
     return module.act(obs_t, noise)
 
 
-def _chunk_size(module: nn.Module) -> int:
-    size = getattr(module, "chunk_size", None) or dict(getattr(module, "hparams", {})).get("chunk_size")
-    if size is None:
-        raise ValueError(f"{type(module).__name__} has no chunk_size (attribute or hyperparameter)")
-    return int(size)
-
-
-def _device(module: nn.Module) -> torch.device:
-    device = getattr(module, "device", None)
-    if isinstance(device, torch.device):
-        return device
-    return next((p.device for p in module.parameters()), torch.device("cpu"))
-
-
 @contextlib.contextmanager
 def _policy_mode(module: nn.Module) -> Iterator[None]:
     """Eval mode and no grad for the rollout; train flags and global RNG states as they were afterwards."""
-    device = _device(module)
+    device = module.device
     fork = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     modes = [(m, m.training) for m in module.modules()]
     np_state = np.random.get_state()
@@ -94,8 +79,8 @@ class Evaluator(contextlib.AbstractContextManager):
     """The evaluation settings and the vector env kept alive between evaluations (``envs``, closed on exit).
 
     ``seed``: a single run's (replicas carry their own); ``video_episodes`` extra episodes rendered every
-    ``frame_skip``-th step at ``width`` x ``height`` into ``EvalResult.videos``; ``episode_noise=False`` (one
-    replica): noise drawn in sequence from a generator seeded once per evaluation.
+    ``video_frame_skip``-th step at ``video_width`` x ``video_height`` into ``EvalResult.videos``;
+    ``episode_noise=False`` (one replica): noise drawn in sequence from a generator seeded once per evaluation.
     """
 
     def __init__(
@@ -105,21 +90,19 @@ class Evaluator(contextlib.AbstractContextManager):
         num_envs: int = 1,
         seed: int = 0,
         video_episodes: int = 0,
-        frame_skip: int = 3,
-        width: int = 128,
-        height: int = 128,
+        video_frame_skip: int = 3,
+        video_width: int = 128,
+        video_height: int = 128,
         env_kwargs: dict[str, Any] | None = None,
         episode_noise: bool = True,
     ) -> None:
         if env_name is not None:
             resolve_env_id(env_name)  # fail at construction on a bad name, not hours into training
-        check_rollout_counts(num_episodes, num_envs, video_episodes, frame_skip)
+        check_rollout_counts(num_episodes, num_envs, video_episodes, video_frame_skip)
         self.env_name, self.num_episodes, self.num_envs, self.seed = env_name, int(num_episodes), int(num_envs), seed
-        self.video_episodes, self.frame_skip = int(video_episodes), int(frame_skip)
-        self.env_kwargs = dict(env_kwargs or {})
-        if video_episodes:
-            self.env_kwargs.setdefault("width", int(width))
-            self.env_kwargs.setdefault("height", int(height))
+        self.video_episodes, self.frame_skip = int(video_episodes), int(video_frame_skip)
+        video = {"width": int(video_width), "height": int(video_height)} if video_episodes else {}
+        self.env_kwargs = {**video, **(env_kwargs or {})}  # the env's own width/height, if given, win
         self.episode_noise = bool(episode_noise)
         self.envs = EvalEnvs()  # every replica's envs, kept alive between evaluations
 
@@ -139,7 +122,7 @@ class Evaluator(contextlib.AbstractContextManager):
             raise ValueError("a seed-batched module is evaluated with episode_noise=True (each seed's own noise)")
         seeds = [seed for seed, _ in replicas.values()]
         try:
-            generator = torch.Generator(device=_device(module)).manual_seed(seeds[0])
+            generator = torch.Generator(device=module.device).manual_seed(seeds[0])
         except RuntimeError:  # a device without generators
             generator = torch.Generator().manual_seed(seeds[0])
 
@@ -166,7 +149,7 @@ class Evaluator(contextlib.AbstractContextManager):
                 num_episodes=self.num_episodes,
                 num_envs=self.num_envs,
                 seeds=seeds,
-                chunk_size=_chunk_size(module),
+                chunk_size=int(module.chunk_size),
                 env_kwargs=self.env_kwargs,
                 rank=rank,
                 world_size=world_size,
@@ -209,14 +192,7 @@ def gather(pl_module: Any, local: dict[str, EvalResult], num_episodes: int, worl
         ids = got[:, 1].astype(np.int64)
         if sorted(ids.tolist()) != list(range(num_episodes)):
             raise RuntimeError(f"evaluation gathered episodes {sorted(ids.tolist())}, expected 0..{num_episodes - 1}")
-        out[key] = EvalResult.from_episodes(
-            ids,
-            got[:, 2] > 0.5,
-            got[:, 3],
-            got[:, 4].astype(np.int64),
-            videos=r.videos,  # rank 0's
-            wall_time_s=wall,
-        )
+        out[key] = EvalResult.from_episodes(*got[:, 1:].T, videos=r.videos, wall_time_s=wall)  # videos: rank 0's
     return out
 
 

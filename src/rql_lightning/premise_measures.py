@@ -79,10 +79,7 @@ def premise_diagnostics(
     obs, chunk = batch.observations, batch.action_chunks
     out: dict[str, torch.Tensor] = {}
     for tag, d in (("d1", torch.ones_like(depth)), ("du", depth)):
-        for stat, value in round_trip_error(policy, obs, chunk, d).items():
-            out[f"round_trip_{stat}_{tag}"] = value
-    for stat, value in reversed_noise_stats(policy, obs, chunk, directions).items():
-        out[f"noise_{stat}"] = value
-    for stat, value in q_along_trajectory(policy, critic, obs, chunk).items():
-        out[f"q_{stat}"] = value
+        out.update({f"round_trip_{k}_{tag}": v for k, v in round_trip_error(policy, obs, chunk, d).items()})
+    out.update({f"noise_{k}": v for k, v in reversed_noise_stats(policy, obs, chunk, directions).items()})
+    out.update({f"q_{k}": v for k, v in q_along_trajectory(policy, critic, obs, chunk).items()})
     return out

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from rql_lightning.envs import EvalResult, resolve_env_id
@@ -52,8 +53,6 @@ def gif_summary(tag: str, frames: np.ndarray, fps: float):
 
 def log_video(loggers: Iterable[Any], tag: str, videos: list[np.ndarray], step: int, fps: float) -> None:
     """Episodes side by side as one GIF ``tag`` at ``step`` in every TensorBoard logger; a failure is a warning."""
-    from lightning.pytorch.loggers import TensorBoardLogger
-
     tensorboards = [lg for lg in loggers if isinstance(lg, TensorBoardLogger)]
     if not tensorboards or not videos:
         return
@@ -107,9 +106,9 @@ class EvalHistory:
 
 
 class EvaluationCallback(L.Callback):
-    """Evaluate every ``every_n_steps`` training batches (``<= 0``: never) and ``at_train_end`` (unless just done), on
-    every DDP rank together; ``env_name`` None: the datamodule's. ``video_*`` are the
-    :class:`~rql_lightning.evaluator.Evaluator`'s ``frame_skip``, ``width``, ``height``; ``settings`` its others.
+    """Evaluate every ``every_n_steps`` training batches (``<= 0``: never) and at train end (unless just done), on
+    every DDP rank together; ``env_name`` None: the datamodule's; ``settings``: the
+    :class:`~rql_lightning.evaluator.Evaluator`'s others (``video_*``, ``env_kwargs``, ...).
     """
 
     def __init__(
@@ -119,19 +118,14 @@ class EvaluationCallback(L.Callback):
         every_n_steps: int = 100_000,
         num_envs: int = 2,
         seed: int = 0,
-        at_train_end: bool = True,
-        video_frame_skip: int = 3,
         video_fps: float = 15.0,
-        video_width: int = 128,
-        video_height: int = 128,
         **settings: Any,
     ):
         super().__init__()
         if video_fps <= 0:
             raise ValueError(f"video_fps must be > 0, got {video_fps}")
-        video = {"frame_skip": video_frame_skip, "width": video_width, "height": video_height}
-        self.evaluator = Evaluator(env_name, num_episodes, num_envs, int(seed), **video, **settings)
-        self.every_n_steps, self.at_train_end, self.video_fps = int(every_n_steps), bool(at_train_end), video_fps
+        self.evaluator = Evaluator(env_name, num_episodes, num_envs, int(seed), **settings)
+        self.every_n_steps, self.video_fps = int(every_n_steps), video_fps
         self.histories: dict[str, EvalHistory] = {}  # replica key -> its evaluations
         self._last_eval_batch: int | None = None
 
@@ -178,7 +172,7 @@ class EvaluationCallback(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         batches = int(trainer.fit_loop.total_batch_idx) + 1
-        if self.at_train_end and batches > 0 and batches != self._last_eval_batch:
+        if batches > 0 and batches != self._last_eval_batch:
             self.evaluate(trainer, pl_module, batches)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:

@@ -70,8 +70,6 @@ class DiagnosticsCallback(L.Callback):
     @torch.no_grad()
     def measure(self, pl_module) -> dict[str, float]:
         """All ``diag/*`` numbers (``seed<s>/diag/*`` per seed) at the module's current weights, one host sync."""
-        if self.fixed is None:
-            self.fixed = self.draw_fixed(pl_module.trainer.datamodule, pl_module)
         batches, depth, directions, draws = self.fixed
         values: dict[str, torch.Tensor] = {}
         for (prefix, run, _), batch in zip(_runs(pl_module), batches, strict=True):

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from contextlib import suppress
 from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from omegaconf import OmegaConf
 
 from rql_lightning.checkpointing import checkpoint_dir, last_good_line
-from rql_lightning.envs import ogbench_version, success_timing_of
+from rql_lightning.envs import success_timing_of
 from rql_lightning.evaluator import metric_key, replicas_of
 from rql_lightning.file_writes import WriteRefusedError, write_atomically
 from rql_lightning.naming import class_path
@@ -106,8 +107,6 @@ class RunSummaryCallback(L.Callback):
         self.task_id = None if task_id is None else int(task_id)
         self.seed = None if seed is None else int(seed)
         self.success_timing = success_timing
-        if config is not None and not isinstance(config, dict):  # a DictConfig from instantiate
-            config = OmegaConf.to_container(config, resolve=True)
         self.config = config
         self._start: float | None = None
         self._started_at: str | None = None
@@ -196,7 +195,7 @@ class RunSummaryCallback(L.Callback):
             "success_rate": last.get("success_rate"),
             "return": last.get("return"),
             "eval_env": None if published is None else env,
-            "ogbench_version": ogbench_version(),
+            "ogbench_version": version("ogbench"),  # its semantics changed between releases
             # runs under different semantics are never pooled
             "success_timing": success_timing_of(env, self.success_timing) if env else self.success_timing,
             "curve": curve,  # every evaluation, restored ones included, ``step`` in training batches

@@ -9,6 +9,7 @@ import json
 import sys
 import time
 from contextlib import suppress
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def evaluate_checkpoint(
 
     from rql_lightning.callbacks.evaluation import log_video
     from rql_lightning.callbacks.summary import load_hydra_config
-    from rql_lightning.envs import ogbench_version, success_timing_of
+    from rql_lightning.envs import success_timing_of
     from rql_lightning.evaluator import evaluate, metric_key, replicas_of, task_env_name
 
     ckpt = read_checkpoint(ckpt_path)
@@ -108,9 +109,9 @@ def evaluate_checkpoint(
         num_envs=num_envs,
         seed=seed,
         video_episodes=video_episodes,
-        frame_skip=video_frame_skip,
-        width=video_width,
-        height=video_height,
+        video_frame_skip=video_frame_skip,
+        video_width=video_width,
+        video_height=video_height,
         env_kwargs={"success_timing": timing},
     )
     per = {
@@ -123,7 +124,7 @@ def evaluate_checkpoint(
         for key, r in results.items()
     }
     record = {"ckpt_path": str(Path(ckpt_path).expanduser().absolute()), "step": step, "env": env, "seed": seed}
-    record.update(ogbench_version=ogbench_version(), success_timing=timing)
+    record.update(ogbench_version=version("ogbench"), success_timing=timing)
     if list(per) == [""]:
         record.update(per[""])
     else:  # the replicas' mean, as the summary of a seed-batched run has it, and each replica's own
