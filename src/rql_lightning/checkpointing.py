@@ -44,8 +44,7 @@ def last_good_checkpoint(directory: str | Path) -> tuple[Path, int | None] | Non
 
 def last_good_line(directory: str | Path, known: tuple[Path, int | None] | None = None) -> str:
     """``the last good checkpoint is <path> (step N)``: ``known`` (this process's newest), else the disk's."""
-    if known is not None and not known[0].is_file():  # removed since: what the disk holds now
-        known = None
+    known = known if known is not None and known[0].is_file() else None  # removed since: what the disk holds now
     good, step = known or last_good_checkpoint(directory) or (None, None)
     if good is None:
         return "no checkpoint of this run was written before"

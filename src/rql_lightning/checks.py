@@ -8,6 +8,7 @@ import functools
 import math
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,32 +71,29 @@ class Setting:
         return f"must be {' and '.join(p for p in (lo, hi) if p)}"
 
 
-def _unit(key: str, hint: str, **kw: Any) -> Setting:
-    return Setting(key, float, hint, low=0.0, high=1.0, **kw)
-
-
 # fmt: off
 SETTINGS: tuple[Setting, ...] = (
     Setting("seed", int, "use a non-negative integer seed", low=0),
     Setting("task.id", int, "OGBench single-task environments have tasks 1 2 3 4 5", low=1, high=5),
     Setting("task.chunk_size", int, "the paper uses 5 (manipulation) or 1 (locomotion)", low=1),
-    _unit("task.discount", "the paper uses 0.99 or 0.995", open_low=True),
+    Setting("task.discount", float, "the paper uses 0.99 or 0.995", low=0.0, high=1.0, open_low=True),
     Setting("task.alpha", float, "the paper sweeps 0.1 0.3 1 3 10", low=0.0),
-    _unit("task.expectile", "an expectile lies strictly between 0 and 1 (the paper: 0.5, 0.7, 0.9)",
-          open_low=True, open_high=True),
+    Setting("task.expectile", float, "an expectile lies strictly between 0 and 1 (the paper: 0.5, 0.7, 0.9)",
+            low=0.0, high=1.0, open_low=True, open_high=True),
     Setting("task.rho", float, "rho weighs the ensemble's std (the paper: 0 or 0.5)", low=0.0),
     Setting("task.fql.alpha", float, "FQL's published values are 10..1000 (model=fql reads it)", low=0.0),
     Setting("task.fql.q_agg", str, "mean (FQL's default) or min (clipped double Q)", choices=("mean", "min")),
     # model=fql sets its own expectile and rho (RQL's read task.expectile and task.rho)
-    _unit("model.expectile", "an expectile lies strictly between 0 and 1 (FQL's plain MSE: 0.5)",
-          open_low=True, open_high=True),
+    Setting("model.expectile", float, "an expectile lies strictly between 0 and 1 (FQL's plain MSE: 0.5)",
+            low=0.0, high=1.0, open_low=True, open_high=True),
     Setting("model.rho", float, "rho weighs the ensemble's std (FQL: 0)", low=0.0),
     Setting("model.flow_steps", int, "the paper uses 10 Euler steps", low=1),
     Setting("model.num_critics", int, "the paper uses an ensemble of 10 (FQL: 2)", low=1),
     Setting("model.actor_lr", float, "the paper uses 3e-4", low=0.0, open_low=True),
     Setting("model.critic_lr", float, "the paper uses 3e-4", low=0.0, open_low=True),
-    _unit("model.tau", "the paper uses 0.005", open_low=True),
-    _unit("model.ema", "the paper uses 0.999 (0 copies the actor every step)", open_high=True),
+    Setting("model.tau", float, "the paper uses 0.005", low=0.0, high=1.0, open_low=True),
+    Setting("model.ema", float, "the paper uses 0.999 (0 copies the actor every step)", low=0.0, high=1.0,
+            open_high=True),
     Setting("model.check_finite_every", int, "0 disables the NaN guard, n checks every n steps", low=0),
     Setting("model.normalize_q_loss", bool, "true or false"),
     Setting("model.compile", bool, "true or false"),
@@ -301,9 +299,7 @@ def check_output_dir(path: str | Path) -> None:
     path = Path(path).expanduser()
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        tempfile.TemporaryFile(dir=path).close()  # a file that vanishes on close
     except OSError as err:
         raise UserError(
             f"cannot write to the output directory {path} ({err.strerror}); choose another with hydra.run.dir=..."

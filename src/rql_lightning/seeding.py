@@ -36,5 +36,4 @@ def seeded_generator(
 ) -> torch.Generator:
     """A generator seeded for (seed, rank, step, stream): ``generator`` (on its device) if given, else a CPU one."""
     g = generator if generator is not None else torch.Generator()
-    g.manual_seed(stream_seed(seed, rank, step, stream))
-    return g
+    return g.manual_seed(stream_seed(seed, rank, step, stream))  # torch returns the generator itself

@@ -1,7 +1,5 @@
-"""Lightning's TensorBoard logger, with event-file writes the machine refuses as one line: TensorBoard's background
-writer reports a failure at a later call, wrapped in whatever that raises; here it is a
-:class:`~rql_lightning.file_writes.WriteRefusedError` naming the event file, the OS error and the last good checkpoint.
-"""
+"""Lightning's TensorBoard logger, whose refused event-file writes (reported by TensorBoard's background writer at a
+later call, wrapped in whatever that raises) are one :class:`~rql_lightning.file_writes.WriteRefusedError` line."""
 
 from __future__ import annotations
 

@@ -39,6 +39,7 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"ckpt_path={ckpt_path} does not exist; point it at a .ckpt (e.g. <run>/checkpoints/last.ckpt)")
     # Imported here, so that a bad command line is reported before torch and Lightning have loaded.
     import lightning as L
+    import torch
     from lightning.pytorch.utilities import rank_zero_info
 
     from rql_lightning.online.phase import online_phase
@@ -47,8 +48,6 @@ def _fit(cfg: DictConfig) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
     L.seed_everything(cfg.seed, workers=True)
     if cfg.get("tf32"):
-        import torch
-
         torch.set_float32_matmul_precision("high")
     # Plain containers, not OmegaConf ones: hyperparameters are pickled into checkpoints, and Lightning
     # resumes with torch.load(weights_only=True), which refuses ListConfig/DictConfig.

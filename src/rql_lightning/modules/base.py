@@ -1,11 +1,5 @@
-"""FlowQModule: what every flow-policy Q-learning method shares, for one run or ``R`` replicas of it.
-
-A method writes :meth:`critic_loss` and :meth:`actor_loss` (and :meth:`sample_chunks` if it evaluates another
-network) for ONE run; see ``rql.py``. The update is docs/algorithm.md (U1)-(U6), one optimizer, a group per network.
-With ``seeds`` (and ``task_ids``: a task-major grid of tasks x seeds) every parameter and buffer gets a leading
-replica axis, replica ``i`` initialised as the run ``seed=seeds[i]``, and the one-run losses run through ``vmap``
-(:meth:`per_replica`); without, tensors, checkpoint keys and numbers are the single run's.
-"""
+"""FlowQModule: what every flow-policy Q-learning method shares (docs/algorithm.md (U1)-(U6), one optimizer, a group
+per network), for one run or, with ``seeds`` (and ``task_ids``), ``R`` replicas stacked on a leading axis."""
 
 from __future__ import annotations
 

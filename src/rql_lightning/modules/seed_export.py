@@ -1,9 +1,5 @@
-"""One replica of a seed-batched (or multi-task) checkpoint as an ordinary single-run checkpoint (docs/running.md):
-``python -m rql_lightning.modules.seed_export <ckpt> 3 seed3.ckpt [--task 2]`` writes what a run with ``seed=3`` alone
-would have saved at that step (state_dict, Adam moments, hyperparameters, loop state), so ``rql-train seed=3
-ckpt_path=seed3.ckpt`` (``task.id=2 seed=3`` for a task's replica) continues it as a single run. It records where it
-came from (``exported_from``), so ``rql-eval ckpt_path=seed3.ckpt`` finds that run's env, protocol and model class.
-"""
+"""One replica of a seed-batched (or multi-task) checkpoint as the single-run checkpoint that run would have saved,
+recording where it came from (``exported_from``) for rql-eval; usage: docs/running.md."""
 
 from __future__ import annotations
 

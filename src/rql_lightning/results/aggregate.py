@@ -97,10 +97,12 @@ def aggregate(runs: Iterable[Run]) -> Results:
     return res
 
 
-def _pool_curves(series: Iterable[tuple[Run, Iterable[tuple[int, float]]]]) -> dict[tuple[str, str, int], Curve]:
-    """(run, [(step, value)]) pairs -> (method, env, task) -> (steps, mean, s.e.) over the seeds at each step."""
+def learning_curves(runs: Iterable[Run], series: Sequence | None = None) -> dict[tuple[str, str, int], Curve]:
+    """(method, env, task) -> (steps, mean, s.e.) over the seeds at each step of each run's ``[(step, value)]`` in
+    ``series`` (default: its success rate at every evaluation)."""
+    runs = list(runs)
     grouped: dict[tuple[str, str, int], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for run, points in series:
+    for run, points in zip(runs, [r.curve for r in runs] if series is None else series, strict=True):
         for step, value in points:
             grouped[(run.method, run.env, run.task_id)][int(step)].append(float(value))
     curves = {}
@@ -111,14 +113,10 @@ def _pool_curves(series: Iterable[tuple[Run, Iterable[tuple[int, float]]]]) -> d
     return curves
 
 
-def learning_curves(runs: Iterable[Run]) -> dict[tuple[str, str, int], Curve]:
-    """(method, env, task) -> (steps, mean, s.e.) of the success rate over seeds at each evaluation step."""
-    return _pool_curves((r, r.curve) for r in runs)
-
-
 def diagnostic_curves(runs: Iterable[Run]) -> dict[str, dict[tuple[str, str, int], Curve]]:
     """``diag/<name> -> (method, env, task) -> (steps, mean, s.e.)`` of the premise diagnostics the runs logged."""
     cache: dict = {}
-    logged = [(run, run_diagnostics(run, cache)) for run in runs]
-    tags = sorted({tag for _, series in logged for tag in series})
-    return {tag: _pool_curves((run, series.get(tag, ())) for run, series in logged) for tag in tags}
+    runs = list(runs)
+    logged = [run_diagnostics(run, cache) for run in runs]
+    tags = sorted({tag for series in logged for tag in series})
+    return {tag: learning_curves(runs, [series.get(tag, ()) for series in logged]) for tag in tags}

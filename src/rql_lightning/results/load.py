@@ -268,8 +268,7 @@ def run_diagnostics(run: Run, _cache: dict | None = None) -> dict[str, list[tupl
         return {}
     cache = {} if _cache is None else _cache
     if log_dir not in cache:
-        acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
-        acc.Reload()
+        acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0}).Reload()  # Reload returns the accumulator
         cache[log_dir] = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
     wanted = prefix + "diag/"
     return {tag.removeprefix(prefix): series for tag, series in cache[log_dir].items() if tag.startswith(wanted)}
