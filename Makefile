@@ -25,7 +25,8 @@ $(SPEC_FILE): FORCE
 	@if [ "$$(cat $@ 2>/dev/null)" != "$(TORCH_SPEC)" ]; then \
 		set -e; test -x $(PY) || $(PYTHON) -m venv $(VENV); \
 		$(PY) -m pip install -q --upgrade pip; \
-		$(PY) -m pip install -q --force-reinstall --no-deps "$(TORCH_SPEC)"; \
+		if $(PY) -m pip show -q torch 2>/dev/null; then \
+			$(PY) -m pip install -q --force-reinstall --no-deps "$(TORCH_SPEC)"; fi; \
 		$(PY) -m pip install -q "$(TORCH_SPEC)"; \
 		echo "$(TORCH_SPEC)" > $@; fi
 
