@@ -16,10 +16,10 @@ def make(compile_: bool) -> RQLModule:
         obs_dim=1,
         action_dim=1,
         chunk_size=1,
-        flow_steps=2,  # a smaller graph to compile; the equivalence is the same
+        flow_steps=2,  # two Euler steps and one hidden layer: fewer kernels to compile; the equivalence is the same
         num_critics=2,
-        actor_hidden_dims=[32, 32],
-        critic_hidden_dims=[32, 32],
+        actor_hidden_dims=[32],
+        critic_hidden_dims=[32],
         compile=compile_,
     )
 
