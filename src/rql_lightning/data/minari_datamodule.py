@@ -16,7 +16,6 @@ import numpy as np
 
 from rql_lightning.data.datamodule import WindowDataModule, identity_record
 from rql_lightning.data.dataset_checks import (
-    ACTION_CLIP_EPS,
     DatasetError,
     DatasetFormatError,
     DatasetNotFoundError,
@@ -171,9 +170,7 @@ class MinariDataModule(WindowDataModule):
         except DatasetFormatError as err:
             raise DatasetFormatError(f"{self.describe_source()}: {err}; {fix}") from None
         check_arrays(self.describe_source(), arrays, fix, self.action_tolerance)  # shapes: the spaces, by construction
-        np.clip(arrays.actions, -1 + ACTION_CLIP_EPS, 1 - ACTION_CLIP_EPS, out=arrays.actions)
-        if self.sparse:
-            arrays.rewards = -(arrays.rewards != 0).astype(np.float32)
+        arrays.clip_and_sparsify(self.sparse)
         return arrays
 
     @property

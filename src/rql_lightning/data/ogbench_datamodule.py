@@ -21,7 +21,6 @@ import torch
 
 from rql_lightning.data.datamodule import WindowDataModule, identity_record
 from rql_lightning.data.dataset_checks import (
-    ACTION_CLIP_EPS,
     ACTION_TOLERANCE,
     DatasetNotFoundError,
     check_arrays,
@@ -153,9 +152,7 @@ def load_npz(
         terminals=ds.pop("terminals")[keep].astype(np.float32),
         masks=masks,
     )
-    np.clip(arrays.actions, -1 + ACTION_CLIP_EPS, 1 - ACTION_CLIP_EPS, out=arrays.actions)
-    if sparse:
-        arrays.rewards = -(arrays.rewards != 0).astype(np.float32)
+    arrays.clip_and_sparsify(sparse)
     check_arrays(str(path), arrays, "regenerate or re-download the dataset", None)  # after the squeeze
     return arrays
 

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from rql_lightning.batch import ChunkBatch
+from rql_lightning.data.dataset_checks import ACTION_CLIP_EPS
 from rql_lightning.seeding import BATCH_STREAM, stream_seed
 
 
@@ -36,6 +37,13 @@ class OfflineArrays:
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in vars(self).values())
+
+    def clip_and_sparsify(self, sparse: bool) -> None:
+        """Every source's last step, in place: actions into [-1 + eps, 1 - eps] (the reference's convention); with
+        ``sparse``, reward -1 on every step that is not a success, else 0."""
+        np.clip(self.actions, -1 + ACTION_CLIP_EPS, 1 - ACTION_CLIP_EPS, out=self.actions)
+        if sparse:
+            self.rewards = -(self.rewards != 0).astype(np.float32)
 
 
 def concat_arrays(parts: Sequence[OfflineArrays]) -> OfflineArrays:
