@@ -3,8 +3,8 @@ last good checkpoint; exit code 2; the previous file intact, no partial file lef
 summary.json, TensorBoard event files, online transitions, generated data) goes through file_writes.py.
 
 A file size limit (``RLIMIT_FSIZE``; Python ignores SIGXFSZ, so a write past it fails with EFBIG) is set in this
-process around the command or the write under test, and lifted after; ``rql-data generate`` under one, a directory
-made read-only and one removed mid-run are real processes.
+process around the command or the write under test, and lifted after; a directory made read-only and one removed
+mid-run are real ``rql-train`` processes.
 
 docs/errors.md rows 68 and 75-78.
 """
@@ -16,7 +16,6 @@ import os
 import re
 import resource
 import shutil
-import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -48,17 +47,6 @@ def _chmod_bites() -> bool:
 
 
 CHMOD_BITES = _chmod_bites()
-
-
-def limited_to(size: int):
-    """A child's ``preexec_fn``: files it writes may not grow past ``size`` bytes; a write past it fails with EFBIG
-    (SIGXFSZ ignored, as Python itself does at start, instead of killing the process)."""
-
-    def limit() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
-
-    return limit
 
 
 @contextlib.contextmanager
