@@ -1,7 +1,7 @@
 """``rql-results``: aggregate the summary.json of rql-train runs into the paper's tables and figures.
 
 Writes ``results.md``, ``results_{env,task}.csv``, ``runs.csv``, ``overview.png``, ``curves/<env>.png``; with a
-reference ``results_reference.csv``; with premise diagnostics ``diagnostics.md`` and ``diagnostics/<tag>.png``.
+reference ``results_reference.csv``; with premise diagnostics ``diagnostics.md`` and ``diagnostics/diag_<name>.png``.
 """
 
 from __future__ import annotations
