@@ -52,9 +52,7 @@ def _signal_handlers_restored():
 # Module order for ``--dist loadfile --no-loadscope-reorder`` (make test): the modules that took longest in a
 # recorded run go to the workers first, so no worker is left alone with a minute-long module at the end (xdist's
 # own order, by test count, hands out the long few-test modules last). The seconds are per module, summed over
-# its tests; ``pytest --record-module-seconds`` rewrites the file from a whole run. The first module generates the
-# session's dataset (~17 s on one core) while the other workers wait for its lock: each of them starts instead with
-# the longest module that does not use the dataset, and works meanwhile.
+# its tests; ``pytest --record-module-seconds`` rewrites the file from a whole run.
 MODULE_SECONDS = Path(__file__).with_name("module_seconds.json")
 _UNRECORDED_SECONDS = 5.0  # a module missing from the file (a new one): about a median module
 
@@ -74,12 +72,6 @@ def pytest_collection_modifyitems(config, items):
         return -seconds.get(item.nodeid.split("::")[0], _UNRECORDED_SECONDS)
 
     items.sort(key=cost)  # stable: a module's tests keep their order
-    modules = list(dict.fromkeys(item.nodeid.split("::")[0] for item in items))
-    uses_data = {item.nodeid.split("::")[0] for item in items if "cube_single_dataset" in item.fixturenames}
-    workers = getattr(config, "workerinput", {}).get("workercount", 1)
-    others = [m for m in modules[1:] if m not in uses_data][: workers - 1]
-    order = {m: i for i, m in enumerate(modules[:1] + others + [m for m in modules[1:] if m not in others])}
-    items.sort(key=lambda item: order[item.nodeid.split("::")[0]])
 
 
 _recorded: dict[str, float] = {}
