@@ -6,9 +6,9 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 # torch first, pinned, with pip (it reads the machine's pip config: on the CPU CI machines this wheel is on local
 # disk; an unpinned torch would pull a multi-GB CUDA build). On a GPU machine: make install TORCH_SPEC=torch
-# The package and its ~150 dependencies then go in with uv (pip-installed into the venv), which is faster; its
-# --compile-bytecode compiles the whole venv, torch included, on every core (pip's --no-compile leaves torch to it),
-# so that no process compiles a library's sources again (PYTHONDONTWRITEBYTECODE=1 would make every import do it).
+# The package and its ~150 dependencies then go in with uv (pip-installed into the venv), which is faster. Both
+# byte-compile what they install (uv: --compile-bytecode; it leaves pip's torch, sympy, ... alone): a venv without
+# .pyc files costs every process seconds, where PYTHONDONTWRITEBYTECODE=1 makes each import compile sources again.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 # Test processes (pytest-xdist): the suite spends much of its time in subprocesses and simulators, so one
@@ -29,8 +29,8 @@ $(SPEC_FILE): FORCE
 		set -e; test -x $(PY) || $(PYTHON) -m venv $(VENV); \
 		$(PY) -m pip install -q --upgrade pip; \
 		if $(PY) -m pip show -q torch 2>/dev/null; then \
-			$(PY) -m pip install -q --no-compile --force-reinstall --no-deps "$(TORCH_SPEC)"; fi; \
-		$(PY) -m pip install -q --no-compile "$(TORCH_SPEC)"; \
+			$(PY) -m pip install -q --force-reinstall --no-deps "$(TORCH_SPEC)"; fi; \
+		$(PY) -m pip install -q "$(TORCH_SPEC)"; \
 		echo "$(TORCH_SPEC)" > $@; fi
 
 $(STAMP): pyproject.toml $(SPEC_FILE)
