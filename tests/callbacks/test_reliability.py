@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -108,6 +109,17 @@ def signal_when_training(proc: subprocess.Popen, run_dir: Path, signum: int, aft
     return out + err
 
 
+class SignalAt(L.Callback):
+    """Sends ``signum`` to this process once, after the update that reaches global step ``step``."""
+
+    def __init__(self, step: int, signum: int) -> None:
+        self.step, self.signum = step, signum
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
 def last_step(run_dir: Path) -> int:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
 
@@ -139,13 +151,18 @@ def test_preemption_signals_save_a_checkpoint_and_resume_auto_continues(cube_sin
     )
     first = last_step(run_dir)
     assert first >= 5 and f"preempted at step {first}: saved " in log, log
-    # resume=auto picks it up; SIGUSR1 (cluster "time is almost up") does the same.
-    log = signal_when_training(
-        start_training([*common, "trainer.max_steps=1000000"], tmp_path, run_dir), run_dir, signal.SIGUSR1, first
-    )
+    # resume=auto picks it up; SIGUSR1 (cluster "time is almost up") does the same: sent to this process by the run
+    # itself three steps after the resume (the exit code and streams of a signalled process are SIGTERM's above).
+    usr1 = [
+        "+callbacks.usr1._target_=tests.callbacks.test_reliability.SignalAt",
+        f"+callbacks.usr1.step={first + 3}",
+        f"+callbacks.usr1.signum={int(signal.SIGUSR1)}",
+    ]
+    stopped = rql_train_here([*common, "trainer.max_steps=1000000", *usr1], tmp_path)
     second = last_step(run_dir)
-    assert second > first and f"preempted at step {second}: saved " in log, log
-    # and a final resume runs to the end (in this process: only the signalled runs need processes of their own).
+    assert stopped.returncode == 0, explain(stopped)
+    assert second > first and f"preempted at step {second}: saved " in stopped.stdout + stopped.stderr, explain(stopped)
+    # and a final resume runs to the end (in this process: only the SIGTERM'd run needs a process of its own).
     done = rql_train_here([*common, f"trainer.max_steps={second + 5}"], tmp_path)
     assert done.returncode == 0, explain(done)
     assert last_step(run_dir) == second + 5

@@ -3,8 +3,8 @@ last good checkpoint; exit code 2; the previous file intact, no partial file lef
 summary.json, TensorBoard event files, online transitions, generated data) goes through file_writes.py.
 
 A file size limit (``RLIMIT_FSIZE``; Python ignores SIGXFSZ, so a write past it fails with EFBIG) is set in this
-process around the command or the write under test, and lifted after; a directory made read-only and one removed
-mid-run are real ``rql-train`` processes.
+process around the command or the write under test, and lifted after; a directory removed mid-run is removed by a
+callback of the run, in this process too; a directory made read-only is a real ``rql-train`` process.
 
 docs/errors.md rows 68 and 75-78.
 """
@@ -29,7 +29,7 @@ import torch
 from rql_lightning.checkpointing import AtomicCheckpointIO
 from rql_lightning.cli.common import user_errors_as_one_line
 from rql_lightning.file_writes import WriteRefusedError
-from tests.reliability.test_run_lock import lock_overrides, start_training, wait_for
+from tests.reliability.test_run_lock import lock_overrides
 from tests.runs import RQL_TRAIN, TRACEBACK, explain, quiet_env, rql_train_here
 
 
@@ -292,17 +292,31 @@ def test_a_replica_directory_made_read_only_stops_the_run_in_one_line(cube_singl
     assert sorted(p.name for p in (run_dir / "seed1").iterdir()) == ["summary.json"]
 
 
+class RemoveDirectory(L.Callback):
+    """Removes ``directory`` (which must hold something) once, after the update ``at_step``."""
+
+    def __init__(self, directory: str, at_step: int) -> None:
+        self.directory, self.at_step = Path(directory), at_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step:
+            assert any(self.directory.iterdir())  # what the run wrote there before
+            shutil.rmtree(self.directory)
+
+
 @pytest.mark.slow
 def test_an_event_directory_removed_mid_run_stops_the_run_in_one_line(cube_single_dataset, tmp_path):
     # docs/errors.md row 76
-    """Row 76 in a real rql-train: the TensorBoard directory is removed while the run trains."""
+    """Row 76: the TensorBoard directory is removed while the run trains (after its step-5 checkpoint)."""
     run_dir = tmp_path / "run"
-    proc = start_training(cube_single_dataset, run_dir, tmp_path)
     events = run_dir / "tensorboard"
-    wait_for(lambda: (run_dir / "checkpoints" / "last.ckpt").exists() and any(events.glob("events.*")), proc)
-    shutil.rmtree(events)
-    out, err = proc.communicate(timeout=240)
-    line = one_error_line(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    remove = [
+        "+callbacks.remove._target_=tests.reliability.test_write_faults.RemoveDirectory",
+        f"+callbacks.remove.directory={events}",
+        "+callbacks.remove.at_step=6",
+    ]
+    done = rql_train_here([*lock_overrides(cube_single_dataset, run_dir, 30), *remove], tmp_path)
+    line = one_error_line(done)
     found = re.fullmatch(
         re.escape(f"could not write the TensorBoard event file {events}/events.out.tfevents.")
         + r"\S+"
@@ -314,18 +328,6 @@ def test_an_event_directory_removed_mid_run_stops_the_run_in_one_line(cube_singl
     assert found, line
     good, step = Path(found.group(1)), int(found.group(2))
     assert good.parent == run_dir / "checkpoints" and step >= 5 and saved_step(good) == step
-
-
-class RemoveOnlineSegments(L.Callback):
-    """Removes the run's online segment directory once, after the update ``at_step``."""
-
-    def __init__(self, directory: str, at_step: int) -> None:
-        self.directory, self.at_step = Path(directory), at_step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.at_step:
-            assert any(self.directory.iterdir())  # the checkpoint before wrote segments there
-            shutil.rmtree(self.directory)
 
 
 @pytest.mark.slow
@@ -340,7 +342,7 @@ def test_online_segments_that_vanish_between_checkpoints_are_written_again(cube_
         *(o for o in lock_overrides(cube_single_dataset, tmp_path, 5) if not o.startswith("hydra.run.dir")),
         f"paths.output_dir={tmp_path}",
         "online.steps=20",
-        "+callbacks.vanish._target_=tests.reliability.test_write_faults.RemoveOnlineSegments",
+        "+callbacks.vanish._target_=tests.reliability.test_write_faults.RemoveDirectory",
         f"+callbacks.vanish.directory={online}",
         "+callbacks.vanish.at_step=12",  # after the checkpoint at step 10, 5 updates into the online phase
     ]
