@@ -1,5 +1,7 @@
-"""SIGTERM in the online phase of a real ``rql-train`` process: a checkpoint that holds the online transitions
-collected so far, a clean exit, and ``resume=auto`` that continues the online phase from them."""
+"""SIGTERM in the online phase: a checkpoint that holds the online transitions collected so far, a clean exit, and
+``resume=auto`` that continues the online phase from them. The run signals this process itself, a few updates into
+the online phase (what a real process's exit code and streams are under SIGTERM: tests/callbacks/test_reliability.py).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.callbacks.test_reliability import last_step, preemptible_run, signal_when_training, start_training
+from tests.callbacks.test_reliability import last_step, preemptible_run
 from tests.online.test_online_run import online_rows
 from tests.runs import explain, rql_train_here
 
@@ -20,10 +22,15 @@ OFFLINE = 5
 def test_sigterm_mid_online_keeps_the_transitions_and_resume_auto_continues(cube_single_dataset, tmp_path):
     run_dir = tmp_path / "run"
     common = [*preemptible_run(cube_single_dataset, run_dir), f"trainer.max_steps={OFFLINE}"]
-    # Offline is 5 updates; signalled once a checkpoint past them exists, the run is inside the online phase.
-    proc = start_training([*common, "online.steps=1000000"], tmp_path, run_dir)
-    log = signal_when_training(proc, run_dir, signal.SIGTERM, after_step=OFFLINE)
-    assert "preempted at step" in log
+    # Offline is 5 updates; signalled after update 8, the run is inside the online phase.
+    sigterm = [
+        "+callbacks.sigterm._target_=tests.callbacks.test_reliability.SignalAt",
+        f"+callbacks.sigterm.step={OFFLINE + 3}",
+        f"+callbacks.sigterm.signum={int(signal.SIGTERM)}",
+    ]
+    stopped = rql_train_here([*common, "online.steps=1000000", *sigterm], tmp_path)
+    log = stopped.stdout + stopped.stderr
+    assert stopped.returncode == 0 and "preempted at step" in log, explain(stopped)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     state = torch.load(ckpt, weights_only=False)["online"]
     collected = state["env_steps"]
@@ -32,7 +39,7 @@ def test_sigterm_mid_online_keeps_the_transitions_and_resume_auto_continues(cube
     kept = online_rows(ckpt)
     assert len(kept["observations"]) == collected
 
-    more = 20  # the resume in this process: only the signalled run needs a process of its own
+    more = 20
     done = rql_train_here([*common, f"online.steps={collected + more}"], tmp_path)
     assert done.returncode == 0, explain(done)
     assert last_step(run_dir) == OFFLINE + collected + more
