@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import multiprocessing
 import os
 import time
 import warnings
@@ -235,6 +236,25 @@ class ChunkStepWrapper(gymnasium.Wrapper):
         return {**steps, "next_observation": np.asarray(self.observation)}
 
 
+def worker_envs(
+    env_names: Sequence[str], env_kwargs: dict[str, Any], chunk_size: int = 1, frame_skip: int = 1
+) -> gymnasium.vector.AsyncVectorEnv:
+    """A :class:`ChunkStepWrapper` per name, each in its own worker process. Where processes fork, each distinct env
+    is built once, here (an OGBench env parses and compiles its MJCF model twice: ~1 s), and every worker runs its
+    forked copy; gymnasium reads the spaces from that same env instead of building one more. Elsewhere (no fork:
+    macOS, Windows) each worker builds its own."""
+    build = functools.partial(ChunkStepWrapper, kwargs=dict(env_kwargs), chunk_size=chunk_size, frame_skip=frame_skip)
+    disabled = gymnasium.vector.AutoresetMode.DISABLED
+    if "fork" not in multiprocessing.get_all_start_methods():
+        factories = [functools.partial(build, n) for n in env_names]
+        return gymnasium.vector.AsyncVectorEnv(factories, autoreset_mode=disabled)
+    built = {n: build(n) for n in dict.fromkeys(env_names)}
+    for env in built.values():
+        env.observation_space  # noqa: B018  (an OGBench env builds its model on first use: before the fork)
+    factories = [functools.partial(built.__getitem__, n) for n in env_names]
+    return gymnasium.vector.AsyncVectorEnv(factories, context="fork", autoreset_mode=disabled)
+
+
 class EvalEnvs(contextlib.AbstractContextManager):
     """One vector env kept alive between evaluations (workers cost ~1 s each), rebuilt when what it was built for
     changes and dropped after a failed rollout. Reuse changes no result: every episode is reset with its own seed.
@@ -257,11 +277,11 @@ class EvalEnvs(contextlib.AbstractContextManager):
         if self._envs is not None and spec == self._spec:
             return self._envs
         self.close()
-        factories = [
-            functools.partial(ChunkStepWrapper, n, dict(env_kwargs), chunk_size, frame_skip) for n in env_names
-        ]
-        vector = gymnasium.vector.SyncVectorEnv if len(factories) == 1 else gymnasium.vector.AsyncVectorEnv
-        envs = vector(factories, autoreset_mode=gymnasium.vector.AutoresetMode.DISABLED)
+        if len(env_names) == 1:
+            factory = functools.partial(ChunkStepWrapper, env_names[0], dict(env_kwargs), chunk_size, frame_skip)
+            envs = gymnasium.vector.SyncVectorEnv([factory], autoreset_mode=gymnasium.vector.AutoresetMode.DISABLED)
+        else:
+            envs = worker_envs(env_names, env_kwargs, chunk_size, frame_skip)
         self._envs, self._spec, self.recording = envs, spec, False
         self.builds += 1
         return envs

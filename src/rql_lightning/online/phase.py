@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import io
 import time
@@ -17,7 +16,7 @@ import torch
 
 from rql_lightning.checkpointing import checkpoint_dir, last_good_line
 from rql_lightning.data.windows import WindowSampler
-from rql_lightning.envs import ChunkStepWrapper
+from rql_lightning.envs import worker_envs
 from rql_lightning.errors import UserError
 from rql_lightning.evaluator import report
 from rql_lightning.file_writes import write_atomically
@@ -163,10 +162,7 @@ class OnlinePhase(L.Callback):
         if done < 0 or (self.env_steps >= self.steps and self.actor is None):
             return
         if self.actor is None:  # the chunk executes one step at a time (as the release's ActionChunkingWrapper)
-            factory = functools.partial(ChunkStepWrapper, self.env_name, dict(self.env_kwargs))
-            self.actor = gymnasium.vector.AsyncVectorEnv(
-                [factory], autoreset_mode=gymnasium.vector.AutoresetMode.DISABLED
-            )
+            self.actor = worker_envs([self.env_name], self.env_kwargs)
             self._observation = self.actor.reset(seed=reset_seed(self.seed, self.episodes))[0][0]
         while True:
             if self.in_flight and done >= self._due:
