@@ -12,7 +12,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.rendering import gl_env, gl_renders
-from tests.runs import TINY, TRACEBACK, explain, rql_train_here
+from tests.runs import TINY, TRACEBACK, explain, rql_train_here, scalars
 
 RQL_EVAL = str(Path(sys.executable).with_name("rql-eval"))
 
@@ -27,7 +27,13 @@ def trained_run(cube_single_dataset, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("evalrun")
     run_dir = root / "run"
     proc = rql_train_here(
-        ["trainer.max_steps=10", f"data.dataset_path={cube_single_dataset}", *TINY, f"hydra.run.dir={run_dir}"],
+        [
+            "trainer.max_steps=10",
+            f"data.dataset_path={cube_single_dataset}",
+            *TINY,
+            "+callbacks.evaluation.env_kwargs.max_episode_steps=20",  # rql-eval must repeat it
+            f"hydra.run.dir={run_dir}",
+        ],
         cwd=root,
     )
     assert proc.returncode == 0, explain(proc)
@@ -52,6 +58,7 @@ def test_rql_eval_repeats_the_runs_own_evaluation_and_logs_it(trained_run, tmp_p
     # Same env, seed and episodes as the run's final evaluation: the same numbers.
     assert record["env"] == summary["eval_env"] and record["step"] == 10 and record["episodes"] == 2
     assert record["success_rate"] == summary["success_rate"] and record["return"] == summary["return"]
+    assert [(10, record["length"])] == scalars(trained_run / "tensorboard")["eval/length"] and record["length"] <= 20
     assert f"success rate: {record['success_rate']:.2f}" in proc.stdout
 
     acc = EventAccumulator(str(out_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0})

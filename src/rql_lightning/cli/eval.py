@@ -1,6 +1,6 @@
 """``rql-eval``: evaluate a saved checkpoint without training. The class, env and seed come from the run that wrote it
-(``.hydra/config.yaml``, then ``summary.json``; an exported replica's batched run), so the episodes and policy noise
-are those of the run's own evaluations."""
+(``.hydra/config.yaml``, then ``summary.json``; an exported replica's batched run), so the episodes, their env
+settings and policy noise are those of the run's own evaluations."""
 
 from __future__ import annotations
 
@@ -101,6 +101,9 @@ def evaluate_checkpoint(
         seed = int(module.hparams.get("seed") if own else run_cfg.get("seed", module.hparams.get("seed", 0)))
 
     timing = success_timing_of(env, (run_cfg.get("eval") or {}).get("success_timing"))  # the run's semantics
+    # the run's evaluation env (e.g. its max_episode_steps), with the success timing it had
+    env_kwargs = {**(((run_cfg.get("callbacks") or {}).get("evaluation") or {}).get("env_kwargs") or {})}
+    env_kwargs["success_timing"] = timing
     start = time.monotonic()
     results = evaluate(
         module,
@@ -112,7 +115,7 @@ def evaluate_checkpoint(
         video_frame_skip=video_frame_skip,
         video_width=video_width,
         video_height=video_height,
-        env_kwargs={"success_timing": timing},
+        env_kwargs=env_kwargs,
     )
     per = {
         key: {
