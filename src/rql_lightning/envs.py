@@ -256,7 +256,7 @@ def worker_envs(
 
 
 class EvalEnvs(contextlib.AbstractContextManager):
-    """One vector env kept alive between evaluations (workers cost ~1 s each), rebuilt when what it was built for
+    """One vector env kept alive between evaluations (an env costs ~1 s to build), rebuilt when what it was built for
     changes and dropped after a failed rollout. Reuse changes no result: every episode is reset with its own seed.
     ``builds`` counts builds; ``recording``: some env may still record frames from the last rollout.
     """
