@@ -12,17 +12,17 @@ Both run the same episodes (episode k seeded seed + k) with the same cheap deter
 random linear map of the observation, tanh-squashed, one chunk of ``--chunk-size`` actions per call), so the
 simulator dominates.  The serial baseline is the plain one-episode-at-a-time loop on a single env
 (``make_eval_env``, reset, step until done); the vectorised evaluator runs ``--num-envs`` envs in
-subprocesses (``AsyncVectorEnv``), each stepping whole action chunks, and batches the policy calls.  Wall
-times include building the envs (what one evaluation in training pays, ~1 s per env, in parallel);
-``speedup_excluding_startup`` subtracts the separately measured build times.  Also reported:
-``evaluate_policy`` with one in-process env (the vector machinery's own overhead), a second evaluation on a
-kept vector env (``EvalEnvs``, what training pays from its second evaluation on), and whether all of them give
-identical per-episode returns and lengths.
+subprocesses (``AsyncVectorEnv``, each a forked copy of one env built in this process), each stepping whole
+action chunks, and batches the policy calls.  Wall times include building the envs (what one evaluation in
+training pays: ~1 s for the env, then the forks); ``speedup_excluding_startup`` subtracts the separately
+measured build times.  Also reported: ``evaluate_policy`` with one in-process env (the vector machinery's own
+overhead), a second evaluation on a kept vector env (``EvalEnvs``, what training pays from its second
+evaluation on), and whether all of them give identical per-episode returns and lengths.
 
 The speedup is bounded by the free cores: at most ``min(num_envs, episodes, free cores)``, less the imbalance
-of the last wave of episodes and the env build (~0.7 s per env on an idle core, done in parallel by the
-workers but only once by the serial loop).  For 10 episodes of cube-single (~0.2-0.3 s each) the build is a
-large share of the serial time, so >= 4x including start-up needs >= ~8 free cores; the steady-state figure
+of the last wave of episodes and the env build (~0.7 s on an idle core, once, before the workers fork).  For
+10 episodes of cube-single (~0.2-0.3 s each) the build is a large share of the serial time, so >= 4x
+including start-up needs >= ~8 free cores; the steady-state figure
 (``speedup_excluding_startup``) approaches the core count.
 """
 
