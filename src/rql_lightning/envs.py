@@ -252,7 +252,9 @@ def worker_envs(
     for env in built.values():
         env.observation_space  # noqa: B018  (an OGBench env builds its model on first use: before the fork)
     factories = [functools.partial(built.__getitem__, n) for n in env_names]
-    return gymnasium.vector.AsyncVectorEnv(factories, context="fork", autoreset_mode=disabled)
+    envs = gymnasium.vector.AsyncVectorEnv(factories, context="fork", autoreset_mode=disabled)
+    built.clear()  # the workers run their copies: this process's go (~200 MB an env)
+    return envs
 
 
 class EvalEnvs(contextlib.AbstractContextManager):

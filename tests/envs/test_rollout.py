@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import subprocess
 import sys
@@ -10,7 +11,15 @@ import textwrap
 import numpy as np
 import pytest
 
-from rql_lightning.envs import EvalEnvs, evaluate_policy, make_eval_env, max_episode_steps, resolve_env_id
+from rql_lightning.envs import (
+    ChunkStepWrapper,
+    EvalEnvs,
+    evaluate_policy,
+    make_eval_env,
+    max_episode_steps,
+    resolve_env_id,
+    worker_envs,
+)
 from tests.envs.scripted import ACT_DIM, DATASET, ENV, T_MAX, CountingZeroPolicy, scripted_policy
 from tests.rendering import gl_env, require_gl
 
@@ -67,6 +76,26 @@ def test_zero_policy_two_async_envs_batch_the_policy_call():
     np.testing.assert_array_equal(res.episode_lengths, [T_MAX] * 4)
     # two waves of two lockstep episodes: ceil(T/h) batched calls per wave
     assert policy.batch_sizes == [2] * (2 * math.ceil(T_MAX / h))
+
+
+@pytest.mark.slow
+def test_worker_envs_leave_no_env_in_this_process():
+    """The workers run forked copies of the one env built here, which then goes (it holds ~200 MB)."""
+
+    def envs_here() -> int:
+        gc.collect()
+        return sum(isinstance(o, ChunkStepWrapper) for o in gc.get_objects())
+
+    before = envs_here()
+    envs = worker_envs([ENV, ENV, ENV.replace("task1", "task2")], {"max_episode_steps": 5}, chunk_size=2)
+    try:
+        assert envs_here() == before
+        obs, _ = envs.reset(seed=[0, 0, 0])
+        np.testing.assert_array_equal(obs[0], obs[1])  # the same env and seed in two workers
+        *_, truncated, info = envs.step(np.zeros((3, 2, ACT_DIM), np.float32))
+        assert info["length"].tolist() == [2, 2, 2] and not truncated.any()
+    finally:
+        envs.close()
 
 
 @pytest.mark.slow
