@@ -101,9 +101,8 @@ def evaluate_checkpoint(
         seed = int(module.hparams.get("seed") if own else run_cfg.get("seed", module.hparams.get("seed", 0)))
 
     timing = success_timing_of(env, (run_cfg.get("eval") or {}).get("success_timing"))  # the run's semantics
-    # the run's evaluation env (e.g. its max_episode_steps), with the success timing it had
-    env_kwargs = {**(((run_cfg.get("callbacks") or {}).get("evaluation") or {}).get("env_kwargs") or {})}
-    env_kwargs["success_timing"] = timing
+    evaluation = (run_cfg.get("callbacks") or {}).get("evaluation") or {}  # the run's env settings (max_episode_steps)
+    env_kwargs = {**(evaluation.get("env_kwargs") or {}), "success_timing": timing}
     start = time.monotonic()
     results = evaluate(
         module,
