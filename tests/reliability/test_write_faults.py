@@ -258,6 +258,26 @@ def test_a_file_size_limit_during_data_generation_leaves_no_partial_file(tmp_pat
     assert list(tmp_path.iterdir()) == []  # neither file, nor a temporary one
 
 
+def test_a_file_size_limit_during_an_export_leaves_no_partial_file(tmp_path, capfd):
+    # docs/errors.md row 82
+    from rql_lightning.modules import seed_export
+
+    batched = a_checkpoint(tmp_path / "run" / "last.ckpt", 5)
+    torch.save(
+        {"hyper_parameters": {"seeds": [4, 7]}, "state_dict": {"w": torch.zeros(2, 4096)}, "global_step": 5}, batched
+    )
+    out = tmp_path / "exported" / "seed7.ckpt"
+    capfd.readouterr()
+    with file_size_limit(4096), pytest.raises(SystemExit) as exit_:
+        seed_export.main([str(batched), "7", str(out)])
+    done = subprocess.CompletedProcess(["in-process"], exit_.value.code, *capfd.readouterr())
+    assert one_error_line(done) == (
+        f"could not write the export {out} ([Errno 27] File too large); {batched} is unchanged; raise the file size "
+        "limit (ulimit -f), then run the export again"
+    )
+    assert list(out.parent.iterdir()) == []  # neither the export, nor a temporary file
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not CHMOD_BITES, reason="this user writes through file permissions (root)")
 def test_a_replica_directory_made_read_only_stops_the_run_in_one_line(cube_single_dataset, tmp_path):

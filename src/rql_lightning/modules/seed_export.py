@@ -11,6 +11,7 @@ import torch
 
 from rql_lightning.checks import EXPORTED_FROM, read_checkpoint
 from rql_lightning.errors import UserError
+from rql_lightning.file_writes import write_atomically
 from rql_lightning.naming import run_dir_of
 
 
@@ -56,8 +57,10 @@ def export_seed(ckpt_path: str | Path, seed: int, out_path: str | Path, task: in
         "seed": seed,
     }
     out = Path(out_path).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(exported, out)
+    state = f"{source} is unchanged"  # a refused write leaves no partial file where the export should be
+    write_atomically(
+        out, lambda f: torch.save(exported, f), what="the export", state=lambda: state, then="run the export again"
+    )
     return out
 
 
