@@ -21,7 +21,7 @@ from rql_lightning.errors import UserError
 
 PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "16", "bf16")
 PRECISIONS += (64, 32, 16)  # the integer spellings Lightning accepts
-VIRTUAL_STATES = ("reversal", "interpolation", "forward")  # losses.VIRTUAL_STATES (a test keeps them equal)
+VIRTUAL_STATES = ("reversal", "interpolation", "forward")  # losses.virtual_states' modes
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 DATA_KEYS = ("obs_dim", "action_dim")
 TOP_LEVEL_KEYS = ("seeds", "task_ids")  # settings of the run, not of model.*

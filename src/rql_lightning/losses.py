@@ -8,6 +8,7 @@ from typing import NamedTuple
 import torch
 
 from rql_lightning.batch import ChunkBatch, Draws
+from rql_lightning.checks import VIRTUAL_STATES  # noqa: F401 (re-exported: the modes, named once in checks)
 from rql_lightning.flow import FlowPolicy
 from rql_lightning.nets import EnsembleMLP
 
@@ -69,8 +70,6 @@ def flow_matching_loss(
         err = weight.unsqueeze(-1) * err
     return FlowMatching(err.mean(), x_t, pred)
 
-
-VIRTUAL_STATES = ("reversal", "interpolation", "forward")
 
 
 def reversed_time(depth: torch.Tensor, flow_steps: int) -> torch.Tensor:
