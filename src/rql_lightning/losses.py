@@ -71,7 +71,6 @@ def flow_matching_loss(
     return FlowMatching(err.mean(), x_t, pred)
 
 
-
 def reversed_time(depth: torch.Tensor, flow_steps: int) -> torch.Tensor:
     """``f = 1 - d`` as ``(B, 1)``, by the same running float32 sum as :meth:`FlowPolicy.reverse`."""
     step = (depth / flow_steps).unsqueeze(-1)

@@ -143,6 +143,14 @@ def parse_minari_id(dataset_id: str) -> tuple[str, int] | None:
 METHOD_NAMES = {"RQLModule": "rql", "FQLModule": "fql", "FlowBCModule": "bc"}
 
 
+def replica_key(task: int | None, seed: int | None) -> str:
+    """A replica's prefix in metric names, records and folders: ``task<t>/seed<s>`` in a task column, ``seed<s>``
+    in a seed batch, empty for a single run (no seed given)."""
+    if seed is None:
+        return ""
+    return f"seed{seed}" if task is None else f"task{task}/seed{seed}"
+
+
 def class_path(cls: type) -> str:
     """``rql_lightning.modules.rql.RQLModule``: how records and checkpoints name a module class."""
     return f"{cls.__module__}.{cls.__qualname__}"

@@ -23,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from rql_lightning.envs import EvalResult, resolve_env_id
 from rql_lightning.evaluator import Evaluator, gather, metric_key, report
+from rql_lightning.naming import replica_key
 
 
 def tile(videos: list[np.ndarray]) -> np.ndarray:
@@ -142,7 +143,7 @@ class EvaluationCallback(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._last_eval_batch = state_dict.get("last_eval_batch")
-        curves = {f"seed{int(s)}": c for s, c in (state_dict.get("seeds") or {}).items()}
+        curves = {replica_key(None, int(s)): c for s, c in (state_dict.get("seeds") or {}).items()}
         curves.update(state_dict.get("replicas") or {})
         if state_dict.get("history"):
             curves[""] = state_dict["history"]

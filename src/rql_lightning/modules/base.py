@@ -18,7 +18,7 @@ from rql_lightning.batch import ChunkBatch, Draws, stack_records
 from rql_lightning.checks import MODULE_CLASS_KEY, fit_problem
 from rql_lightning.errors import NonFiniteError, UserError
 from rql_lightning.flow import FlowPolicy
-from rql_lightning.naming import class_path
+from rql_lightning.naming import class_path, replica_key
 from rql_lightning.nets import EnsembleMLP
 from rql_lightning.seeding import DRAW_STREAM, seeded_generator
 
@@ -128,9 +128,7 @@ class FlowQModule(L.LightningModule, metaclass=_Replicated):
         else ``seed<s>``; empty for a single run."""
         if self.seeds is None:
             return []
-        if self.task_ids is None:
-            return [f"seed{s}" for s in self.seeds]
-        return [f"task{t}/seed{s}" for t, s in zip(self.task_ids, self.seeds, strict=True)]
+        return [replica_key(t, s) for t, s in zip(self.task_ids or [None] * len(self.seeds), self.seeds, strict=True)]
 
     def _stack(self, runs: Sequence[FlowQModule]) -> None:
         """Every parameter and buffer becomes the stack ``(R, ...)`` of the runs' own."""

@@ -12,7 +12,7 @@ import torch
 from rql_lightning.checks import EXPORTED_FROM, read_checkpoint
 from rql_lightning.errors import UserError
 from rql_lightning.file_writes import write_atomically
-from rql_lightning.naming import run_dir_of
+from rql_lightning.naming import replica_key, run_dir_of
 
 
 def _slice(value: Any, i: int) -> Any:
@@ -52,7 +52,7 @@ def export_seed(ckpt_path: str | Path, seed: int, out_path: str | Path, task: in
     exported[EXPORTED_FROM] = {
         "ckpt_path": str(source),
         "run_dir": str(run_dir_of(source)),
-        "replica": f"seed{seed}" if task is None else f"task{task}/seed{seed}",  # FlowQModule.replica_names' key
+        "replica": replica_key(task, seed),
         "task": task,
         "seed": seed,
     }

@@ -15,7 +15,7 @@ from typing import Any
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rql_lightning.errors import UserError
-from rql_lightning.naming import METHOD_NAMES, data_key
+from rql_lightning.naming import METHOD_NAMES, data_key, replica_key
 
 MISSING = object()  # a dotted key that is not in a config
 _BY_KEY = re.compile(r"^[A-Za-z_][\w-]*(\.[\w-]+)+$")
@@ -260,9 +260,8 @@ def load_runs(
 def run_diagnostics(run: Run, _cache: dict | None = None) -> dict[str, list[tuple[int, float]]]:
     """``diag/<name> -> [(step, value)]`` of one run's premise diagnostics, found from its directory alone: a batched
     job's replica ``<job>/[task<t>/]seed<s>`` logs ``[task<t>/]seed<s>/diag/<name>`` to ``<job>/tensorboard``."""
-    prefix = (
-        f"task{run.task_id}/seed{run.seed}/" if run.task_batched else f"seed{run.seed}/" if run.seed_batched else ""
-    )
+    batched = run.task_batched or run.seed_batched
+    prefix = f"{replica_key(run.task_id if run.task_batched else None, run.seed)}/" if batched else ""
     log_dir = (run.path.parents[prefix.count("/") - 1] if prefix else run.path) / "tensorboard"
     if not log_dir.is_dir():
         return {}
