@@ -141,6 +141,15 @@ class EvalResult:
     def mean_length(self) -> float:
         return float(np.mean(self.episode_lengths)) if self.num_episodes else float("nan")
 
+    def numbers(self) -> dict[str, float]:
+        """The ``eval/*`` numbers by name (as ``eval.json`` holds them)."""
+        return {
+            "episodes": self.num_episodes,
+            "success_rate": self.success_rate,
+            "return": self.mean_return,
+            "length": self.mean_length,
+        }
+
     def summary(self) -> str:
         return (
             f"success_rate={self.success_rate:.3f} return={self.mean_return:.2f} "
@@ -354,7 +363,7 @@ def evaluate_policy(
     (closed by its owner), None: this call's.
     """
     check_rollout_counts(num_episodes, num_envs, video_episodes, frame_skip, chunk_size)
-    if world_size < 1 or not 0 <= rank < world_size:
+    if not 0 <= rank < world_size:
         raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
     if not env_names or len(env_names) != len(seeds):
         raise ValueError(f"need one env name per seed, got {len(env_names)} names and {len(seeds)} seeds")

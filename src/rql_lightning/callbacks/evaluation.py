@@ -191,14 +191,8 @@ class EvaluationCallback(L.Callback):
         replicas = self.evaluator.replicas(pl_module)
         for key, one in results.items():
             self.histories.setdefault(key, EvalHistory()).record(batches, one)
-            metrics = {
-                "eval/success_rate": one.success_rate,
-                "eval/return": one.mean_return,
-                "eval/length": one.mean_length,
-                "eval/episodes": float(one.num_episodes),
-                "eval/time_s": one.wall_time_s,
-            }
-            report(trainer, {metric_key(key, k): v for k, v in metrics.items()}, step=batches)
+            metrics = {**one.numbers(), "time_s": one.wall_time_s}
+            report(trainer, {metric_key(key, f"eval/{k}"): float(v) for k, v in metrics.items()}, step=batches)
             if zero:
                 log_video(trainer.loggers, metric_key(key, "eval/video"), one.videos, batches, self.video_fps)
                 where = f"batch={batches} global_step={trainer.global_step}" + (f" {key}" if key else "")

@@ -116,15 +116,7 @@ def evaluate_checkpoint(
         video_height=video_height,
         env_kwargs=env_kwargs,
     )
-    per = {
-        key: {
-            "episodes": r.num_episodes,
-            "success_rate": r.success_rate,
-            "return": r.mean_return,
-            "length": r.mean_length,
-        }
-        for key, r in results.items()
-    }
+    per = {key: r.numbers() for key, r in results.items()}
     record = {"ckpt_path": str(Path(ckpt_path).expanduser().absolute()), "step": step, "env": env, "seed": seed}
     record.update(ogbench_version=version("ogbench"), success_timing=timing)
     if list(per) == [""]:

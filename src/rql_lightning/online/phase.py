@@ -26,9 +26,8 @@ from rql_lightning.seeding import EXPLORE_STREAM, RESET_STREAM, seeded_generator
 
 CHECKPOINT_KEY = "online"
 _COUNTERS = ("env_steps", "chunks", "episodes", "episodes_done", "episode_steps", "episode_return")
-SEGMENT_DIR = "online"  # under the checkpoint directory: immutable .npz segments, each the rows since the previous
-# save, named by row range and content digest (two histories never overwrite each other), written before the
-# checkpoint that lists them
+SEGMENT_DIR = "online"  # beside the checkpoints, their segments (docs/online.md); a segment's name holds its content
+# digest, so two histories never overwrite each other
 
 
 def write_segment(directory: Path, start: int, arrays: dict[str, np.ndarray]) -> str:
@@ -151,7 +150,7 @@ class OnlinePhase(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.buffer is not None:
-            self._publish(trainer, trainer.global_step)
+            self._publish(trainer)
         self._close()
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
@@ -215,13 +214,13 @@ class OnlinePhase(L.Callback):
             self.episodes += 1
             self.episodes_done += 1
             self.episode_steps, self.episode_return = 0, 0.0
-        self._publish(trainer, trainer.global_step)
+        self._publish(trainer)
 
-    def _publish(self, trainer: L.Trainer, updates_done: int) -> None:
+    def _publish(self, trainer: L.Trainer) -> None:
         values = {
             "online/env_steps": self.env_steps,
-            "online/offline_steps": min(updates_done, self.offline_steps),
-            "online/online_updates": max(0, updates_done - self.offline_steps),
+            "online/offline_steps": min(trainer.global_step, self.offline_steps),
+            "online/online_updates": max(0, trainer.global_step - self.offline_steps),
             "online/episodes": self.episodes_done,
             "online/buffer_size": self.buffer.rows,
             "online/wait_s": self.wait_s,
