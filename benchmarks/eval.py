@@ -12,7 +12,8 @@ Both run the same episodes (episode k seeded seed + k) with the same cheap deter
 random linear map of the observation, tanh-squashed, one chunk of ``--chunk-size`` actions per call), so the
 simulator dominates.  The serial baseline is the plain one-episode-at-a-time loop on a single env
 (``make_eval_env``, reset, step until done); the vectorised evaluator runs ``--num-envs`` envs in
-subprocesses (``AsyncVectorEnv``, each a forked copy of one env built in this process), each stepping whole
+subprocesses (``AsyncVectorEnv``, each a forked copy of one env built in this process; none is kept between the
+timed parts), each stepping whole
 action chunks, and batches the policy calls.  Wall times include building the envs (what one evaluation in
 training pays: ~1 s for the env, then the forks); ``speedup_excluding_startup`` subtracts the separately
 measured build times.  Also reported: ``evaluate_policy`` with one in-process env (the vector machinery's own
@@ -37,6 +38,7 @@ import time
 
 import numpy as np
 
+import rql_lightning.envs as envs_module
 from rql_lightning.envs import EvalEnvs, evaluate_policy, make_eval_env
 
 
@@ -134,6 +136,7 @@ def main() -> None:
     ap.add_argument("--tasks", default=None, help="comma-separated task ids: time a paper column's evaluation")
     ap.add_argument("--seeds", default="0", help="with --tasks: comma-separated seeds")
     args = ap.parse_args()
+    envs_module.SPARES_KEPT = 0  # no env handed on between the timed parts: each builds its own, as a run's first does
     env_kwargs = {} if args.max_episode_steps is None else {"max_episode_steps": args.max_episode_steps}
     if args.tasks is not None:
         print(json.dumps(column(args, env_kwargs), indent=2))

@@ -187,13 +187,15 @@ class ChunkStepWrapper(gymnasium.Wrapper):
     def __init__(self, env_name: str, kwargs: dict[str, Any], chunk_size: int = 1, frame_skip: int = 1):
         env = make_eval_env(env_name, **kwargs)
         super().__init__(env)
-        self.record, self.frame_skip, self._render_failed = False, max(1, int(frame_skip)), False
+        self.settings = _settings(env_name, kwargs, chunk_size, frame_skip)  # what :func:`take_env` matches
+        self.record, self.frame_skip, self._render_failed, self.rendered = False, max(1, int(frame_skip)), False, False
         self._t, self._frames, self.rows, self.episode_return = 0, [], [], 0.0
         self.action_space = gymnasium.vector.utils.batch_space(env.action_space, chunk_size)  # (h, act_dim)
 
     def _capture(self) -> None:
         if not self.record or self._render_failed:
             return
+        self.rendered = True
         try:
             frame = self.env.unwrapped.render()
         except Exception as err:  # noqa: BLE001  (no GL backend, etc.; rendering is optional)
@@ -245,31 +247,65 @@ class ChunkStepWrapper(gymnasium.Wrapper):
         return {**steps, "next_observation": np.asarray(self.observation)}
 
 
+def _settings(env_name: str, kwargs: dict[str, Any], chunk_size: int, frame_skip: int) -> tuple:
+    """What makes two :class:`ChunkStepWrapper` the same env (``success_timing=None`` is the env's own timing)."""
+    if "success_timing" in kwargs:
+        kwargs = {**kwargs, "success_timing": success_timing_of(env_name, kwargs["success_timing"])}
+    return env_name, sorted(kwargs.items()), int(chunk_size), max(1, int(frame_skip))
+
+
+# Envs built in this process and handed back by their holder, newest first, for the next that asks for the same (a
+# sweep's next job, rql-eval after training, the forks of a vector env): an OGBench env costs ~1 s to build and holds
+# ~200 MB. Reuse changes no result (every episode is reset with its own seed); one that rendered is closed instead
+# (a GL context is no fork's).
+_SPARES: list[ChunkStepWrapper] = []
+SPARES_KEPT = 2
+
+
+def take_env(env_name: str, kwargs: dict[str, Any], chunk_size: int = 1, frame_skip: int = 1) -> ChunkStepWrapper:
+    """A spare :class:`ChunkStepWrapper` of these settings, now the caller's, else a new one; :func:`give_back` it."""
+    wanted = _settings(env_name, kwargs, chunk_size, frame_skip)
+    spare = next((i for i, env in enumerate(_SPARES) if env.settings == wanted), None)
+    return ChunkStepWrapper(env_name, dict(kwargs), chunk_size, frame_skip) if spare is None else _SPARES.pop(spare)
+
+
+def give_back(env: ChunkStepWrapper) -> None:
+    """Keep ``env`` for the next :func:`take_env` (closing the oldest spare past :data:`SPARES_KEPT`)."""
+    if env.rendered:
+        env.close()
+        return
+    env.record = False
+    _SPARES.insert(0, env)
+    while len(_SPARES) > SPARES_KEPT:
+        _SPARES.pop().close()
+
+
 def worker_envs(
     env_names: Sequence[str], env_kwargs: dict[str, Any], chunk_size: int = 1, frame_skip: int = 1
 ) -> gymnasium.vector.AsyncVectorEnv:
     """A :class:`ChunkStepWrapper` per name, each in its own worker process. Where processes fork, each distinct env
-    is built once, here (an OGBench env parses and compiles its MJCF model twice: ~1 s), and every worker runs its
-    forked copy; gymnasium reads the spaces from that same env instead of building one more. Elsewhere (no fork:
-    macOS, Windows) each worker builds its own."""
+    is taken here (:func:`take_env`: an OGBench env parses and compiles its MJCF model twice, ~1 s) and every worker
+    runs its forked copy; gymnasium reads the spaces from that same env instead of building one more. Elsewhere (no
+    fork: macOS, Windows) each worker builds its own."""
     build = functools.partial(ChunkStepWrapper, kwargs=dict(env_kwargs), chunk_size=chunk_size, frame_skip=frame_skip)
     disabled = gymnasium.vector.AutoresetMode.DISABLED
     if "fork" not in multiprocessing.get_all_start_methods():
         factories = [functools.partial(build, n) for n in env_names]
         return gymnasium.vector.AsyncVectorEnv(factories, autoreset_mode=disabled)
-    built = {n: build(n) for n in dict.fromkeys(env_names)}
+    built = {n: take_env(n, env_kwargs, chunk_size, frame_skip) for n in dict.fromkeys(env_names)}
     for env in built.values():
         env.observation_space  # noqa: B018  (an OGBench env builds its model on first use: before the fork)
     factories = [functools.partial(built.__getitem__, n) for n in env_names]
     envs = gymnasium.vector.AsyncVectorEnv(factories, context="fork", autoreset_mode=disabled)
-    built.clear()  # the workers run their copies: this process's go (~200 MB an env)
+    for env in built.values():
+        give_back(env)  # the workers run their copies
     return envs
 
 
 class EvalEnvs(contextlib.AbstractContextManager):
-    """One vector env kept alive between evaluations (an env costs ~1 s to build), rebuilt when what it was built for
-    changes and dropped after a failed rollout. Reuse changes no result: every episode is reset with its own seed.
-    ``builds`` counts builds; ``recording``: some env may still record frames from the last rollout.
+    """One vector env kept alive between evaluations, set up again when what it was set up for changes and dropped
+    after a failed rollout; a one-env one's env is given back (:func:`give_back`) when it closes. ``builds`` counts the
+    vector envs this holder set up; ``recording``: some env may still record frames from the last rollout.
     """
 
     def __init__(self):
@@ -289,23 +325,27 @@ class EvalEnvs(contextlib.AbstractContextManager):
             return self._envs
         self.close()
         if len(env_names) == 1:
-            factory = functools.partial(ChunkStepWrapper, env_names[0], dict(env_kwargs), chunk_size, frame_skip)
-            envs = gymnasium.vector.SyncVectorEnv([factory], autoreset_mode=gymnasium.vector.AutoresetMode.DISABLED)
+            env = take_env(env_names[0], env_kwargs, chunk_size, frame_skip)
+            envs = gymnasium.vector.SyncVectorEnv([lambda: env], autoreset_mode=gymnasium.vector.AutoresetMode.DISABLED)
         else:
             envs = worker_envs(env_names, env_kwargs, chunk_size, frame_skip)
         self._envs, self._spec, self.recording = envs, spec, False
         self.builds += 1
         return envs
 
-    def close(self) -> None:
+    def close(self, keep: bool = True) -> None:
+        """Close the vector env; with ``keep``, a one-env one's env goes to the next holder instead."""
         envs, self._envs, self._spec = self._envs, None, None
-        if envs is not None:
+        if keep and isinstance(envs, gymnasium.vector.SyncVectorEnv):
+            give_back(envs.envs[0])
+            envs.closed = True  # gymnasium's flag: closing the vector env would close the env it gave back
+        elif envs is not None:
             envs.close()
 
     def discard(self) -> None:
         """Forget the vector env after a failed rollout (a worker may be left mid-step), closing what still closes."""
         with contextlib.suppress(Exception):
-            self.close()  # forgets the env before closing it
+            self.close(keep=False)  # forgets the env before closing it
 
     def __exit__(self, *exc: object) -> None:
         self.close()

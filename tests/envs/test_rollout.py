@@ -12,12 +12,15 @@ import numpy as np
 import pytest
 
 from rql_lightning.envs import (
+    SPARES_KEPT,
     ChunkStepWrapper,
     EvalEnvs,
     evaluate_policy,
+    give_back,
     make_eval_env,
     max_episode_steps,
     resolve_env_id,
+    take_env,
     worker_envs,
 )
 from tests.envs.scripted import ACT_DIM, DATASET, ENV, T_MAX, CountingZeroPolicy, scripted_policy
@@ -79,23 +82,29 @@ def test_zero_policy_two_async_envs_batch_the_policy_call():
 
 
 @pytest.mark.slow
-def test_worker_envs_leave_no_env_in_this_process():
-    """The workers run forked copies of the one env built here, which then goes (it holds ~200 MB)."""
+def test_worker_envs_fork_the_envs_taken_here_and_keep_them_for_the_next():
+    """The workers run forked copies of the envs taken here, which this process then keeps for the next taker, at
+    most SPARES_KEPT of them (~200 MB each): a second vector env of the same builds none."""
 
-    def envs_here() -> int:
+    def envs_here() -> set[int]:
         gc.collect()
-        return sum(isinstance(o, ChunkStepWrapper) for o in gc.get_objects())
+        return {id(o) for o in gc.get_objects() if isinstance(o, ChunkStepWrapper)}
 
-    before = envs_here()
-    envs = worker_envs([ENV, ENV, ENV.replace("task1", "task2")], {"max_episode_steps": 5}, chunk_size=2)
-    try:
-        assert envs_here() == before
-        obs, _ = envs.reset(seed=[0, 0, 0])
-        np.testing.assert_array_equal(obs[0], obs[1])  # the same env and seed in two workers
-        *_, truncated, info = envs.step(np.zeros((3, 2, ACT_DIM), np.float32))
-        assert info["length"].tolist() == [2, 2, 2] and not truncated.any()
-    finally:
-        envs.close()
+    names, kwargs, kept = [ENV, ENV, ENV.replace("task1", "task2")], {"max_episode_steps": 5}, []
+    for _ in range(2):
+        envs = worker_envs(names, kwargs, chunk_size=2)
+        try:
+            kept.append(envs_here())
+            obs, _ = envs.reset(seed=[0, 0, 0])
+            np.testing.assert_array_equal(obs[0], obs[1])  # the same env and seed in two workers
+            *_, truncated, info = envs.step(np.zeros((3, 2, ACT_DIM), np.float32))
+            assert info["length"].tolist() == [2, 2, 2] and not truncated.any()
+        finally:
+            envs.close()
+    assert len(kept[0]) == SPARES_KEPT == 2 and kept[1] == kept[0]  # the two tasks' envs, built once
+    taken = take_env(ENV, kwargs, chunk_size=2)
+    assert id(taken) in kept[0] and envs_here() == kept[0]
+    give_back(taken)
 
 
 @pytest.mark.slow
@@ -141,6 +150,29 @@ def test_a_kept_vector_env_gives_the_results_of_a_fresh_one():
         np.testing.assert_array_equal(res.episode_lengths, fresh.episode_lengths)
         np.testing.assert_array_equal(res.episode_returns, fresh.episode_returns)
         np.testing.assert_array_equal(res.episode_successes, fresh.episode_successes)
+
+
+@pytest.mark.slow
+def test_a_closed_holders_env_goes_to_the_next_holder_unless_it_rendered(monkeypatch):
+    """A sweep's next job, or rql-eval after training, asks for the env the last holder closed: it is handed on, not
+    built again, and gives the episodes a new one gives; one that rendered is closed (its GL context is no fork's)."""
+    import rql_lightning.envs as envs_module
+
+    request = ([ENV], 1, {"max_episode_steps": 40}, 1)
+    kw = dict(num_episodes=3, seeds=[5], chunk_size=1, num_envs=1, env_kwargs={"max_episode_steps": 40})
+    with EvalEnvs() as first:
+        kept = first.get(*request).envs[0]
+    with EvalEnvs() as second:
+        assert second.get(*request).envs[0] is kept
+        (handed_on,) = evaluate_policy(scripted_policy, [ENV], envs=second, **kw)
+        kept.rendered = True  # as after a recorded episode
+    with EvalEnvs() as third:
+        assert third.get(*request).envs[0] is not kept
+    monkeypatch.setattr(envs_module, "SPARES_KEPT", 0)  # nothing handed on: a new env
+    (new,) = evaluate_policy(scripted_policy, [ENV], **kw)
+    assert new.episode_successes.any()
+    for field in ("episode_successes", "episode_returns", "episode_lengths"):
+        np.testing.assert_array_equal(getattr(handed_on, field), getattr(new, field))
 
 
 @pytest.mark.slow
