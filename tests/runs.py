@@ -18,7 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 RQL_TRAIN = str(Path(sys.executable).with_name("rql-train"))
 TRACEBACK = "Traceback (most recent call last)"
-# Tiny networks and batches; evaluation only at the end of training (2 episodes, in-process env).
+# Tiny networks and batches; evaluation only at the end of training (2 episodes of 20 steps, in-process env).
 TINY = [
     "model.num_critics=2",
     "model.actor_hidden_dims=[32,32]",
@@ -27,6 +27,7 @@ TINY = [
     "eval.episodes=2",
     "eval.num_envs=1",
     "eval.every_n_steps=1000",
+    "++callbacks.evaluation.env_kwargs.max_episode_steps=20",
     "callbacks.checkpoint.every_n_train_steps=10",
     "trainer.log_every_n_steps=5",
     "trainer.enable_progress_bar=false",
@@ -150,7 +151,6 @@ def train_tiny(out: Path, overrides: list[str]) -> None:
             *TINY,
             "trainer.max_steps=4",
             "callbacks.evaluation.num_episodes=1",
-            "+callbacks.evaluation.env_kwargs.max_episode_steps=20",
             *overrides,
         ]
     )

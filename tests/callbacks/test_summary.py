@@ -36,7 +36,6 @@ def test_summary_names_method_and_data_and_hparams_reach_tensorboard(cube_single
         f"paths.output_dir={tmp_path}",
         "trainer.max_steps=4",
         *TINY,
-        "+callbacks.evaluation.env_kwargs.max_episode_steps=20",
         "logger=many",  # TensorBoard and CSV: the HParams go to TensorBoard, CSV is left alone
     ]
     cfg = compose_config(overrides)

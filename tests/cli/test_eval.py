@@ -30,8 +30,7 @@ def trained_run(cube_single_dataset, tmp_path_factory) -> Path:
         [
             "trainer.max_steps=10",
             f"data.dataset_path={cube_single_dataset}",
-            *TINY,
-            "+callbacks.evaluation.env_kwargs.max_episode_steps=20",  # rql-eval must repeat it
+            *TINY,  # its evaluation's episodes are 20 steps: rql-eval must repeat that
             f"hydra.run.dir={run_dir}",
         ],
         cwd=root,

@@ -62,7 +62,6 @@ def test_a_signalled_job_saves_and_the_same_multirun_continues_it(cube_single_da
         f"data.dataset_path={cube_single_dataset}",
         *TINY,
         "eval.episodes=1",
-        "+callbacks.evaluation.env_kwargs.max_episode_steps=20",
         f"trainer.max_steps={STEPS}",
         "callbacks.checkpoint.every_n_train_steps=20",
         "resume=auto",

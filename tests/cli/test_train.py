@@ -163,7 +163,7 @@ def test_multirun_sweep(cube_single_dataset, tmp_path):
         "task.alpha=0.3,1",
         "trainer.max_steps=3",
         f"data.dataset_path={cube_single_dataset}",
-        *[o for o in TINY if not o.startswith("callbacks.evaluation")],
+        *[o for o in TINY if not o.lstrip("+").startswith("callbacks.evaluation")],
         "~callbacks.evaluation",
         f"hydra.sweep.dir={sweep_dir}",
     ]

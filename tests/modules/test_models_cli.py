@@ -17,7 +17,7 @@ from tests.runs import TINY, explain, rql_train_here
 EXAMPLES = str(Path(__file__).resolve().parents[2] / "examples")
 # The shared tiny networks, checkpoints every 3 steps, no evaluation.
 OVERRIDES = [
-    *(o for o in TINY if not o.startswith(("callbacks.evaluation", "callbacks.checkpoint"))),
+    *(o for o in TINY if not o.lstrip("+").startswith(("callbacks.evaluation", "callbacks.checkpoint"))),
     "callbacks.checkpoint.every_n_train_steps=3",
     "~callbacks.evaluation",
 ]

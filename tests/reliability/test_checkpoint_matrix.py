@@ -82,7 +82,6 @@ def fit(out: Path, overrides: list[str], steps: int) -> dict:
             *TINY,
             f"trainer.max_steps={steps}",
             "callbacks.evaluation.num_episodes=1",
-            "+callbacks.evaluation.env_kwargs.max_episode_steps=20",
             "+callbacks.first_step._target_=tests.reliability.test_checkpoint_matrix.FirstStep",
             f"+callbacks.first_step.path={out}/first_step.txt",
             *overrides,

@@ -71,7 +71,7 @@ def test_an_evaluation_env_of_the_datas_spaces_is_accepted(cube_single_dataset, 
             *TINY,
             "trainer.max_steps=2",
             "eval.episodes=1",
-            "+callbacks.evaluation.env_kwargs.max_episode_steps=5",
+            "callbacks.evaluation.env_kwargs.max_episode_steps=5",
             "callbacks.evaluation.env_name=cube-single-singletask-task3-v0",
         ]
     )

@@ -48,7 +48,7 @@ def lock_overrides(dataset: Path, run_dir: Path, steps: int) -> list[str]:
     return [
         f"data.dataset_path={dataset}",
         f"hydra.run.dir={run_dir}",
-        *(o for o in TINY if not o.startswith("callbacks.evaluation")),
+        *(o for o in TINY if not o.lstrip("+").startswith("callbacks.evaluation")),
         "~callbacks.evaluation",
         f"trainer.max_steps={steps}",
         "callbacks.checkpoint.every_n_train_steps=5",

@@ -7,7 +7,10 @@ import torch
 
 from tests.runs import TINY, explain, rql_train_here
 
-BASE = [o for o in TINY if not o.startswith("callbacks.evaluation")] + ["eval.episodes=0", "extras.print_config=false"]
+BASE = [o for o in TINY if not o.lstrip("+").startswith("callbacks.evaluation")] + [
+    "eval.episodes=0",
+    "extras.print_config=false",
+]
 
 
 @pytest.mark.slow

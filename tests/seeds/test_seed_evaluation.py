@@ -90,7 +90,7 @@ def run(dataset: Path, out: Path, *extra: str) -> dict:
             *TINY,
             "trainer.max_steps=4",
             "callbacks.evaluation.every_n_steps=2",
-            "+callbacks.evaluation.env_kwargs.max_episode_steps=40",
+            "callbacks.evaluation.env_kwargs.max_episode_steps=40",
             *extra,
         ]
     )

@@ -18,7 +18,7 @@ def run(dataset: Path, out: Path, steps: int, *extra: str, ckpt: Path | None = N
         f"data.dataset_path={dataset}",
         f"paths.output_dir={out}",
         f"trainer.max_steps={steps}",
-        *(o for o in TINY if not o.startswith(("callbacks.", "trainer.log_every_n_steps"))),
+        *(o for o in TINY if not o.lstrip("+").startswith(("callbacks.", "trainer.log_every_n_steps"))),
         "trainer.log_every_n_steps=1",
         "callbacks.checkpoint.every_n_train_steps=5",
         "~callbacks.evaluation",
