@@ -32,6 +32,8 @@ TINY = [
     "trainer.log_every_n_steps=5",
     "trainer.enable_progress_bar=false",
 ]
+# TINY for a run without the evaluation callback (``~callbacks.evaluation``)
+TINY_NO_EVAL = [o for o in TINY if "callbacks.evaluation" not in o]
 
 
 def quiet_env() -> dict[str, str]:

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from rql_lightning.config import compose_config
 from rql_lightning.training import train
-from tests.runs import TINY, TRACEBACK, explain, rql_train_here, scalars
+from tests.runs import TINY, TINY_NO_EVAL, TRACEBACK, explain, rql_train_here, scalars
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_multirun_sweep(cube_single_dataset, tmp_path):
         "task.alpha=0.3,1",
         "trainer.max_steps=3",
         f"data.dataset_path={cube_single_dataset}",
-        *[o for o in TINY if not o.lstrip("+").startswith("callbacks.evaluation")],
+        *TINY_NO_EVAL,
         "~callbacks.evaluation",
         f"hydra.sweep.dir={sweep_dir}",
     ]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from rql_lightning.run_lock import LOCK_NAME, RunDirBusy, RunLock, hold_run_dir
-from tests.runs import RQL_TRAIN, TINY, TRACEBACK, explain, quiet_env
+from tests.runs import RQL_TRAIN, TINY, TINY_NO_EVAL, TRACEBACK, explain, quiet_env
 
 
 def wait_for(condition, proc: subprocess.Popen | None = None, timeout: float = 240) -> None:
@@ -48,7 +48,7 @@ def lock_overrides(dataset: Path, run_dir: Path, steps: int) -> list[str]:
     return [
         f"data.dataset_path={dataset}",
         f"hydra.run.dir={run_dir}",
-        *(o for o in TINY if not o.lstrip("+").startswith("callbacks.evaluation")),
+        *TINY_NO_EVAL,
         "~callbacks.evaluation",
         f"trainer.max_steps={steps}",
         "callbacks.checkpoint.every_n_train_steps=5",

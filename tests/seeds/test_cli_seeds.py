@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.runs import TINY, explain, rql_train_here
+from tests.runs import TINY, TINY_NO_EVAL, explain, rql_train_here
 
-BASE = [o for o in TINY if not o.lstrip("+").startswith("callbacks.evaluation")] + [
+BASE = TINY_NO_EVAL + [
     "eval.episodes=0",
     "extras.print_config=false",
 ]
