@@ -19,12 +19,14 @@ if TYPE_CHECKING:
     import lightning as L
 
 
-def train(cfg: DictConfig, config_checked: bool = False) -> dict[str, Any]:
+def train(cfg: DictConfig, config_checked: bool = False, machine_checked: bool = False) -> dict[str, Any]:
     """Run one training job from a composed config; a summary of where things went. ``config_checked``: the caller
-    ran :func:`~rql_lightning.checks.check_config` (``rql-train`` checks a sweep's jobs before launching any)."""
+    ran :func:`~rql_lightning.checks.check_config` (``rql-train`` checks a sweep's jobs before launching any);
+    ``machine_checked``: it ran :func:`~rql_lightning.checks.check_machine` in this process (a single run's)."""
     if not config_checked:
         check_config(cfg)
-    check_machine(cfg)
+    if not machine_checked:
+        check_machine(cfg)
     check_output_dir(cfg.paths.output_dir)
     with hold_run_dir(cfg.paths.output_dir, cfg.get("run_lock")):  # one writer per run dir, before it writes there
         return _fit(cfg)

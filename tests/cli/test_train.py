@@ -5,6 +5,7 @@ tests/cli/test_exit_codes.py's."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 
@@ -12,9 +13,26 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from rql_lightning import checks, training
+from rql_lightning.cli import train as cli_train
 from rql_lightning.config import compose_config
 from rql_lightning.training import train
 from tests.runs import TINY, TINY_NO_EVAL, TRACEBACK, explain, rql_train_here, scalars
+
+
+@contextlib.contextmanager
+def machine_checks():
+    """The seed of each config rql-train hands to :func:`~rql_lightning.checks.check_machine`, in call order."""
+    seeds, real = [], checks.check_machine
+
+    def counted(cfg):
+        seeds.append(cfg.seed)
+        return real(cfg)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli_train, "check_machine", counted)
+        patch.setattr(training, "check_machine", counted)
+        yield seeds
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +41,10 @@ def train_run(cube_single_dataset, tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     run_dir = root / "run"
     args = ["trainer.max_steps=20", f"data.dataset_path={cube_single_dataset}", *TINY, f"hydra.run.dir={run_dir}"]
-    return run_dir, rql_train_here(args, cwd=root)
+    with machine_checks() as seeds:
+        proc = rql_train_here(args, cwd=root)
+    assert seeds == [0], "a single run checks its machine once, before Hydra starts"
+    return run_dir, proc
 
 
 @pytest.mark.slow
@@ -167,8 +188,10 @@ def test_multirun_sweep(cube_single_dataset, tmp_path):
         "~callbacks.evaluation",
         f"hydra.sweep.dir={sweep_dir}",
     ]
-    proc = rql_train_here(args, cwd=tmp_path)
+    with machine_checks() as seeds:
+        proc = rql_train_here(args, cwd=tmp_path)
     assert proc.returncode == 0, explain(proc)
+    assert seeds == [0, 0]  # each job checks the machine it runs on, once
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
     assert [p.name for p in jobs] == ["0", "1"]
     for job, alpha in zip(jobs, (0.3, 1.0), strict=True):

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, IntervalSweep
 from hydra.errors import CompactHydraException, InstantiationException
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from rql_lightning.checks import check_config, check_machine, check_overrides, check_run_dir_arguments
@@ -49,8 +51,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
     if cfg.get("extras", {}).get("print_config") and is_rank_zero_process():
         user_errors_as_one_line(lambda: print_config_tree(cfg))
-    # the settings were checked before launch; train() checks this job's machine
-    summary = user_errors_as_one_line(lambda: train(cfg, config_checked=True))
+    # the settings were checked before launch, and a single run's machine too; a sweep's job checks its own machine
+    single = HydraConfig.get().mode == RunMode.RUN
+    summary = user_errors_as_one_line(lambda: train(cfg, config_checked=True, machine_checked=single))
     print_summary(summary)
     return summary.get("success_rate")
 
