@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.modules.test_fast_path import scalar_cpu_kernels
 from tests.seeds.test_resume import moments
 from tests.seeds.test_task_column import assert_replica_is_single_run
 from tests.training.test_resume import run
@@ -56,7 +57,8 @@ def test_fql_and_a_subclass_column_equals_its_single_runs(model, examples_import
 def test_compiled_column_equals_the_eager_single_runs(cube_single_dataset, tmp_path):
     # two Euler steps, not ten, and one hidden layer: inductor compiles fewer kernels; the equivalence is the same
     flow = ["model.flow_steps=2", "model.actor_hidden_dims=[32]", "model.critic_hidden_dims=[32]"]
-    column = run(cube_single_dataset, tmp_path / "column", STEPS, "model.compile=true", *flow, *TASKS)
+    with scalar_cpu_kernels():
+        column = run(cube_single_dataset, tmp_path / "column", STEPS, "model.compile=true", *flow, *TASKS)
     assert column["hyper_parameters"]["compile"] is True and column["hyper_parameters"]["flow_steps"] == 2
     assert_column_is_its_single_runs(column, cube_single_dataset, tmp_path, *flow)
 
