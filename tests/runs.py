@@ -18,6 +18,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 RQL_TRAIN = str(Path(sys.executable).with_name("rql-train"))
 TRACEBACK = "Traceback (most recent call last)"
+# Evaluation episodes of 20 steps (the env's own limit is 200): no test reads what a longer episode would add.
+SHORT_EPISODES = "++callbacks.evaluation.env_kwargs.max_episode_steps=20"
 # Tiny networks and batches; evaluation only at the end of training (2 episodes of 20 steps, in-process env).
 TINY = [
     "model.num_critics=2",
@@ -27,7 +29,7 @@ TINY = [
     "eval.episodes=2",
     "eval.num_envs=1",
     "eval.every_n_steps=1000",
-    "++callbacks.evaluation.env_kwargs.max_episode_steps=20",
+    SHORT_EPISODES,
     "callbacks.checkpoint.every_n_train_steps=10",
     "trainer.log_every_n_steps=5",
     "trainer.enable_progress_bar=false",

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from tests.runs import SHORT_EPISODES
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -73,6 +75,7 @@ def test_wheel_commands_work_from_any_directory(wheel_venv, cube_single_dataset,
         [
             str(bin_dir / "rql-train"),
             "debug=default",
+            SHORT_EPISODES,
             "trainer.max_steps=3",
             f"data.dataset_path={cube_single_dataset}",
             f"hydra.run.dir={run_dir}",
@@ -115,6 +118,7 @@ def test_wheel_joblib_sweep_runs_jobs_in_parallel(wheel_venv, cube_single_datase
             "hydra.launcher.n_jobs=2",
             "seed=0,1",
             "debug=default",
+            SHORT_EPISODES,
             "trainer.max_steps=3",
             f"data.dataset_path={cube_single_dataset}",
             f"hydra.sweep.dir={sweep_dir}",
